@@ -1,0 +1,72 @@
+// FedAvg: the sample-weighted mean of the updates.
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <numeric>
+
+#include "rules.h"
+
+namespace cohort {
+
+Status check_update_stack(const at::Tensor& rows, std::span<const double> weights) {
+  if (!rows.defined() || rows.dim() != 2) {
+    return Status::invalid_argument("updates must be a 2-D [n, d] tensor");
+  }
+  if (!at::isFloatingType(rows.scalar_type())) {
+    return Status::invalid_argument("updates must be floating point");
+  }
+  const int64_t n = rows.size(0);
+  if (n < 1) return Status::invalid_argument("no updates to aggregate (n = 0)");
+  if (weights.empty()) return Status();
+  if (static_cast<int64_t>(weights.size()) != n) {
+    return Status::invalid_argument("got " + std::to_string(weights.size()) + " weights for " +
+                                    std::to_string(n) + " updates");
+  }
+  double sum = 0.0;
+  for (double w : weights) {
+    if (!std::isfinite(w) || w < 0.0) {
+      return Status::invalid_argument("weights must be finite and >= 0");
+    }
+    sum += w;
+  }
+  if (sum <= 0.0) return Status::invalid_argument("weights sum to zero");
+  return Status();
+}
+
+namespace {
+
+// Normalised weights: `weights` scaled to sum to 1, or uniform when empty.
+std::vector<double> normalised(std::span<const double> weights, int64_t n) {
+  if (weights.empty()) return std::vector<double>(n, 1.0 / static_cast<double>(n));
+  double sum = std::accumulate(weights.begin(), weights.end(), 0.0);
+  std::vector<double> out(weights.begin(), weights.end());
+  for (double& w : out) w /= sum;
+  return out;
+}
+
+class FedAvg final : public AggregationRule {
+ public:
+  std::string_view name() const override { return "fedavg"; }
+  Result<AggregationResult> aggregate(const at::Tensor& rows,
+                                      std::span<const double> weights) const override {
+    return fedavg(rows, weights);
+  }
+};
+
+}  // namespace
+
+Result<AggregationResult> fedavg(const at::Tensor& rows, std::span<const double> weights) {
+  COHORT_RETURN_IF_ERROR(check_update_stack(rows, weights));
+  AggregationResult out;
+  out.row_weights = normalised(weights, rows.size(0));
+  at::Tensor w = at::tensor(out.row_weights, at::TensorOptions().dtype(at::kDouble))
+                     .to(rows.device(), rows.scalar_type());
+  out.aggregate = at::matmul(w, rows);  // [n] x [n, d] -> [d]
+  return out;
+}
+
+Result<std::unique_ptr<AggregationRule>> make_fedavg(RuleParams&) {
+  return std::unique_ptr<AggregationRule>(std::make_unique<FedAvg>());
+}
+
+}  // namespace cohort

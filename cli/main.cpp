@@ -1,0 +1,46 @@
+// cohort: one executable, several subcommands.
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "commands.h"
+
+namespace {
+
+constexpr std::string_view kUsage = R"(usage: cohort <command> [options]
+
+commands:
+  demo          run a local federated job on Fashion-MNIST: one coordinator
+                and several worker processes on loopback
+  coordinator   serve a job described by a TOML file (docs/CONFIG.md)
+  worker        contribute this machine: train tasks from a coordinator
+  version       print the version
+
+Run `cohort <command> --help` for a command's options.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace cohort::cli;
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return kExitUsage;
+  }
+  const std::string_view command = argv[1];
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  if (command == "demo") return demo_command(args);
+  if (command == "coordinator") return coordinator_command(args);
+  if (command == "worker") return worker_command(args);
+  if (command == "version" || command == "--version") {
+    std::cout << "cohort 0.1.0\n";
+    return kExitOk;
+  }
+  if (command == "help" || command == "--help" || command == "-h") {
+    std::cout << kUsage;
+    return kExitOk;
+  }
+  std::cerr << "cohort: unknown command '" << command << "'\n\n" << kUsage;
+  return kExitUsage;
+}

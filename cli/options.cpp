@@ -1,0 +1,36 @@
+#include "options.h"
+
+#include <iostream>
+
+#include "commands.h"
+
+namespace cohort::cli {
+
+std::optional<po::variables_map> parse_args(const std::string& command, const std::string& summary,
+                                            const po::options_description& options,
+                                            const std::vector<std::string>& args, int& exit_code) {
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(options).run(), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: cohort " << command << " [options]\n" << summary << "\n\n" << options;
+      exit_code = kExitOk;
+      return std::nullopt;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "cohort " << command << ": " << e.what() << "\n(see cohort " << command
+              << " --help)\n";
+    exit_code = kExitUsage;
+    return std::nullopt;
+  }
+  return vm;
+}
+
+LogLevel log_level_of(const po::variables_map& vm) {
+  if (vm.count("quiet")) return LogLevel::kQuiet;
+  if (vm.count("verbose")) return LogLevel::kDebug;
+  return LogLevel::kInfo;
+}
+
+}  // namespace cohort::cli

@@ -1,0 +1,25 @@
+// Command-line parsing shared by the subcommands (Boost.Program_options).
+#pragma once
+
+#include <boost/program_options.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cohort/log.h"
+
+namespace cohort::cli {
+
+namespace po = boost::program_options;
+
+// Parses `args` against `options`. Prints --help or the error (naming the
+// option) and returns nullopt with `exit_code` set when the command should
+// stop; returns the parsed values otherwise.
+std::optional<po::variables_map> parse_args(const std::string& command, const std::string& summary,
+                                            const po::options_description& options,
+                                            const std::vector<std::string>& args, int& exit_code);
+
+// --quiet / --verbose into a level (both flags must be declared).
+LogLevel log_level_of(const po::variables_map& vm);
+
+}  // namespace cohort::cli

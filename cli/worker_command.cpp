@@ -1,0 +1,77 @@
+// `cohort worker --coordinator ENDPOINT`: contribute this machine.
+#include <iostream>
+
+#include "cohort/worker.h"
+#include "commands.h"
+#include "options.h"
+
+namespace cohort::cli {
+
+int worker_command(const std::vector<std::string>& args) {
+  WorkerOptions defaults;
+  po::options_description options("options");
+  options.add_options()
+      ("help,h", "show this help")
+      ("coordinator", po::value<std::string>()->default_value(defaults.coordinator),
+       "coordinator endpoint")
+      ("device", po::value<std::string>()->default_value(defaults.device), "cpu, cuda or cuda:N")
+      ("threads", po::value<int>()->default_value(0), "training threads (0 = LibTorch's default)")
+      ("data-dir", po::value<std::string>()->default_value(defaults.data_dir.string()),
+       "directory with MNIST-format IDX files (the training split is used)")
+      ("images", po::value<std::string>(), "your own IDX image file (with --labels)")
+      ("labels", po::value<std::string>(), "your own IDX label file (with --images)")
+      ("idle-timeout", po::value<double>()->default_value(600.0),
+       "seconds to wait for work before leaving")
+      ("wire-dtype", po::value<std::string>()->default_value("float32"),
+       "dtype of updates on the wire: float32, float64, float16 or bfloat16")
+      ("quiet,q", "log warnings and errors only")
+      ("verbose,v", "log debugging detail");
+  int exit_code = kExitOk;
+  auto vm = parse_args("worker",
+                       "Trains tasks from a coordinator on local data; only updates leave "
+                       "this machine.",
+                       options, args, exit_code);
+  if (!vm) return exit_code;
+
+  WorkerOptions worker;
+  worker.coordinator = (*vm)["coordinator"].as<std::string>();
+  worker.device = (*vm)["device"].as<std::string>();
+  worker.threads = (*vm)["threads"].as<int>();
+  worker.data_dir = (*vm)["data-dir"].as<std::string>();
+  if (vm->count("images")) worker.images = (*vm)["images"].as<std::string>();
+  if (vm->count("labels")) worker.labels = (*vm)["labels"].as<std::string>();
+  worker.idle_timeout = std::chrono::milliseconds(
+      static_cast<int64_t>((*vm)["idle-timeout"].as<double>() * 1000.0));
+  if (worker.threads < 0) {
+    std::cerr << "cohort worker: --threads must be >= 0\n";
+    return kExitUsage;
+  }
+  auto wire_dtype = parse_dtype((*vm)["wire-dtype"].as<std::string>());
+  if (!wire_dtype.ok()) {
+    std::cerr << "cohort worker: --wire-dtype: " << wire_dtype.status().message() << "\n";
+    return kExitUsage;
+  }
+  worker.wire_dtype = *wire_dtype;
+
+  if (Status s = init_crypto(); !s.ok()) {
+    std::cerr << "cohort worker: " << s.to_string() << "\n";
+    return kExitFailure;
+  }
+  Logger log(std::cerr, log_level_of(*vm), "worker");
+  Identity identity = Identity::generate();
+  zmq::context_t context;
+  auto summary = run_worker(context, worker, identity, log);
+  if (!summary.ok()) {
+    log.error(summary.status().to_string());
+    const auto code = summary.status().code();
+    return code == Status::Code::kInvalidArgument || code == Status::Code::kUnavailable ||
+                   code == Status::Code::kNotFound || code == Status::Code::kCorruption
+               ? kExitUsage
+               : kExitFailure;
+  }
+  log.info("leaving after " + std::to_string(summary->tasks_completed) + " task(s): " +
+           summary->exit_reason);
+  return kExitOk;
+}
+
+}  // namespace cohort::cli

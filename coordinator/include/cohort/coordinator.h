@@ -1,0 +1,116 @@
+// The researcher's side of a job: a ZeroMQ ROUTER server that registers
+// workers and runs the rounds.
+//
+// One round: announce (send each selected worker a Task and the global
+// model) -> collect Updates until every participant answered or the round
+// deadline passed -> check each update (round, task, base model, layout,
+// finite values) -> aggregate the accepted ones with the configured rule ->
+// global += server_learning_rate * aggregate -> evaluate on the held-out
+// test set -> checkpoint the model atomically -> append the round's metrics
+// to <output_dir>/metrics.jsonl -> tell each participant the result.
+//
+// A round with fewer accepted updates than `round.min_updates` keeps the old
+// model. Malformed, wrong-round and duplicate messages are answered with a
+// typed Error and counted; they never stop the round. A worker that
+// disconnects only costs the round its update.
+//
+// The Coordinator runs on the calling thread and is not thread-safe.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "cohort/aggregation.h"
+#include "cohort/config.h"
+#include "cohort/log.h"
+#include "cohort/status.h"
+#include "cohort/tensor_codec.h"
+
+namespace cohort {
+
+struct PhaseSeconds {
+  double announce = 0.0;   // encode and send tasks + model
+  double collect = 0.0;    // wait for, receive, decode and check updates
+  double aggregate = 0.0;  // stack, aggregate, apply
+  double evaluate = 0.0;   // test-set evaluation
+  double checkpoint = 0.0; // write the model
+  double total = 0.0;
+};
+
+struct RoundMetrics {
+  uint32_t round = 0;
+  double test_accuracy = 0.0;
+  double test_loss = 0.0;
+  int participants = 0;     // tasks sent
+  int accepted = 0;         // updates aggregated
+  int rejected = 0;         // messages answered with an Error this round
+  bool model_updated = false;
+  double mean_local_loss = 0.0;  // over accepted updates
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  PhaseSeconds seconds;
+
+  // One line of JSON (the format of metrics.jsonl).
+  std::string to_json() const;
+};
+
+struct JobSummary {
+  int rounds_completed = 0;
+  double test_accuracy = 0.0;
+  double test_loss = 0.0;
+  double seconds = 0.0;     // from the first task sent to the last round closed
+  std::filesystem::path checkpoint;
+};
+
+using RoundCallback = std::function<void(const RoundMetrics&)>;
+
+class Coordinator {
+ public:
+  // Validates the job, loads the test set, builds the initial model and the
+  // aggregation rule, and binds the listen endpoint. Errors: an unknown rule
+  // or bad rule parameter, unreadable test data, an endpoint in use.
+  static Result<std::unique_ptr<Coordinator>> create(zmq::context_t& context, JobConfig config,
+                                                     const RuleRegistry& rules, Logger& log);
+  ~Coordinator();
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // The bound endpoint (resolves "tcp://127.0.0.1:*" to the chosen port).
+  std::string endpoint() const;
+
+  // Waits for round.min_workers registrations, runs every round, then sends
+  // Bye to all workers. `on_round` is called after each round closes.
+  // Errors: too few workers registered in time; a failed checkpoint write.
+  Result<JobSummary> run(const RoundCallback& on_round = {});
+
+ private:
+  class Impl;
+  explicit Coordinator(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// A saved global model: the checkpoint written after every round.
+struct Checkpoint {
+  uint32_t round = 0;
+  std::string model_name;
+  Layout layout;
+  at::Tensor flat;  // float32
+  Digest digest{};
+};
+
+// Writes atomically: a temporary file, fsync, rename over `path`, fsync of
+// the directory. A crash leaves either the old or the new file, never a mix.
+Status write_checkpoint(const std::filesystem::path& path, const Checkpoint& checkpoint);
+
+// Errors: a missing file, a bad magic or version, truncation, a digest that
+// does not match the contents.
+Result<Checkpoint> read_checkpoint(const std::filesystem::path& path);
+
+}  // namespace cohort

@@ -1,0 +1,30 @@
+#include <nlohmann/json.hpp>
+
+#include "cohort/coordinator.h"
+
+namespace cohort {
+
+std::string RoundMetrics::to_json() const {
+  nlohmann::ordered_json json = {
+      {"round", round},
+      {"test_accuracy", test_accuracy},
+      {"test_loss", test_loss},
+      {"participants", participants},
+      {"accepted", accepted},
+      {"rejected", rejected},
+      {"model_updated", model_updated},
+      {"mean_local_loss", mean_local_loss},
+      {"bytes_in", bytes_in},
+      {"bytes_out", bytes_out},
+      {"seconds",
+       {{"announce", seconds.announce},
+        {"collect", seconds.collect},
+        {"aggregate", seconds.aggregate},
+        {"evaluate", seconds.evaluate},
+        {"checkpoint", seconds.checkpoint},
+        {"total", seconds.total}}},
+  };
+  return json.dump();
+}
+
+}  // namespace cohort

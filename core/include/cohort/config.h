@@ -1,0 +1,110 @@
+// A researcher's job description: what to train, on what, how, and where.
+//
+// A job is written as TOML (docs/CONFIG.md documents every key and its
+// default). Parsing is strict: an unknown table or key, a value of the wrong
+// type, or a value out of range is an error whose message names the key
+// (e.g. "training.batch_size: must be >= 1, got 0"). Every field below has
+// the documented default, so an empty file is a valid job.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "cohort/status.h"
+
+namespace cohort {
+
+struct JobSection {
+  std::string name = "cohort-job";         // non-empty
+  uint64_t seed = 1;                       // seeds model init, partitions, batch order
+  int rounds = 5;                          // >= 1
+  std::filesystem::path output_dir = "runs/cohort-job";  // metrics.jsonl, checkpoints; non-empty
+};
+
+struct ModelSection {
+  std::string name = "cnn";  // "cnn" | "mlp"
+};
+
+struct DataSection {
+  // "fashion-mnist": IDX files in `dir`; "idx": explicit IDX paths below.
+  std::string dataset = "fashion-mnist";
+  std::filesystem::path dir = "/usr/share/datasets/fashion-mnist";  // non-empty for fashion-mnist
+  // Used and required when dataset == "idx" (the coordinator's held-out test set).
+  std::filesystem::path test_images;
+  std::filesystem::path test_labels;
+  // How each worker's local dataset is split into the shard it trains on:
+  // "iid" | "dirichlet" (by label, `alpha`) | "gamma" (label-sorted mix with
+  // IID share `gamma`) | "none" (every worker uses all of its own data).
+  std::string partition = "iid";
+  double alpha = 0.5;   // dirichlet concentration, > 0
+  double gamma = 1.0;   // in [0, 1]; 1 = IID, 0 = label-sorted
+  int eval_samples = 0; // test samples the coordinator evaluates on; 0 = all
+};
+
+struct TrainingSection {
+  // Exactly one of local_steps (> 0) or local_epochs (> 0) drives local
+  // training; when both are 0 the default is one local epoch.
+  int local_steps = 0;         // >= 0
+  double local_epochs = 0.0;   // >= 0; fractions allowed (0.5 = half a pass)
+  int batch_size = 32;         // >= 1
+  double learning_rate = 0.05; // > 0
+  double momentum = 0.9;       // in [0, 1)
+  double weight_decay = 0.0;   // >= 0
+};
+
+struct AggregationSection {
+  // Name in the aggregation RuleRegistry, kept exactly as written; non-empty.
+  // Whether the registry knows it is checked where the rule is looked up.
+  std::string rule = "fedavg";
+  double server_learning_rate = 1.0; // global += lr * aggregate(updates); > 0
+  int f = 0;                         // assumed Byzantine workers per round, >= 0
+  // Rule-specific parameters, kept as text and checked by the rule itself:
+  // strings as written, integers in decimal, booleans as "true"/"false",
+  // floats in the shortest form that parses back to the same double.
+  std::map<std::string, std::string> params;
+};
+
+struct RoundSection {
+  int min_workers = 1;          // registrations awaited before round 1, >= max(1, min_updates)
+  int workers_per_round = 0;    // >= 0; 0 = every registered worker
+  // Quorum: fewer accepted updates = no new model. >= 1, and
+  // <= workers_per_round when that is > 0.
+  int min_updates = 1;
+  double deadline_seconds = 120.0;               // per round, > 0
+  double registration_timeout_seconds = 120.0;   // wait for min_workers, > 0
+};
+
+struct NetworkSection {
+  std::string listen = "tcp://127.0.0.1:5555";   // ZeroMQ endpoint: tcp://, ipc:// or inproc://
+  int64_t max_message_bytes = int64_t{1} << 30;  // per ZeroMQ frame, >= 1 MiB
+  // Tensor payload frame size, >= 4 KiB and <= max_message_bytes.
+  int64_t chunk_bytes = int64_t{16} << 20;
+  int64_t max_model_bytes = int64_t{2} << 30;    // largest model/update accepted, >= 1
+};
+
+struct JobConfig {
+  JobSection job;
+  ModelSection model;
+  DataSection data;
+  TrainingSection training;
+  AggregationSection aggregation;
+  RoundSection round;
+  NetworkSection network;
+};
+
+// Parses TOML text. `origin` names the source in error messages (a path).
+// Returns the config, or InvalidArgument "<origin>: <key>: <problem>" for the
+// first unknown key, wrong type, out-of-range value or contradiction, and
+// "<origin>: line L, column C: <problem>" for TOML syntax errors. Never
+// throws for bad input. Thread-safe: no shared state.
+Result<JobConfig> parse_job_config(std::string_view toml_text,
+                                   std::string_view origin = "<config>");
+
+// Reads and parses a TOML file; errors name the file (as `origin` above).
+// NotFound when the file does not exist, IoError when it cannot be read.
+Result<JobConfig> load_job_config(const std::filesystem::path& path);
+
+}  // namespace cohort

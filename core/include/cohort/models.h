@@ -1,0 +1,88 @@
+// The models Cohort trains, chosen by name, and their evaluation.
+//
+//   "cnn": conv 1->20 5x5, pool, conv 20->50 5x5, pool, fc 800->500->10
+//          (431,080 parameters; ByzFL's cnn_mnist, so robustness numbers are
+//          comparable with its benchmark)
+//   "mlp": fc 784->512->256->10 with ReLU (535,818 parameters)
+// Both take [B, 1, 28, 28] float images and return [B, 10] logits.
+//
+// Initialisation draws from a generator seeded by the caller (PyTorch's
+// default uniform(+-1/sqrt(fan_in)) scheme), never from the process-global
+// one, so two processes given the same seed build the same model.
+//
+// A Model is a resource type: not copyable, not thread-safe.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cohort/dataset.h"
+#include "cohort/status.h"
+#include "cohort/tensor_codec.h"
+
+namespace cohort {
+
+// "cnn", "mlp".
+std::vector<std::string> model_names();
+
+class Model {
+ public:
+  // Errors: unknown name (InvalidArgument, listing the known ones).
+  static Result<std::unique_ptr<Model>> create(std::string_view name, uint64_t seed);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const std::string& name() const;
+  // Canonical (name-sorted) layout of the parameters.
+  const Layout& layout() const;
+  int64_t parameter_count() const;
+
+  // A CPU float32 copy of the parameters in canonical order.
+  at::Tensor flat_parameters() const;
+  // Overwrites the parameters; flat must be 1-D with parameter_count() values.
+  Status set_flat_parameters(const at::Tensor& flat);
+
+  // The live parameter tensors (in canonical order), e.g. for an optimizer.
+  std::vector<at::Tensor> parameters();
+
+  at::Tensor forward(const at::Tensor& images);
+  void set_training(bool training);
+
+  // Moves the parameters to "cpu", "cuda" or "cuda:N". Errors: a malformed
+  // name, or CUDA requested where it is not available (Unavailable).
+  Status to_device(std::string_view device);
+  at::Device device() const;
+
+ private:
+  struct Impl;
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Parses "cpu", "cuda", "cuda:N" and checks that the device exists.
+Result<at::Device> parse_device(std::string_view device);
+
+// Images scaled to [0, 1] and normalised with the Fashion-MNIST mean and
+// standard deviation, as [N, 1, rows, cols] float32; labels as int64 [N].
+struct TensorDataset {
+  at::Tensor images;
+  at::Tensor labels;
+  int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
+};
+TensorDataset to_tensors(const LabeledImages& data);
+
+struct Evaluation {
+  double accuracy = 0.0;  // fraction correct
+  double loss = 0.0;      // mean cross-entropy
+  int64_t samples = 0;
+};
+
+// Evaluates without gradients, in batches, on the model's device.
+Evaluation evaluate(Model& model, const TensorDataset& data, int64_t batch_size = 1000);
+
+}  // namespace cohort

@@ -1,0 +1,179 @@
+# The Cohort wire protocol: every message between a worker and the
+# coordinator. This file is the only definition of the wire; docs/PROTOCOL.md
+# explains the exchange.
+#
+# Framing: one ZeroMQ multipart message = one Envelope frame, followed by the
+# raw little-endian bytes of at most one tensor payload (a model or an
+# update) split into `PayloadHeader.chunkCount` frames. Tensor bytes never
+# travel inside a Cap'n Proto list, so model size is not bounded by Cap'n
+# Proto's traversal limit.
+#
+# Evolution: fields and enumerants are only ever added with higher numbers.
+# Never renumber. A breaking change bumps `protocolVersion`.
+
+@0x84908a593e22925d;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("cohort::proto");
+
+const protocolVersion :UInt32 = 1;
+
+enum DType {
+  float32 @0;
+  float64 @1;
+  float16 @2;
+  bfloat16 @3;
+}
+
+struct TensorSpec {
+  name @0 :Text;           # parameter name, e.g. "conv1.weight"
+  dtype @1 :DType;         # dtype of the bytes on the wire
+  shape @2 :List(Int64);
+}
+
+# Describes the tensor bytes that follow the Envelope frame ("model
+# transfer"): the tensors in canonical (name-sorted) order, concatenated.
+struct PayloadHeader {
+  tensors @0 :List(TensorSpec);
+  totalBytes @1 :UInt64;   # sum of numel * dtype size over `tensors`
+  chunkCount @2 :UInt32;   # number of payload frames after the Envelope
+  digest @3 :Data;         # BLAKE2b-256 over the canonical layout and bytes
+}
+
+enum DeviceKind {
+  cpu @0;
+  cuda @1;
+}
+
+struct DeviceInfo {
+  kind @0 :DeviceKind;
+  name @1 :Text;           # e.g. "cpu" or "NVIDIA H100"
+  threads @2 :UInt32;      # intra-op threads the worker trains with
+  memoryBytes @3 :UInt64;  # device memory (0 if unknown)
+}
+
+# What a worker holds, described, never shipped.
+struct DatasetInfo {
+  kind @0 :Text;           # "fashion-mnist" or "idx"
+  samples @1 :UInt64;
+  classes @2 :UInt32;
+}
+
+struct Hello {
+  workerKey @0 :Data;      # the worker's 32-byte Ed25519 public key
+  device @1 :DeviceInfo;
+  dataset @2 :DatasetInfo;
+  software @3 :Text;       # e.g. "cohort 0.1.0"
+}
+
+struct Welcome {
+  workerIndex @0 :UInt32;  # stable slot of this worker in the job
+  jobName @1 :Text;
+  rounds @2 :UInt32;
+}
+
+struct Hyperparameters {
+  localSteps @0 :UInt32;   # SGD steps per task; 0 = use localEpochs
+  localEpochs @1 :Float64;
+  batchSize @2 :UInt32;
+  learningRate @3 :Float64;
+  momentum @4 :Float64;
+  weightDecay @5 :Float64;
+}
+
+enum PartitionScheme {
+  iid @0;
+  dirichlet @1;
+  gamma @2;
+  none @3;
+}
+
+# Which shard of its local dataset the worker trains on.
+struct DataSelection {
+  scheme @0 :PartitionScheme;
+  numParts @1 :UInt32;
+  partIndex @2 :UInt32;
+  alpha @3 :Float64;
+  gamma @4 :Float64;
+  seed @5 :UInt64;         # partition seed (the same for every worker)
+}
+
+# Coordinator -> worker: train from this model; the model follows as payload.
+struct Task {
+  round @0 :UInt32;
+  taskId @1 :UInt64;
+  modelName @2 :Text;      # "cnn" | "mlp"
+  hyper @3 :Hyperparameters;
+  data @4 :DataSelection;
+  seed @5 :UInt64;         # batch order and any training randomness
+  deadlineUnixMs @6 :Int64;
+  model @7 :PayloadHeader;
+}
+
+struct TrainMetrics {
+  localLoss @0 :Float64;     # mean training loss over the task's steps
+  localAccuracy @1 :Float64; # mean training accuracy over the task's steps
+  steps @2 :UInt32;
+  trainSeconds @3 :Float64;
+}
+
+# Worker -> coordinator: the update (trained minus start parameters) follows
+# as payload.
+struct Update {
+  round @0 :UInt32;
+  taskId @1 :UInt64;
+  numSamples @2 :UInt64;     # samples seen in training (FedAvg weight)
+  metrics @3 :TrainMetrics;
+  baseModelHash @4 :Data;    # digest of the model the worker started from
+  delta @5 :PayloadHeader;
+}
+
+# Coordinator -> participant, after the round closed.
+struct RoundResult {
+  round @0 :UInt32;
+  accepted @1 :Bool;         # whether this worker's update was aggregated
+  reason @2 :Text;           # why not, when not
+  testAccuracy @3 :Float64;
+  testLoss @4 :Float64;
+  participants @5 :UInt32;
+  modelHash @6 :Data;        # digest of the new global model
+}
+
+enum ErrorCode {
+  internal @0;
+  malformedMessage @1;
+  unsupportedVersion @2;
+  notRegistered @3;
+  wrongRound @4;
+  unknownTask @5;
+  duplicate @6;
+  tooLarge @7;
+  invalidUpdate @8;
+  deadlineExceeded @9;
+  unavailable @10;
+}
+
+struct Error {
+  code @0 :ErrorCode;
+  message @1 :Text;
+  round @2 :UInt32;          # the round it refers to, when any
+  taskId @3 :UInt64;
+}
+
+# Either side is leaving; the coordinator sends it when the job is done.
+struct Bye {
+  reason @0 :Text;
+}
+
+struct Envelope {
+  version @0 :UInt32;
+  body :union {
+    hello @1 :Hello;
+    welcome @2 :Welcome;
+    task @3 :Task;
+    update @4 :Update;
+    roundResult @5 :RoundResult;
+    error @6 :Error;
+    bye @7 :Bye;
+  }
+}
