@@ -99,7 +99,7 @@ int demo_command(const std::vector<std::string>& args) {
   options.add_options()
       ("help,h", "show this help")
       ("workers", po::value<int>()->default_value(4), "worker processes")
-      ("rounds", po::value<int>()->default_value(3), "federated rounds")
+      ("rounds", po::value<int>()->default_value(5), "federated rounds")
       ("seed", po::value<uint64_t>()->default_value(1), "seed for the model, shards and batches")
       ("model", po::value<std::string>()->default_value("cnn"), "cnn or mlp")
       ("local-epochs", po::value<double>()->default_value(1.0), "local epochs per round")
