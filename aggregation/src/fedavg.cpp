@@ -30,6 +30,7 @@ Status check_update_stack(const at::Tensor& rows, std::span<const double> weight
     sum += w;
   }
   if (sum <= 0.0) return Status::invalid_argument("weights sum to zero");
+  if (!std::isfinite(sum)) return Status::invalid_argument("weights sum to infinity");
   return Status();
 }
 

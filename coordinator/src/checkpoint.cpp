@@ -70,7 +70,8 @@ Result<Layout> layout_from_json(const nlohmann::json& tensors) {
     layout.tensors.push_back(TensorSpec{t.at("name").get<std::string>(), DType::kFloat32,
                                         t.at("shape").get<std::vector<int64_t>>()});
   }
-  COHORT_RETURN_IF_ERROR(validate_layout(layout));
+  // A bad layout in a stored file is corruption, not a caller's mistake.
+  if (Status s = validate_layout(layout); !s.ok()) return Status::corruption(s.message());
   return layout;
 }
 

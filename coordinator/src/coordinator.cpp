@@ -252,7 +252,7 @@ class Coordinator::Impl {
       auto sent = send_to(worker->routing_id, task, payload.chunks());
       if (!sent) continue;
       state.bytes_out += *sent;
-      state.pending[worker->routing_id] = PendingTask{task.task_id, false};
+      state.pending[worker->routing_id] = PendingTask{task.task_id, false, ""};
     }
     if (state.pending.empty()) return Status::unavailable("no worker could be sent a task");
     return Status();

@@ -132,6 +132,7 @@ int64_t Layout::numel() const {
 }
 
 Status validate_layout(const Layout& layout) {
+  uint64_t total = 0;
   for (size_t i = 0; i < layout.tensors.size(); ++i) {
     const TensorSpec& spec = layout.tensors[i];
     if (spec.name.empty()) return Status::invalid_argument("tensor " + std::to_string(i) + " has no name");
@@ -141,6 +142,13 @@ Status validate_layout(const Layout& layout) {
     for (int64_t dim : spec.shape) {
       if (dim < 0) return Status::invalid_argument("tensor '" + spec.name + "' has a negative dimension");
     }
+    // numel() multiplies in int64: reject what would overflow it.
+    uint64_t numel = 0;
+    constexpr auto kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+    if (!checked_numel(spec, numel) || numel > kMax - total) {
+      return Status::invalid_argument("layout has too many elements at '" + spec.name + "'");
+    }
+    total += numel;
   }
   return Status();
 }
@@ -176,6 +184,7 @@ std::vector<zmq::message_t> EncodedPayload::chunks() const {
 Result<EncodedPayload> encode_payload(const Layout& layout, const at::Tensor& flat,
                                       size_t chunk_bytes, DType wire_dtype) {
   if (chunk_bytes == 0) return Status::invalid_argument("chunk_bytes must be > 0");
+  COHORT_RETURN_IF_ERROR(validate_layout(layout));
   if (flat.dim() != 1 || flat.scalar_type() != at::kFloat || flat.numel() != layout.numel()) {
     return Status::invalid_argument("flat tensor must be 1-D float32 with " +
                                     std::to_string(layout.numel()) + " elements");

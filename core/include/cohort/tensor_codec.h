@@ -35,7 +35,8 @@ struct Layout {
   bool operator==(const Layout&) const = default;
 };
 
-// Checks that names are unique and sorted and shapes are non-negative.
+// Checks that names are unique and sorted, shapes are non-negative and the
+// element count fits in int64.
 Status validate_layout(const Layout& layout);
 
 // BLAKE2b-256 over the layout (names, shapes) and the flat tensor's bytes as
@@ -62,7 +63,8 @@ class EncodedPayload {
 // Encodes a flat float32 tensor for sending. `wire_dtype` is the dtype of the
 // bytes on the wire. The header's digest covers the layout and the bytes as
 // sent, so for a float32 wire it equals digest_of(layout, flat).
-// Errors: flat is not 1-D float32 of layout.numel() elements; chunk_bytes 0.
+// Errors: a layout validate_layout rejects; flat is not 1-D float32 of
+// layout.numel() elements; chunk_bytes 0.
 Result<EncodedPayload> encode_payload(const Layout& layout, const at::Tensor& flat,
                                       size_t chunk_bytes, DType wire_dtype = DType::kFloat32);
 

@@ -23,6 +23,9 @@
 namespace cohort {
 
 struct Outgoing {
+  Outgoing(Message m, std::vector<zmq::message_t> frames = {})  // NOLINT: implicit by design
+      : message(std::move(m)), payload(std::move(frames)) {}
+
   Message message;
   std::vector<zmq::message_t> payload;  // tensor chunks, sent zero-copy
 };

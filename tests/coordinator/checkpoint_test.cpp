@@ -1,0 +1,209 @@
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cohort/coordinator.h"
+
+namespace cohort {
+namespace {
+
+namespace fs = std::filesystem;
+
+Layout small_layout() {
+  return Layout{{
+      TensorSpec{"fc.bias", DType::kFloat32, {2}},
+      TensorSpec{"fc.weight", DType::kFloat32, {2, 3}},
+  }};
+}
+
+Checkpoint small_checkpoint(uint32_t round = 4) {
+  Checkpoint c;
+  c.round = round;
+  c.model_name = "mlp";
+  c.layout = small_layout();
+  c.flat = at::tensor({0.5f, -1.25f, 1.0f, 2.0f, 3.0f, -4.0f, 1e-7f, 65504.0f});
+  c.digest = digest_of(c.layout, c.flat);
+  return c;
+}
+
+std::vector<float> values_of(const at::Tensor& t) {
+  at::Tensor c = t.contiguous();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void write_file(const fs::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+void put_u32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+// A checkpoint file built by hand from the documented format.
+std::string hand_made_file(const std::string& json, const std::string& data) {
+  std::string out = "COHORTCK";
+  put_u32(out, 1);
+  put_u32(out, static_cast<uint32_t>(json.size()));
+  return out + json + data;
+}
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { ASSERT_TRUE(init_crypto().ok()); }
+
+  void SetUp() override {
+    std::random_device rd;
+    dir_ = fs::temp_directory_path() /
+           ("cohort-checkpoint-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+    ASSERT_TRUE(fs::create_directory(dir_));
+    path_ = dir_ / "model.ck";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Writes small_checkpoint(), then replaces the file with `edit` applied.
+  template <class Edit>
+  Status read_after_edit(Edit edit) {
+    EXPECT_TRUE(write_checkpoint(path_, small_checkpoint()).ok());
+    std::string bytes = read_file(path_);
+    edit(bytes);
+    write_file(path_, bytes);
+    return read_checkpoint(path_).status();
+  }
+
+  fs::path dir_;
+  fs::path path_;
+};
+
+TEST_F(CheckpointTest, WriteThenReadRoundTrips) {
+  const Checkpoint written = small_checkpoint();
+  ASSERT_TRUE(write_checkpoint(path_, written).ok());
+  Result<Checkpoint> r = read_checkpoint(path_);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->round, 4u);
+  EXPECT_EQ(r->model_name, "mlp");
+  EXPECT_EQ(r->layout, small_layout());
+  EXPECT_EQ(r->flat.scalar_type(), at::kFloat);
+  EXPECT_EQ(values_of(r->flat), values_of(written.flat));
+  EXPECT_EQ(r->digest, written.digest);
+}
+
+TEST_F(CheckpointTest, FileFollowsTheDocumentedFormat) {
+  ASSERT_TRUE(write_checkpoint(path_, small_checkpoint()).ok());
+  const std::string bytes = read_file(path_);
+  ASSERT_GE(bytes.size(), 16u);
+  EXPECT_EQ(bytes.substr(0, 8), "COHORTCK");
+  EXPECT_EQ(bytes.substr(8, 4), std::string("\x01\x00\x00\x00", 4));
+  const uint32_t header = static_cast<uint8_t>(bytes[12]) | static_cast<uint8_t>(bytes[13]) << 8 |
+                          static_cast<uint8_t>(bytes[14]) << 16 |
+                          static_cast<uint8_t>(bytes[15]) << 24;
+  EXPECT_EQ(bytes.size(), 16 + header + 8 * 4);  // 8 float32 values follow the JSON
+  const std::string json = bytes.substr(16, header);
+  EXPECT_NE(json.find("\"model\":\"mlp\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"round\":4"), std::string::npos) << json;
+  float first = 0;
+  std::memcpy(&first, bytes.data() + 16 + header, 4);
+  EXPECT_EQ(first, 0.5f);
+}
+
+TEST_F(CheckpointTest, AtomicWriteLeavesNoTemporaryFile) {
+  ASSERT_TRUE(write_checkpoint(path_, small_checkpoint(1)).ok());
+  ASSERT_TRUE(write_checkpoint(path_, small_checkpoint(2)).ok());  // replaces the first
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir_)) names.push_back(entry.path().filename().string());
+  EXPECT_EQ(names, std::vector<std::string>{"model.ck"});
+  Result<Checkpoint> r = read_checkpoint(path_);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->round, 2u);
+}
+
+TEST_F(CheckpointTest, WriteIntoMissingDirectoryIsIoError) {
+  Status s = write_checkpoint(dir_ / "no-such-dir" / "model.ck", small_checkpoint());
+  EXPECT_EQ(s.code(), Status::Code::kIoError);
+}
+
+TEST_F(CheckpointTest, MissingFileIsNotFound) {
+  Result<Checkpoint> r = read_checkpoint(dir_ / "absent.ck");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kNotFound);
+}
+
+TEST_F(CheckpointTest, BadMagicIsCorruption) {
+  Status s = read_after_edit([](std::string& b) { b[0] = 'X'; });
+  EXPECT_EQ(s.code(), Status::Code::kCorruption);
+  EXPECT_NE(s.message().find("magic"), std::string::npos) << s.message();
+}
+
+TEST_F(CheckpointTest, WrongVersionIsCorruption) {
+  Status s = read_after_edit([](std::string& b) { b[8] = 2; });
+  EXPECT_EQ(s.code(), Status::Code::kCorruption);
+  EXPECT_NE(s.message().find("version 2"), std::string::npos) << s.message();
+}
+
+TEST_F(CheckpointTest, TruncatedFilesAreCorruption) {
+  EXPECT_EQ(read_after_edit([](std::string& b) { b.resize(b.size() - 4); }).code(),
+            Status::Code::kCorruption);  // one value short
+  EXPECT_EQ(read_after_edit([](std::string& b) { b.resize(20); }).code(),
+            Status::Code::kCorruption);  // inside the header
+  EXPECT_EQ(read_after_edit([](std::string& b) { b.resize(10); }).code(),
+            Status::Code::kCorruption);  // inside the prefix
+  EXPECT_EQ(read_after_edit([](std::string& b) { b.clear(); }).code(),
+            Status::Code::kCorruption);
+}
+
+TEST_F(CheckpointTest, TrailingBytesAreCorruption) {
+  EXPECT_EQ(read_after_edit([](std::string& b) { b.append(4, '\0'); }).code(),
+            Status::Code::kCorruption);
+}
+
+TEST_F(CheckpointTest, TamperedValueFailsTheDigest) {
+  Status s = read_after_edit([](std::string& b) { b[b.size() - 2] ^= 0x01; });
+  EXPECT_EQ(s.code(), Status::Code::kCorruption);
+  EXPECT_NE(s.message().find("digest"), std::string::npos) << s.message();
+}
+
+TEST_F(CheckpointTest, MalformedHeaderJsonIsCorruption) {
+  const std::string data(8 * 4, '\0');
+  write_file(path_, hand_made_file("{\"round\": 1, \"model\": ", data));
+  EXPECT_EQ(read_checkpoint(path_).status().code(), Status::Code::kCorruption);
+  write_file(path_, hand_made_file("{\"round\": 1, \"model\": \"mlp\"}", data));  // no tensors
+  EXPECT_EQ(read_checkpoint(path_).status().code(), Status::Code::kCorruption);
+}
+
+TEST_F(CheckpointTest, UnsortedLayoutIsCorruption) {
+  const std::string json =
+      R"({"round":1,"model":"mlp","digest":"00","tensors":[)"
+      R"({"name":"fc.weight","shape":[2,3]},{"name":"fc.bias","shape":[2]}]})";
+  write_file(path_, hand_made_file(json, std::string(8 * 4, '\0')));
+  EXPECT_EQ(read_checkpoint(path_).status().code(), Status::Code::kCorruption);
+}
+
+TEST_F(CheckpointTest, LayoutWhoseSizeOverflowsIsCorruptionNotACrash) {
+  // 2^32 * 2^32 elements wraps to 0 in 64 bits, matching an empty data
+  // section, and the digest is the true one for that layout and no values.
+  const int64_t big = int64_t{1} << 32;
+  const Layout huge{{TensorSpec{"w", DType::kFloat32, {big, big}}}};
+  const std::string json =
+      R"({"round":1,"model":"mlp","digest":")" + to_hex(digest_of(huge, at::zeros({0}))) +
+      R"(","tensors":[{"name":"w","shape":[4294967296,4294967296]}]})";
+  write_file(path_, hand_made_file(json, ""));
+  EXPECT_EQ(read_checkpoint(path_).status().code(), Status::Code::kCorruption);
+}
+
+}  // namespace
+}  // namespace cohort
