@@ -8,16 +8,25 @@ namespace cohort {
 RuleParams::RuleParams(int f, std::map<std::string, std::string> values)
     : f_(f), values_(std::move(values)) {}
 
+namespace {
+
+// Parses the whole of `text` as a T; false if anything is left over.
+template <class T>
+bool parse_number(const std::string& text, T& value) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+}  // namespace
+
 Result<double> RuleParams::get_double(const std::string& key, double fallback) {
   auto it = values_.find(key);
   if (it == values_.end()) return fallback;
   used_.insert(key);
-  const std::string& text = it->second;
   double value = 0.0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value)) {
+  if (!parse_number(it->second, value) || !std::isfinite(value)) {
     return Status::invalid_argument("parameter '" + key + "': expected a finite number, got '" +
-                                    text + "'");
+                                    it->second + "'");
   }
   return value;
 }
@@ -26,12 +35,10 @@ Result<int64_t> RuleParams::get_int(const std::string& key, int64_t fallback) {
   auto it = values_.find(key);
   if (it == values_.end()) return fallback;
   used_.insert(key);
-  const std::string& text = it->second;
   int64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) {
+  if (!parse_number(it->second, value)) {
     return Status::invalid_argument("parameter '" + key + "': expected an integer, got '" +
-                                    text + "'");
+                                    it->second + "'");
   }
   return value;
 }
