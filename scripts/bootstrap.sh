@@ -77,6 +77,7 @@ configure_and_build() {
   # Precompiled headers and ccache need these to hit the cache.
   export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
   export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+  export CCACHE_BASEDIR=$ROOT  # relative paths: a fresh clone elsewhere still hits the cache
   log "configuring build/ ($BUILD_TYPE, LibTorch from $prefix)"
   cmake -S "$ROOT" -B "$ROOT/build" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" \
     -DCMAKE_PREFIX_PATH="$prefix" -Wno-dev >"$ROOT/build.configure.log" 2>&1 ||
