@@ -15,6 +15,7 @@ commands:
                 and several worker processes on loopback
   coordinator   serve a job described by a TOML file (docs/CONFIG.md)
   worker        contribute this machine: train tasks from a coordinator
+  aggregate     run a robust aggregation rule on saved updates (.npy)
   version       print the version
 
 Run `cohort <command> --help` for a command's options.
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   if (command == "demo") return demo_command(args);
   if (command == "coordinator") return coordinator_command(args);
   if (command == "worker") return worker_command(args);
+  if (command == "aggregate") return aggregate_command(args);
   if (command == "version" || command == "--version") {
     std::cout << "cohort 0.1.0\n";
     return kExitOk;

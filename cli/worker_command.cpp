@@ -24,6 +24,7 @@ int worker_command(const std::vector<std::string>& args) {
        "seconds to wait for work before leaving")
       ("wire-dtype", po::value<std::string>()->default_value("float32"),
        "dtype of updates on the wire: float32, float64, float16 or bfloat16")
+      ("flip-labels", "Byzantine experiments only: train on flipped labels (y -> 9 - y)")
       ("quiet,q", "log warnings and errors only")
       ("verbose,v", "log debugging detail");
   int exit_code = kExitOk;
@@ -52,6 +53,7 @@ int worker_command(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   worker.wire_dtype = *wire_dtype;
+  worker.flip_labels = vm->count("flip-labels") > 0;
 
   if (Status s = init_crypto(); !s.ok()) {
     std::cerr << "cohort worker: " << s.to_string() << "\n";

@@ -79,6 +79,7 @@ struct Hyperparameters {
   learningRate @3 :Float64;
   momentum @4 :Float64;
   weightDecay @5 :Float64;
+  keepMomentum @6 :Bool;   # keep SGD momentum buffers from the worker's previous task
 }
 
 enum PartitionScheme {

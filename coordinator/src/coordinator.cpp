@@ -6,11 +6,14 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <optional>
 
+#include "cohort/attacks.h"
 #include "cohort/dataset.h"
 #include "cohort/models.h"
 #include "cohort/random.h"
+#include "cohort/training.h"
 #include "cohort/wire.h"
 #include "worker_registry.h"
 
@@ -34,18 +37,27 @@ std::chrono::milliseconds until(Clock::time_point deadline) {
   return std::max(left, std::chrono::milliseconds(0));
 }
 
+LabeledImages first_samples(const LabeledImages& all, int64_t count) {
+  std::vector<int64_t> first(static_cast<size_t>(std::min(count, all.count)));
+  std::iota(first.begin(), first.end(), 0);
+  return select_samples(all, first);
+}
+
 Result<TensorDataset> load_test_set(const DataSection& data) {
   Result<LabeledImages> images =
       data.dataset == "idx" ? load_idx_pair(data.test_images, data.test_labels)
                             : load_mnist_format_dir(data.dir, Split::kTest);
   if (!images.ok()) return images.status().with_context("loading the test set");
-  LabeledImages test = std::move(images).value();
-  if (data.eval_samples > 0 && data.eval_samples < test.count) {
-    std::vector<int64_t> first(static_cast<size_t>(data.eval_samples));
-    for (int64_t i = 0; i < data.eval_samples; ++i) first[static_cast<size_t>(i)] = i;
-    test = select_samples(test, first);
-  }
-  return to_tensors(test);
+  const int64_t count = data.eval_samples > 0 ? data.eval_samples : images->count;
+  return to_tensors(first_samples(*images, count));
+}
+
+// The first `count` samples of the training split: the coordinator's own
+// trusted data for a root update.
+Result<TensorDataset> load_root_set(const DataSection& data, int count) {
+  Result<LabeledImages> train = load_mnist_format_dir(data.dir, Split::kTrain);
+  if (!train.ok()) return train.status().with_context("loading the root (trusted) samples");
+  return to_tensors(first_samples(*train, count));
 }
 
 Hyperparameters hyperparameters_of(const TrainingSection& training) {
@@ -56,6 +68,7 @@ Hyperparameters hyperparameters_of(const TrainingSection& training) {
   hyper.learning_rate = training.learning_rate;
   hyper.momentum = training.momentum;
   hyper.weight_decay = training.weight_decay;
+  hyper.keep_momentum = training.keep_momentum;
   return hyper;
 }
 
@@ -66,7 +79,7 @@ struct RoundState {
   std::map<std::string, PendingTask> pending;  // by routing id
   std::vector<at::Tensor> rows;
   std::vector<double> weights;
-  std::vector<std::string> contributors;       // routing id per row
+  std::vector<uint32_t> contributors;          // worker index per row
   double local_loss_sum = 0.0;
   int rejected = 0;
   uint64_t bytes_in = 0;
@@ -87,11 +100,26 @@ class Coordinator::Impl {
 
   Status init(const RuleRegistry& rules) {
     COHORT_ASSIGN_OR_RETURN(
-        rule_, rules.create(config_.aggregation.rule,
-                            RuleParams(config_.aggregation.f, config_.aggregation.params)));
+        AggregationPipeline pipeline,
+        rules.create_pipeline(config_.aggregation.pre, config_.aggregation.rule,
+                              RuleParams(config_.aggregation.f, config_.aggregation.params)));
+    pipeline_ = std::make_unique<AggregationPipeline>(std::move(pipeline));
+    log_.info("aggregation: " + pipeline_->description() + " (f = " +
+              std::to_string(config_.aggregation.f) + ")");
+    if (config_.attack.byzantine > 0) {
+      COHORT_ASSIGN_OR_RETURN(attack_, make_attack(config_.attack.name,
+                                                   RuleParams(config_.attack.byzantine,
+                                                              config_.attack.params)));
+      log_.warn("simulating " + std::to_string(config_.attack.byzantine) + " Byzantine update(s) per round (" +
+                config_.attack.name + ")");
+    }
     COHORT_ASSIGN_OR_RETURN(model_, Model::create(config_.model.name, config_.job.seed));
     global_ = model_->flat_parameters();
     COHORT_ASSIGN_OR_RETURN(test_set_, load_test_set(config_.data));
+    if (config_.aggregation.root_samples > 0) {
+      COHORT_ASSIGN_OR_RETURN(root_set_, load_root_set(config_.data, config_.aggregation.root_samples));
+      COHORT_ASSIGN_OR_RETURN(root_model_, Model::create(config_.model.name, config_.job.seed));
+    }
     std::error_code ec;
     std::filesystem::create_directories(config_.job.output_dir, ec);
     if (ec) {
@@ -185,7 +213,7 @@ class Coordinator::Impl {
     metrics.seconds.collect = seconds_since(t);
 
     t = Clock::now();
-    metrics.model_updated = aggregate(state);
+    metrics.model_updated = aggregate(state, metrics);
     metrics.seconds.aggregate = seconds_since(t);
 
     t = Clock::now();
@@ -273,22 +301,81 @@ class Coordinator::Impl {
     }
   }
 
-  bool aggregate(RoundState& state) {
+  bool aggregate(RoundState& state, RoundMetrics& metrics) {
     if (static_cast<int>(state.rows.size()) < config_.round.min_updates) {
       log_.warn("round " + std::to_string(state.round) + ": " + std::to_string(state.rows.size()) +
                 " update(s), quorum is " + std::to_string(config_.round.min_updates) +
                 "; keeping the previous model");
       return false;
     }
-    at::Tensor stack = at::stack(state.rows);
-    Result<AggregationResult> result = rule_->aggregate(stack, state.weights);
+    AggregationContext context;
+    context.previous = previous_aggregate_;
+    context.seed = Rng(config_.job.seed).fork(state.round).next_u64();
+    if (root_model_) {
+      Result<at::Tensor> root = root_update(context.seed);
+      if (!root.ok()) {
+        log_.error("round " + std::to_string(state.round) + ": the root update failed: " +
+                   root.status().to_string() + "; keeping the previous model");
+        return false;
+      }
+      context.root_update = *root;
+    }
+    at::Tensor rows = at::stack(state.rows);
+    std::vector<double> weights = state.weights;
+    if (attack_) {
+      Status added = add_byzantine_rows(rows, weights, context.seed);
+      if (!added.ok()) {
+        log_.error("round " + std::to_string(state.round) + ": the simulated attack failed: " +
+                   added.to_string() + "; keeping the previous model");
+        return false;
+      }
+      metrics.byzantine = config_.attack.byzantine;
+    }
+    Result<AggregationResult> result = pipeline_->run(rows, weights, context);
     if (!result.ok()) {
       log_.error("round " + std::to_string(state.round) + ": aggregation failed: " +
                  result.status().to_string() + "; keeping the previous model");
       return false;
     }
+    record_weights(state, *result, metrics);
+    previous_aggregate_ = result->aggregate;
     global_.add_(result->aggregate, config_.aggregation.server_learning_rate);
     return true;
+  }
+
+  // The coordinator's own update on its trusted samples, from the current
+  // model with the workers' hyperparameters (FLTrust's g0).
+  Result<at::Tensor> root_update(uint64_t seed) {
+    COHORT_RETURN_IF_ERROR(root_model_->set_flat_parameters(global_));
+    MomentumBuffers* momentum = config_.training.keep_momentum ? &root_momentum_ : nullptr;
+    COHORT_ASSIGN_OR_RETURN(LocalTraining trained,
+                            train_locally(*root_model_, root_set_, hyperparameters_of(config_.training),
+                                          seed, momentum));
+    return trained.delta;
+  }
+
+  // Appends the simulated adversary's rows, computed from the honest ones,
+  // each weighted like an average honest update.
+  Status add_byzantine_rows(at::Tensor& rows, std::vector<double>& weights, uint64_t seed) {
+    COHORT_ASSIGN_OR_RETURN(at::Tensor byzantine,
+                            attack_->byzantine_rows(rows, config_.attack.byzantine, seed));
+    const double mean_weight =
+        std::accumulate(weights.begin(), weights.end(), 0.0) / static_cast<double>(weights.size());
+    weights.insert(weights.end(), static_cast<size_t>(config_.attack.byzantine), mean_weight);
+    rows = at::cat({rows, byzantine.to(rows.scalar_type())});
+    return Status();
+  }
+
+  // Honest rows come first; the rest are the simulated Byzantine ones.
+  static void record_weights(const RoundState& state, const AggregationResult& result,
+                             RoundMetrics& metrics) {
+    for (size_t i = 0; i < result.row_weights.size(); ++i) {
+      if (i < state.contributors.size()) {
+        metrics.worker_weights.push_back({state.contributors[i], result.row_weights[i]});
+      } else {
+        metrics.byzantine_weight += result.row_weights[i];
+      }
+    }
   }
 
   void report_results(RoundState& state, const RoundMetrics& metrics, const Digest& digest) {
@@ -366,7 +453,7 @@ class Coordinator::Impl {
     close_task(task, "");
     state->rows.push_back(std::move(decoded->flat));
     state->weights.push_back(static_cast<double>(update.num_samples));
-    state->contributors.push_back(routing_id);
+    state->contributors.push_back(workers_.find(routing_id)->index);
     state->local_loss_sum += update.metrics.local_loss;
   }
 
@@ -453,7 +540,12 @@ class Coordinator::Impl {
   JobConfig config_;
   Logger& log_;
   zmq::socket_t socket_;
-  std::unique_ptr<AggregationRule> rule_;
+  std::unique_ptr<AggregationPipeline> pipeline_;
+  std::unique_ptr<Attack> attack_;  // simulated Byzantine workers, when configured
+  at::Tensor previous_aggregate_;
+  std::unique_ptr<Model> root_model_;  // trains the root update, when root_samples > 0
+  TensorDataset root_set_;
+  MomentumBuffers root_momentum_;  // last round's aggregate (centered clipping starts there)
   std::unique_ptr<Model> model_;  // evaluation copy of the global model
   at::Tensor global_;             // the global model, flat float32 on CPU
   TensorDataset test_set_;

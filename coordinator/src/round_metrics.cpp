@@ -5,6 +5,10 @@
 namespace cohort {
 
 std::string RoundMetrics::to_json() const {
+  nlohmann::ordered_json weights = nlohmann::ordered_json::array();
+  for (const auto& [worker, weight] : worker_weights) {
+    weights.push_back({{"worker", worker}, {"weight", weight}});
+  }
   nlohmann::ordered_json json = {
       {"round", round},
       {"test_accuracy", test_accuracy},
@@ -16,6 +20,9 @@ std::string RoundMetrics::to_json() const {
       {"mean_local_loss", mean_local_loss},
       {"bytes_in", bytes_in},
       {"bytes_out", bytes_out},
+      {"worker_weights", weights},
+      {"byzantine", byzantine},
+      {"byzantine_weight", byzantine_weight},
       {"seconds",
        {{"announce", seconds.announce},
         {"collect", seconds.collect},

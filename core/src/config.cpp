@@ -227,6 +227,29 @@ class TableReader {
     out = text;
   }
 
+  void read(std::string_view key, bool& out) {
+    const toml::node* node = find(key);
+    if (!node) return;
+    const auto* flag = node->as_boolean();
+    if (!flag) return fail(key, type_problem("boolean", *node));
+    out = flag->get();
+  }
+
+  // An array of non-empty strings.
+  void read(std::string_view key, std::vector<std::string>& out) {
+    const toml::node* node = find(key);
+    if (!node) return;
+    const auto* array = node->as_array();
+    if (!array) return fail(key, type_problem("array of strings", *node));
+    std::vector<std::string> items;
+    for (const toml::node& item : *array) {
+      const auto* text = item.as_string();
+      if (!text || text->get().empty()) return fail(key, "every entry must be a non-empty string");
+      items.push_back(text->get());
+    }
+    out = std::move(items);
+  }
+
   // A table of scalars kept as text; nested tables and arrays are errors.
   void read(std::string_view key, std::map<std::string, std::string>& out) {
     const toml::node* node = find(key);
@@ -320,13 +343,16 @@ Status read_training(TableReader r, TrainingSection& s) {
   r.read("learning_rate", s.learning_rate, DoubleRange{.min = 0, .min_open = true});
   r.read("momentum", s.momentum, DoubleRange{.min = 0, .max = 1, .max_open = true});
   r.read("weight_decay", s.weight_decay, DoubleRange{.min = 0});
+  r.read("keep_momentum", s.keep_momentum);
   return r.finish();
 }
 
 Status read_aggregation(TableReader r, AggregationSection& s) {
+  r.read("pre", s.pre);
   r.read("rule", s.rule, TextRule{.non_empty = true});
   r.read("server_learning_rate", s.server_learning_rate, DoubleRange{.min = 0, .min_open = true});
   r.read("f", s.f, IntRange{.min = 0});
+  r.read("root_samples", s.root_samples, IntRange{.min = 0});
   r.read("params", s.params);
   return r.finish();
 }
@@ -346,6 +372,13 @@ Status read_network(TableReader r, NetworkSection& s) {
   r.read("max_message_bytes", s.max_message_bytes, IntRange{.min = kMiB});
   r.read("chunk_bytes", s.chunk_bytes, IntRange{.min = 4 * kKiB});
   r.read("max_model_bytes", s.max_model_bytes, IntRange{.min = 1});
+  return r.finish();
+}
+
+Status read_attack(TableReader r, AttackSection& s) {
+  r.read("name", s.name, TextRule{.non_empty = true});
+  r.read("byzantine", s.byzantine, IntRange{.min = 0});
+  r.read("params", s.params);
   return r.finish();
 }
 
@@ -397,6 +430,7 @@ Result<JobConfig> read_document(const toml::table& document, std::string_view or
       read_aggregation(root.sub_table("aggregation"), c.aggregation),
       read_round(root.sub_table("round"), c.round),
       read_network(root.sub_table("network"), c.network),
+      read_attack(root.sub_table("attack"), c.attack),
   };
   COHORT_RETURN_IF_ERROR(root.finish());
   for (const Status& status : sections) COHORT_RETURN_IF_ERROR(status);

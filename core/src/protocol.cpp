@@ -65,6 +65,7 @@ void write(proto::Task::Builder out, const Task& in) {
   hyper.setLearningRate(in.hyper.learning_rate);
   hyper.setMomentum(in.hyper.momentum);
   hyper.setWeightDecay(in.hyper.weight_decay);
+  hyper.setKeepMomentum(in.hyper.keep_momentum);
   auto data = out.initData();
   data.setScheme(static_cast<proto::PartitionScheme>(in.data.scheme));
   data.setNumParts(in.data.num_parts);
@@ -225,7 +226,8 @@ Task read(proto::Task::Reader in, const DecodeLimits& limits) {
   auto hyper = in.getHyper();
   out.hyper = Hyperparameters{hyper.getLocalSteps(),   hyper.getLocalEpochs(),
                               hyper.getBatchSize(),    hyper.getLearningRate(),
-                              hyper.getMomentum(),     hyper.getWeightDecay()};
+                              hyper.getMomentum(),     hyper.getWeightDecay(),
+                              hyper.getKeepMomentum()};
   auto data = in.getData();
   out.data.scheme =
       read_enum<PartitionScheme>(static_cast<uint16_t>(data.getScheme()), 3, "partition scheme");

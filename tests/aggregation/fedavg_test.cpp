@@ -89,7 +89,7 @@ TEST(FedAvgTest, RuleObjectMatchesFreeFunction) {
   ASSERT_TRUE(rule.ok()) << rule.status().to_string();
   EXPECT_EQ((*rule)->name(), "fedavg");
   const std::vector<double> weights = {1.0, 3.0};
-  Result<AggregationResult> r = (*rule)->aggregate(rows_1234(), weights);
+  Result<AggregationResult> r = (*rule)->aggregate(rows_1234(), weights, AggregationContext{});
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(values_of(r->aggregate), (std::vector<double>{2.5, 3.5}));
 }

@@ -27,7 +27,7 @@
 
 #include "cohort/dataset.h"
 #include "cohort/models.h"
-#include "trainer.h"
+#include "cohort/training.h"
 
 namespace {
 

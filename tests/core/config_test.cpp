@@ -35,9 +35,12 @@ void expect_same(const JobConfig& got, const JobConfig& want) {
   EXPECT_EQ(got.training.learning_rate, want.training.learning_rate);
   EXPECT_EQ(got.training.momentum, want.training.momentum);
   EXPECT_EQ(got.training.weight_decay, want.training.weight_decay);
+  EXPECT_EQ(got.training.keep_momentum, want.training.keep_momentum);
+  EXPECT_EQ(got.aggregation.pre, want.aggregation.pre);
   EXPECT_EQ(got.aggregation.rule, want.aggregation.rule);
   EXPECT_EQ(got.aggregation.server_learning_rate, want.aggregation.server_learning_rate);
   EXPECT_EQ(got.aggregation.f, want.aggregation.f);
+  EXPECT_EQ(got.aggregation.root_samples, want.aggregation.root_samples);
   EXPECT_EQ(got.aggregation.params, want.aggregation.params);
   EXPECT_EQ(got.round.min_workers, want.round.min_workers);
   EXPECT_EQ(got.round.workers_per_round, want.round.workers_per_round);
@@ -48,6 +51,9 @@ void expect_same(const JobConfig& got, const JobConfig& want) {
   EXPECT_EQ(got.network.max_message_bytes, want.network.max_message_bytes);
   EXPECT_EQ(got.network.chunk_bytes, want.network.chunk_bytes);
   EXPECT_EQ(got.network.max_model_bytes, want.network.max_model_bytes);
+  EXPECT_EQ(got.attack.name, want.attack.name);
+  EXPECT_EQ(got.attack.byzantine, want.attack.byzantine);
+  EXPECT_EQ(got.attack.params, want.attack.params);
 }
 
 JobConfig parse_ok(std::string_view text) {
@@ -117,9 +123,12 @@ TEST(ConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(d.training.learning_rate, 0.05);
   EXPECT_EQ(d.training.momentum, 0.9);
   EXPECT_EQ(d.training.weight_decay, 0.0);
+  EXPECT_FALSE(d.training.keep_momentum);
+  EXPECT_TRUE(d.aggregation.pre.empty());
   EXPECT_EQ(d.aggregation.rule, "fedavg");
   EXPECT_EQ(d.aggregation.server_learning_rate, 1.0);
   EXPECT_EQ(d.aggregation.f, 0);
+  EXPECT_EQ(d.aggregation.root_samples, 0);
   EXPECT_TRUE(d.aggregation.params.empty());
   EXPECT_EQ(d.round.min_workers, 1);
   EXPECT_EQ(d.round.workers_per_round, 0);
@@ -130,6 +139,9 @@ TEST(ConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(d.network.max_message_bytes, 1073741824);
   EXPECT_EQ(d.network.chunk_bytes, 16777216);
   EXPECT_EQ(d.network.max_model_bytes, 2147483648);
+  EXPECT_EQ(d.attack.name, "sign-flip");
+  EXPECT_EQ(d.attack.byzantine, 0);
+  EXPECT_TRUE(d.attack.params.empty());
 }
 
 TEST(ConfigTest, EmptyConfigGivesDefaults) {
@@ -166,11 +178,14 @@ batch_size = 64
 learning_rate = 0.01
 momentum = 0.0
 weight_decay = 5e-4
+keep_momentum = true
 
 [aggregation]
+pre = ["clip", "nnm"]
 rule = "multi-krum"
 server_learning_rate = 0.5
 f = 2
+root_samples = 500
 
 [aggregation.params]
 m = 3
@@ -193,22 +208,32 @@ listen = "ipc:///tmp/cohort.sock"
 max_message_bytes = 2097152
 chunk_bytes = 4096
 max_model_bytes = 1048576
+
+[attack]
+name = "alie"
+byzantine = 3
+
+[attack.params]
+z = 1.5
 )");
   JobConfig want;
   want.job = {"fmnist-krum", 42, 30, "/tmp/runs/krum"};
   want.model.name = "mlp";
   want.data = {"idx", "/data/unused", "/data/t10k-images-idx3-ubyte",
                "/data/t10k-labels-idx1-ubyte", "dirichlet", 0.1, 0.25, 2000};
-  want.training = {50, 0.0, 64, 0.01, 0.0, 5e-4};
+  want.training = {50, 0.0, 64, 0.01, 0.0, 5e-4, true};
+  want.aggregation.pre = {"clip", "nnm"};
   want.aggregation.rule = "multi-krum";
   want.aggregation.server_learning_rate = 0.5;
   want.aggregation.f = 2;
+  want.aggregation.root_samples = 500;
   want.aggregation.params = {{"m", "3"},       {"trim_fraction", "0.1"},
                              {"clip", "1e+300"}, {"third", "0.30000000000000004"},
                              {"sign", "positive"}, {"normalize", "true"},
                              {"offset", "-7"}};
   want.round = {10, 8, 6, 30.0, 2.5};
   want.network = {"ipc:///tmp/cohort.sock", 2097152, 4096, 1048576};
+  want.attack = {"alie", 3, {{"z", "1.5"}}};
   expect_same(config, want);
 }
 
@@ -236,19 +261,21 @@ TEST(ConfigTest, UnknownTablesAndKeysAreErrors) {
   expect_errors({
       {"[trainig]\nbatch_size = 1\n",
        "job.toml: trainig: unknown key 'trainig'; valid keys: job, model, data, training, "
-       "aggregation, round, network"},
+       "aggregation, round, network, attack"},
       {"rounds = 5\n",
        "job.toml: rounds: unknown key 'rounds'; valid keys: job, model, data, training, "
-       "aggregation, round, network"},
+       "aggregation, round, network, attack"},
       {"[training]\nbach_size = 64\n",
        "job.toml: training.bach_size: unknown key 'training.bach_size'; valid keys in "
-       "[training]: local_steps, local_epochs, batch_size, learning_rate, momentum, weight_decay"},
+       "[training]: local_steps, local_epochs, batch_size, learning_rate, momentum, weight_decay, "
+       "keep_momentum"},
       {"[training.extra]\nx = 1\n",
        "job.toml: training.extra: unknown key 'training.extra'; valid keys in [training]: "
-       "local_steps, local_epochs, batch_size, learning_rate, momentum, weight_decay"},
+       "local_steps, local_epochs, batch_size, learning_rate, momentum, weight_decay, "
+       "keep_momentum"},
       {"[aggregation.other]\n",
        "job.toml: aggregation.other: unknown key 'aggregation.other'; valid keys in "
-       "[aggregation]: rule, server_learning_rate, f, params"},
+       "[aggregation]: pre, rule, server_learning_rate, f, root_samples, params"},
       // An unknown key is reported ahead of a bad value in the same table.
       {"[round]\nmin_updates = 0\nquorum = 3\n",
        "job.toml: round.quorum: unknown key 'round.quorum'; valid keys in [round]: min_workers, "
@@ -270,6 +297,13 @@ TEST(ConfigTest, WrongTypesAreErrors) {
       {"[job]\nrounds = 1979-05-27\n", "job.toml: job.rounds: expected integer, got date"},
       {"training = 5\n", "job.toml: training: expected table, got integer"},
       {"[aggregation]\nparams = 3\n", "job.toml: aggregation.params: expected table, got integer"},
+      {"[aggregation]\npre = \"clip\"\n",
+       "job.toml: aggregation.pre: expected array of strings, got string"},
+      {"[aggregation]\npre = [\"clip\", 3]\n",
+       "job.toml: aggregation.pre: every entry must be a non-empty string"},
+      {"[attack]\nbyzantine = -1\n", "job.toml: attack.byzantine: must be >= 0, got -1"},
+      {"[training]\nkeep_momentum = 1\n",
+       "job.toml: training.keep_momentum: expected boolean, got integer"},
   });
 }
 

@@ -48,7 +48,7 @@ Task sample_task() {
   m.round = 7;
   m.task_id = 0x1122334455667788ull;
   m.model_name = "cnn";
-  m.hyper = Hyperparameters{25, 1.5, 64, 0.125, 0.9, 0.0005};
+  m.hyper = Hyperparameters{25, 1.5, 64, 0.125, 0.9, 0.0005, true};
   m.data = DataSelection{PartitionScheme::kDirichlet, 8, 3, 0.3, 0.75, 99};
   m.seed = 123456789;
   m.deadline_unix_ms = -1700000000123;  // signed field: a negative value must survive

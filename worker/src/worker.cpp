@@ -12,8 +12,8 @@
 #include "cohort/models.h"
 #include "cohort/partition.h"
 #include "cohort/tensor_codec.h"
+#include "cohort/training.h"
 #include "cohort/wire.h"
-#include "trainer.h"
 
 namespace cohort {
 namespace {
@@ -30,7 +30,8 @@ DatasetInfo describe(const WorkerOptions& options, const LabeledImages& data) {
 }
 
 // Everything a worker keeps between tasks: its data, the shard the last task
-// selected, and one model per architecture.
+// selected, one model per architecture, and (when tasks ask for it) the SGD
+// momentum of its previous task.
 class Session {
  public:
   Session(zmq::socket_t& socket, const WorkerOptions& options, LabeledImages data,
@@ -62,8 +63,9 @@ class Session {
     COHORT_RETURN_IF_ERROR(model->set_flat_parameters(start.flat));
     COHORT_ASSIGN_OR_RETURN(const TensorDataset* shard, shard_for(task.data));
 
+    MomentumBuffers* momentum = task.hyper.keep_momentum ? &momentum_[task.model_name] : nullptr;
     COHORT_ASSIGN_OR_RETURN(LocalTraining trained,
-                            train_locally(*model, *shard, task.hyper, task.seed));
+                            train_locally(*model, *shard, task.hyper, task.seed, momentum));
     COHORT_ASSIGN_OR_RETURN(EncodedPayload encoded,
                             encode_payload(model->layout(), trained.delta, options_.chunk_bytes,
                                            options_.wire_dtype));
@@ -114,6 +116,7 @@ class Session {
   at::Device device_;
   Logger& log_;
   std::map<std::string, std::unique_ptr<Model>> models_;
+  std::map<std::string, MomentumBuffers> momentum_;  // per model, for keep_momentum
   std::optional<TensorDataset> shard_;
   std::optional<DataSelection> shard_selection_;
 };
@@ -124,8 +127,14 @@ Result<LabeledImages> load_worker_data(const WorkerOptions& options) {
   if (options.images.empty() != options.labels.empty()) {
     return Status::invalid_argument("--images and --labels must be given together");
   }
-  if (!options.images.empty()) return load_idx_pair(options.images, options.labels);
-  return load_mnist_format_dir(options.data_dir, Split::kTrain);
+  COHORT_ASSIGN_OR_RETURN(LabeledImages data,
+                          options.images.empty() ? load_mnist_format_dir(options.data_dir, Split::kTrain)
+                                                 : load_idx_pair(options.images, options.labels));
+  if (options.flip_labels) {
+    constexpr uint8_t kClasses = 10;
+    for (uint8_t& label : data.labels) label = label < kClasses ? kClasses - 1 - label : label;
+  }
+  return data;
 }
 
 Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& options,

@@ -4,7 +4,8 @@
 // One round: announce (send each selected worker a Task and the global
 // model) -> collect Updates until every participant answered or the round
 // deadline passed -> check each update (round, task, base model, layout,
-// finite values) -> aggregate the accepted ones with the configured rule ->
+// finite values) -> run the configured pre-aggregators and rule on the
+// accepted ones ->
 // global += server_learning_rate * aggregate -> evaluate on the held-out
 // test set -> checkpoint the model atomically -> append the round's metrics
 // to <output_dir>/metrics.jsonl -> tell each participant the result.
@@ -24,6 +25,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -53,6 +56,11 @@ struct RoundMetrics {
   int rejected = 0;         // messages answered with an Error this round
   bool model_updated = false;
   double mean_local_loss = 0.0;  // over accepted updates
+  // (worker index, weight of its update in the aggregate): 0 for an update a
+  // robust rule discarded; the weights sum to 1.
+  std::vector<std::pair<uint32_t, double>> worker_weights;
+  int byzantine = 0;              // simulated Byzantine updates added ([attack])
+  double byzantine_weight = 0.0;  // their share of the aggregate
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
   PhaseSeconds seconds;

@@ -12,6 +12,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cohort/status.h"
 
@@ -53,14 +54,24 @@ struct TrainingSection {
   double learning_rate = 0.05; // > 0
   double momentum = 0.9;       // in [0, 1)
   double weight_decay = 0.0;   // >= 0
+  // Keep each worker's SGD momentum buffers from one round to the next
+  // (distributed SGD as in the robustness literature) instead of starting
+  // every task with fresh momentum (FedAvg).
+  bool keep_momentum = false;
 };
 
 struct AggregationSection {
+  // Pre-aggregators applied in order before the rule, e.g. ["clip", "nnm"].
+  std::vector<std::string> pre;
   // Name in the aggregation RuleRegistry, kept exactly as written; non-empty.
   // Whether the registry knows it is checked where the rule is looked up.
   std::string rule = "fedavg";
   double server_learning_rate = 1.0; // global += lr * aggregate(updates); > 0
   int f = 0;                         // assumed Byzantine workers per round, >= 0
+  // Trusted samples (the first ones of the training split in data.dir) on
+  // which the coordinator trains its own root update each round, for rules
+  // that need one (fltrust); 0 = none.
+  int root_samples = 0;
   // Rule-specific parameters, kept as text and checked by the rule itself:
   // strings as written, integers in decimal, booleans as "true"/"false",
   // floats in the shortest form that parses back to the same double.
@@ -85,6 +96,17 @@ struct NetworkSection {
   int64_t max_model_bytes = int64_t{2} << 30;    // largest model/update accepted, >= 1
 };
 
+// Simulated Byzantine workers, for robustness experiments: each round the
+// coordinator adds `byzantine` updates computed by the named attack from the
+// round's honest updates (an omniscient adversary) before aggregating. Off
+// when `byzantine` is 0.
+struct AttackSection {
+  std::string name = "sign-flip";  // an attack from cohort/attacks.h
+  int byzantine = 0;               // >= 0
+  // Attack parameters, kept as text like aggregation.params.
+  std::map<std::string, std::string> params;
+};
+
 struct JobConfig {
   JobSection job;
   ModelSection model;
@@ -93,6 +115,7 @@ struct JobConfig {
   AggregationSection aggregation;
   RoundSection round;
   NetworkSection network;
+  AttackSection attack;
 };
 
 // Parses TOML text. `origin` names the source in error messages (a path).

@@ -88,6 +88,7 @@ struct Hyperparameters {
   double learning_rate = 0.05;
   double momentum = 0.0;
   double weight_decay = 0.0;
+  bool keep_momentum = false;
   bool operator==(const Hyperparameters&) const = default;
 };
 

@@ -34,6 +34,9 @@ struct WorkerOptions {
   std::chrono::milliseconds idle_timeout{600'000};  // give up waiting for work
   size_t chunk_bytes = size_t{16} << 20;
   DType wire_dtype = DType::kFloat32;              // dtype of updates on the wire
+  // A Byzantine behaviour for robustness experiments: train honestly on
+  // flipped labels (y -> 9 - y), as ByzFL, Blades and epfml define it.
+  bool flip_labels = false;
 };
 
 struct WorkerSummary {
@@ -42,7 +45,8 @@ struct WorkerSummary {
   std::string exit_reason;  // the coordinator's Bye reason, or why we stopped
 };
 
-// Loads the worker's local training data as configured in `options`.
+// Loads the worker's local training data as configured in `options`
+// (labels flipped when options.flip_labels).
 Result<LabeledImages> load_worker_data(const WorkerOptions& options);
 
 // Connects, registers and serves tasks. `identity` is the worker's account.

@@ -1,4 +1,4 @@
-#include "trainer.h"
+#include "cohort/training.h"
 
 #include <torch/torch.h>
 
@@ -36,6 +36,27 @@ class BatchSampler {
   torch::Device device_;
 };
 
+// The optimizer keys its state by each parameter's TensorImpl.
+void restore_momentum(torch::optim::SGD& optimizer, const std::vector<torch::Tensor>& params,
+                      const MomentumBuffers& buffers) {
+  if (buffers.size() != params.size()) return;
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto state = std::make_unique<torch::optim::SGDParamState>();
+    state->momentum_buffer(buffers[i].clone());
+    optimizer.state()[params[i].unsafeGetTensorImpl()] = std::move(state);
+  }
+}
+
+MomentumBuffers saved_momentum(torch::optim::SGD& optimizer, const std::vector<torch::Tensor>& params) {
+  MomentumBuffers buffers;
+  for (const auto& p : params) {
+    auto it = optimizer.state().find(p.unsafeGetTensorImpl());
+    if (it == optimizer.state().end()) return {};
+    buffers.push_back(static_cast<torch::optim::SGDParamState&>(*it->second).momentum_buffer());
+  }
+  return buffers;
+}
+
 }  // namespace
 
 uint32_t planned_steps(const Hyperparameters& hyper, int64_t shard_size) {
@@ -47,15 +68,18 @@ uint32_t planned_steps(const Hyperparameters& hyper, int64_t shard_size) {
 }
 
 Result<LocalTraining> train_locally(Model& model, const TensorDataset& shard,
-                                    const Hyperparameters& hyper, uint64_t seed) {
+                                    const Hyperparameters& hyper, uint64_t seed,
+                                    MomentumBuffers* momentum) {
   if (shard.size() == 0) return Status::failed_precondition("the local shard is empty");
   if (hyper.batch_size == 0) return Status::invalid_argument("batch size must be >= 1");
   const auto start_time = std::chrono::steady_clock::now();
   const at::Tensor start = model.flat_parameters();
 
-  torch::optim::SGD optimizer(model.parameters(), torch::optim::SGDOptions(hyper.learning_rate)
-                                                      .momentum(hyper.momentum)
-                                                      .weight_decay(hyper.weight_decay));
+  const std::vector<torch::Tensor> params = model.parameters();
+  torch::optim::SGD optimizer(params, torch::optim::SGDOptions(hyper.learning_rate)
+                                          .momentum(hyper.momentum)
+                                          .weight_decay(hyper.weight_decay));
+  if (momentum != nullptr) restore_momentum(optimizer, params, *momentum);
   BatchSampler sampler(shard.size(), hyper.batch_size, seed, model.device());
   model.set_training(true);
 
@@ -79,6 +103,7 @@ Result<LocalTraining> train_locally(Model& model, const TensorDataset& shard,
     seen += static_cast<uint64_t>(index.size(0));
   }
 
+  if (momentum != nullptr) *momentum = saved_momentum(optimizer, params);
   LocalTraining out;
   out.samples_seen = seen;
   out.metrics.steps = steps;

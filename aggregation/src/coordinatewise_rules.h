@@ -1,0 +1,72 @@
+// Factories of the coordinate-wise and iterative rules (median,
+// trimmed-mean, meamed, geometric-median, centered-clipping, fltrust), one
+// per source file, registered by register_coordinatewise_rules, and the
+// steps they share. Private to the aggregation library. Factories validate
+// their parameters and fail with InvalidArgument.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "cohort/aggregation.h"
+
+namespace cohort {
+
+// Each defined in the source file named after the rule (median.cpp, ...).
+Result<std::unique_ptr<AggregationRule>> make_median(RuleParams& params);
+Result<std::unique_ptr<AggregationRule>> make_trimmed_mean(RuleParams& params);
+Result<std::unique_ptr<AggregationRule>> make_meamed(RuleParams& params);
+Result<std::unique_ptr<AggregationRule>> make_geometric_median(RuleParams& params);
+Result<std::unique_ptr<AggregationRule>> make_centered_clipping(RuleParams& params);
+Result<std::unique_ptr<AggregationRule>> make_fltrust(RuleParams& params);
+
+// The coordinate-wise median of rows [n, d]: the middle value, or for even
+// n the mean of the two middle values. used_rows [1 or 2, d] (int64) names,
+// per coordinate, the rows whose values it averaged. Defined in median.cpp.
+struct CoordinateMedian {
+  at::Tensor values;     // [d], the rows' dtype and device
+  at::Tensor used_rows;  // [1, d] for odd n, [2, d] for even n
+};
+CoordinateMedian coordinatewise_median(const at::Tensor& rows);
+
+// The rows of a stack sorted along dim 0 that hold the median of each
+// column: the middle one for odd n, the two middle ones for even n.
+at::Tensor middle_of_sorted(const at::Tensor& sorted);
+
+// row_weights of a rule that averages, per coordinate, the values of the k
+// rows listed in used_rows [k, d] (int64): row i gets (number of entries
+// equal to i) / (k d), so the n weights sum to 1.
+std::vector<double> coordinate_shares(const at::Tensor& used_rows, int64_t n);
+
+// A vector the rule takes from the context (context.<field>) as a [d]
+// tensor in the rows' dtype and on their device. FailedPrecondition naming
+// the rule and the field when it is undefined or does not have d elements.
+Result<at::Tensor> context_vector(const at::Tensor& vector, const at::Tensor& rows,
+                                  std::string_view rule, std::string_view field);
+
+// Where an iterative rule (geometric-median, centered-clipping) starts.
+enum class StartPoint {
+  kZero,      // the zero vector
+  kMean,      // the mean of the rows, weighted by the weights the rule is given
+  kMedian,    // the coordinate-wise median
+  kPrevious,  // context.previous, or zero when it is undefined
+};
+
+// Reads parameter "start" ("zero", "mean", "median", and "previous" when
+// allow_previous), `fallback` when absent. InvalidArgument listing the
+// choices otherwise.
+Result<StartPoint> read_start_point(RuleParams& params, std::string_view rule, StartPoint fallback,
+                                    bool allow_previous);
+
+// The [d] starting vector in the rows' dtype and device; errors those of
+// context_vector for kPrevious with a defined context.previous.
+Result<at::Tensor> start_point(StartPoint start, const at::Tensor& rows,
+                               std::span<const double> weights, const AggregationContext& context,
+                               std::string_view rule);
+
+}  // namespace cohort

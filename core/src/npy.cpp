@@ -1,0 +1,167 @@
+#include "cohort/npy.h"
+
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <regex>
+
+namespace cohort {
+namespace {
+
+constexpr char kMagic[] = "\x93NUMPY";
+constexpr size_t kMagicSize = 6;
+constexpr uint64_t kMaxBytes = uint64_t{16} << 30;  // refuse absurd shapes early
+
+Status bad(const std::string& origin, const std::string& problem) {
+  return Status::corruption(origin + ": " + problem);
+}
+
+uint32_t read_le(const uint8_t* p, int bytes) {
+  uint32_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= static_cast<uint32_t>(p[i]) << (8 * i);
+  return v;
+}
+
+// Finds `'key': <value>` in the header dictionary and returns the value text.
+bool dict_value(const std::string& header, const std::string& key, const std::string& pattern,
+                std::string& value) {
+  std::smatch match;
+  std::regex re("['\"]" + key + "['\"]\\s*:\\s*(" + pattern + ")");
+  if (!std::regex_search(header, match, re)) return false;
+  value = match[1].str();
+  return true;
+}
+
+Result<DType> parse_descr(const std::string& descr, const std::string& origin) {
+  if (descr == "<f4" || descr == "|f4") return DType::kFloat32;
+  if (descr == "<f8" || descr == "|f8") return DType::kFloat64;
+  return Status::invalid_argument(origin + ": unsupported dtype '" + descr +
+                                  "' (expected little-endian float32 '<f4' or float64 '<f8')");
+}
+
+Result<std::vector<int64_t>> parse_shape(const std::string& tuple, const std::string& origin) {
+  std::vector<int64_t> shape;
+  static const std::regex kNumber("\\d+");
+  for (auto it = std::sregex_iterator(tuple.begin(), tuple.end(), kNumber);
+       it != std::sregex_iterator(); ++it) {
+    const std::string digits = it->str();
+    if (digits.size() > 15) return bad(origin, "dimension " + digits + " is too large");
+    shape.push_back(std::stoll(digits));
+  }
+  return shape;
+}
+
+Result<uint64_t> checked_bytes(const std::vector<int64_t>& shape, DType dtype,
+                               const std::string& origin) {
+  uint64_t count = 1;
+  for (int64_t dim : shape) {
+    if (dim != 0 && count > kMaxBytes / static_cast<uint64_t>(dim)) {
+      return Status::resource_exhausted(origin + ": the shape is too large");
+    }
+    count *= static_cast<uint64_t>(dim);
+  }
+  if (count > kMaxBytes / dtype_size(dtype)) {
+    return Status::resource_exhausted(origin + ": the shape is too large");
+  }
+  return count * dtype_size(dtype);
+}
+
+// Python tuple syntax: "(3, 4)", "(3,)", "()".
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string out = "(";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  if (shape.size() == 1) out += ",";
+  return out + ")";
+}
+
+}  // namespace
+
+int64_t NpyArray::numel() const {
+  int64_t n = 1;
+  for (int64_t dim : shape) n *= dim;
+  return n;
+}
+
+Result<NpyArray> parse_npy(std::span<const uint8_t> bytes, const std::string& origin) {
+  if (bytes.size() < kMagicSize + 4 || std::memcmp(bytes.data(), kMagic, kMagicSize) != 0) {
+    return bad(origin, "not a .npy file (bad magic)");
+  }
+  const uint8_t major = bytes[6];
+  if (major < 1 || major > 3) {
+    return bad(origin, "unsupported .npy format version " + std::to_string(major));
+  }
+  const int length_bytes = major == 1 ? 2 : 4;
+  const size_t prefix = kMagicSize + 2 + static_cast<size_t>(length_bytes);
+  if (bytes.size() < prefix) return bad(origin, "truncated header");
+  const size_t header_size = read_le(bytes.data() + 8, length_bytes);
+  if (bytes.size() < prefix + header_size) return bad(origin, "truncated header");
+  const std::string header(reinterpret_cast<const char*>(bytes.data() + prefix), header_size);
+
+  std::string descr, fortran, tuple;
+  if (!dict_value(header, "descr", "'[^']*'|\"[^\"]*\"", descr) ||
+      !dict_value(header, "fortran_order", "True|False", fortran) ||
+      !dict_value(header, "shape", "\\([^)]*\\)", tuple)) {
+    return bad(origin, "malformed header dictionary: " + header);
+  }
+  if (fortran == "True") {
+    return Status::invalid_argument(origin + ": Fortran-order arrays are not supported "
+                                             "(save with numpy.ascontiguousarray)");
+  }
+  NpyArray array;
+  COHORT_ASSIGN_OR_RETURN(array.dtype, parse_descr(descr.substr(1, descr.size() - 2), origin));
+  COHORT_ASSIGN_OR_RETURN(array.shape, parse_shape(tuple, origin));
+  COHORT_ASSIGN_OR_RETURN(uint64_t data_bytes, checked_bytes(array.shape, array.dtype, origin));
+  const size_t available = bytes.size() - prefix - header_size;
+  if (available < data_bytes) {
+    return bad(origin, "truncated data: expected " + std::to_string(data_bytes) + " bytes, got " +
+                           std::to_string(available));
+  }
+  if (available > data_bytes) {
+    return bad(origin, std::to_string(available - data_bytes) + " trailing bytes after the data");
+  }
+  const uint8_t* data = bytes.data() + prefix + header_size;
+  array.data.assign(data, data + data_bytes);
+  return array;
+}
+
+Result<NpyArray> read_npy(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::not_found(path.string() + ": cannot open");
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return parse_npy(bytes, path.string());
+}
+
+std::vector<uint8_t> serialize_npy(const NpyArray& array) {
+  std::string header = std::string("{'descr': '") +
+                       (array.dtype == DType::kFloat64 ? "<f8" : "<f4") +
+                       "', 'fortran_order': False, 'shape': " + shape_text(array.shape) + ", }";
+  // Pad with spaces so that the data starts on a 64-byte boundary.
+  const size_t unpadded = kMagicSize + 4 + header.size() + 1;
+  header.append((64 - unpadded % 64) % 64, ' ');
+  header.push_back('\n');
+  std::vector<uint8_t> out(kMagic, kMagic + kMagicSize);
+  out.push_back(1);
+  out.push_back(0);
+  out.push_back(static_cast<uint8_t>(header.size() & 0xff));
+  out.push_back(static_cast<uint8_t>(header.size() >> 8));
+  out.insert(out.end(), header.begin(), header.end());
+  out.insert(out.end(), array.data.begin(), array.data.end());
+  return out;
+}
+
+Status write_npy(const std::filesystem::path& path, const NpyArray& array) {
+  const std::vector<uint8_t> bytes = serialize_npy(array);
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return Status::io_error(tmp.string() + ": cannot create");
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    if (!out) return Status::io_error(tmp.string() + ": write failed");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::io_error(path.string() + ": " + ec.message());
+  return Status();
+}
+
+}  // namespace cohort

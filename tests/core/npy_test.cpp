@@ -1,0 +1,135 @@
+#include "cohort/npy.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace cohort {
+namespace {
+
+// The bytes numpy 2.x writes for np.save(np.array([[1,2,3],[4,5,6]], float32)):
+// a 118-byte header padded so that the data starts at offset 128.
+std::vector<uint8_t> numpy_float32_2x3() {
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+  header.append(117 - header.size(), ' ');
+  header.push_back('\n');
+  const float values[] = {1, 2, 3, 4, 5, 6};
+  std::string file = std::string("\x93NUMPY\x01\x00\x76\x00", 10) + header +
+                     std::string(reinterpret_cast<const char*>(values), sizeof(values));
+  return std::vector<uint8_t>(file.begin(), file.end());
+}
+
+NpyArray float64_vector(std::vector<double> values) {
+  NpyArray array;
+  array.dtype = DType::kFloat64;
+  array.shape = {static_cast<int64_t>(values.size())};
+  array.data.resize(values.size() * 8);
+  std::memcpy(array.data.data(), values.data(), array.data.size());
+  return array;
+}
+
+Status parse_error(std::vector<uint8_t> bytes) {
+  return parse_npy(bytes, "x.npy").status();
+}
+
+TEST(NpyTest, ReadsWhatNumpyWrites) {
+  auto array = parse_npy(numpy_float32_2x3(), "x.npy");
+  ASSERT_TRUE(array.ok()) << array.status().to_string();
+  EXPECT_EQ(array->dtype, DType::kFloat32);
+  EXPECT_EQ(array->shape, (std::vector<int64_t>{2, 3}));
+  float values[6];
+  std::memcpy(values, array->data.data(), sizeof(values));
+  EXPECT_EQ(values[5], 6.0f);
+}
+
+TEST(NpyTest, SerializesExactlyAsNumpyDoes) {
+  NpyArray array = *parse_npy(numpy_float32_2x3(), "x.npy");
+  EXPECT_EQ(serialize_npy(array), numpy_float32_2x3());
+}
+
+TEST(NpyTest, RoundTripsFloat64VectorsAndScalars) {
+  NpyArray vector = float64_vector({1.5, -2.0});
+  auto parsed = parse_npy(serialize_npy(vector), "v.npy");
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->shape, (std::vector<int64_t>{2}));
+  EXPECT_EQ(parsed->data, vector.data);
+  EXPECT_EQ(serialize_npy(vector).size() % 64, 16u);  // 128-byte prefix + 16 data bytes
+
+  NpyArray scalar = float64_vector({7.0});
+  scalar.shape = {};
+  auto parsed_scalar = parse_npy(serialize_npy(scalar), "s.npy");
+  ASSERT_TRUE(parsed_scalar.ok());
+  EXPECT_TRUE(parsed_scalar->shape.empty());
+  EXPECT_EQ(parsed_scalar->numel(), 1);
+}
+
+TEST(NpyTest, RejectsBadMagic) {
+  auto bytes = numpy_float32_2x3();
+  bytes[1] = 'X';
+  Status s = parse_error(bytes);
+  EXPECT_EQ(s.code(), Status::Code::kCorruption);
+  EXPECT_NE(s.message().find("x.npy"), std::string::npos);
+  EXPECT_NE(s.message().find("magic"), std::string::npos);
+}
+
+TEST(NpyTest, RejectsUnsupportedVersion) {
+  auto bytes = numpy_float32_2x3();
+  bytes[6] = 9;
+  EXPECT_NE(parse_error(bytes).message().find("version 9"), std::string::npos);
+}
+
+TEST(NpyTest, RejectsOtherDtypesNamingThem) {
+  for (const char* descr : {"<i4", ">f4", "<f2"}) {
+    auto bytes = numpy_float32_2x3();
+    std::memcpy(bytes.data() + 21, descr, 3);
+    Status s = parse_error(bytes);
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << descr;
+    EXPECT_NE(s.message().find(descr), std::string::npos) << s.message();
+  }
+}
+
+TEST(NpyTest, RejectsFortranOrder) {
+  auto bytes = numpy_float32_2x3();
+  const std::string from = "False", to = "True ";
+  auto it = std::search(bytes.begin(), bytes.end(), from.begin(), from.end());
+  std::copy(to.begin(), to.end(), it);
+  Status s = parse_error(bytes);
+  EXPECT_NE(s.message().find("Fortran"), std::string::npos) << s.message();
+}
+
+TEST(NpyTest, RejectsTruncatedAndTrailingData) {
+  auto truncated = numpy_float32_2x3();
+  truncated.pop_back();
+  EXPECT_NE(parse_error(truncated).message().find("truncated data: expected 24 bytes, got 23"),
+            std::string::npos);
+  auto trailing = numpy_float32_2x3();
+  trailing.push_back(0);
+  EXPECT_NE(parse_error(trailing).message().find("1 trailing bytes"), std::string::npos);
+  auto header_cut = numpy_float32_2x3();
+  header_cut.resize(40);
+  EXPECT_NE(parse_error(header_cut).message().find("truncated header"), std::string::npos);
+}
+
+TEST(NpyTest, RejectsMalformedHeaderAndHugeShapes) {
+  auto bytes = numpy_float32_2x3();
+  std::memcpy(bytes.data() + 10, "[not a dict]", 12);
+  EXPECT_NE(parse_error(bytes).message().find("malformed header"), std::string::npos);
+
+  NpyArray huge;
+  huge.shape = {1000000000, 1000000000};
+  Status s = parse_npy(serialize_npy(huge), "h.npy").status();
+  EXPECT_EQ(s.code(), Status::Code::kResourceExhausted);
+}
+
+TEST(NpyTest, FilesRoundTripAndMissingFileIsNotFound) {
+  const auto path = std::filesystem::temp_directory_path() / "cohort-npy-test.npy";
+  ASSERT_TRUE(write_npy(path, float64_vector({3.0, 4.0})).ok());
+  auto read = read_npy(path);
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(read->numel(), 2);
+  std::filesystem::remove(path);
+  EXPECT_EQ(read_npy(path).status().code(), Status::Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace cohort
