@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "cohort/aggregation.h"
+#include "cohort/tensor_codec.h"
 
 namespace cohort {
 namespace {
@@ -33,7 +34,7 @@ Result<AggregationResult> AggregationPipeline::run(const at::Tensor& rows,
                                                    std::span<const double> weights,
                                                    const AggregationContext& context) const {
   COHORT_RETURN_IF_ERROR(check_update_stack(rows, weights));
-  if (!at::isfinite(rows).all().item<bool>()) {
+  if (!all_finite(rows)) {
     return Status::invalid_argument("the updates contain NaN or Inf values");
   }
   UpdateStack stack{rows, std::vector<double>(weights.begin(), weights.end()), at::Tensor()};

@@ -126,7 +126,8 @@ class Coordinator::Impl {
       return Status::io_error("cannot create output directory " +
                               config_.job.output_dir.string() + ": " + ec.message());
     }
-    metrics_file_.open(config_.job.output_dir / "metrics.jsonl", std::ios::app);
+    // A job starts its metrics afresh (resuming a job is not supported yet).
+    metrics_file_.open(config_.job.output_dir / "metrics.jsonl", std::ios::trunc);
     if (!metrics_file_) return Status::io_error("cannot open metrics.jsonl in " + config_.job.output_dir.string());
     return bind();
   }
@@ -440,7 +441,7 @@ class Coordinator::Impl {
     limits.max_bytes = static_cast<uint64_t>(config_.network.max_model_bytes);
     Result<DecodedPayload> decoded =
         decode_payload(update.delta, std::move(payload), limits, &model_->layout());
-    if (decoded.ok() && !at::isfinite(decoded->flat).all().item<bool>()) {
+    if (decoded.ok() && !all_finite(decoded->flat)) {
       decoded = Status::invalid_argument("the update contains NaN or Inf values");
     }
     if (!decoded.ok()) {

@@ -478,3 +478,21 @@ TEST_F(TensorCodecTest, DecodeRejectsTensorsWhoseSumExceedsLimit) {
 
 }  // namespace
 }  // namespace cohort
+
+namespace cohort {
+namespace {
+
+TEST(AllFiniteTest, SpotsNaNAndInfinityAnywhere) {
+  at::Tensor values = at::zeros({4, 5});
+  EXPECT_TRUE(all_finite(values));
+  EXPECT_TRUE(all_finite(at::empty({0})));
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity()}) {
+    at::Tensor copy = values.clone();
+    copy[3][4] = bad;
+    EXPECT_FALSE(all_finite(copy)) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace cohort

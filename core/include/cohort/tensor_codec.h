@@ -68,6 +68,10 @@ class EncodedPayload {
 Result<EncodedPayload> encode_payload(const Layout& layout, const at::Tensor& flat,
                                       size_t chunk_bytes, DType wire_dtype = DType::kFloat32);
 
+// True when no element is NaN or +-Inf. One pass without an n-element
+// temporary (min and max propagate NaN and show Inf); true for an empty tensor.
+bool all_finite(const at::Tensor& values);
+
 struct PayloadLimits {
   uint64_t max_bytes = uint64_t{2} << 30;
   uint32_t max_chunks = 65536;
