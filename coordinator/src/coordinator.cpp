@@ -281,7 +281,7 @@ class Coordinator::Impl {
       auto sent = send_to(worker->routing_id, task, payload.chunks());
       if (!sent) continue;
       state.bytes_out += *sent;
-      state.pending[worker->routing_id] = PendingTask{task.task_id, false, ""};
+      state.pending[worker->routing_id] = PendingTask{task.task_id, worker->index, false, ""};
     }
     if (state.pending.empty()) return Status::unavailable("no worker could be sent a task");
     return Status();
@@ -296,8 +296,8 @@ class Coordinator::Impl {
     for (auto& [routing_id, task] : state.pending) {
       if (!task.answered) {
         task.outcome = "no update before the deadline";
-        log_.warn("worker " + std::to_string(workers_.find(routing_id)->index) +
-                  " sent no update for round " + std::to_string(state.round));
+        log_.warn("worker " + std::to_string(task.worker_index) + " sent no update for round " +
+                  std::to_string(state.round));
       }
     }
   }
@@ -309,39 +309,39 @@ class Coordinator::Impl {
                 "; keeping the previous model");
       return false;
     }
+    Status status = aggregate_accepted(state, metrics);
+    if (!status.ok()) {
+      log_.error("round " + std::to_string(state.round) + ": " + status.to_string() +
+                 "; keeping the previous model");
+      return false;
+    }
+    return true;
+  }
+
+  // Root update (if configured) -> simulated attack (if configured) ->
+  // pipeline -> global model step.
+  Status aggregate_accepted(const RoundState& state, RoundMetrics& metrics) {
     AggregationContext context;
     context.previous = previous_aggregate_;
     context.seed = Rng(config_.job.seed).fork(state.round).next_u64();
     if (root_model_) {
       Result<at::Tensor> root = root_update(context.seed);
-      if (!root.ok()) {
-        log_.error("round " + std::to_string(state.round) + ": the root update failed: " +
-                   root.status().to_string() + "; keeping the previous model");
-        return false;
-      }
+      if (!root.ok()) return root.status().with_context("the root update failed");
       context.root_update = *root;
     }
     at::Tensor rows = at::stack(state.rows);
     std::vector<double> weights = state.weights;
     if (attack_) {
-      Status added = add_byzantine_rows(rows, weights, context.seed);
-      if (!added.ok()) {
-        log_.error("round " + std::to_string(state.round) + ": the simulated attack failed: " +
-                   added.to_string() + "; keeping the previous model");
-        return false;
-      }
+      COHORT_RETURN_IF_ERROR(add_byzantine_rows(rows, weights, context.seed)
+                                 .with_context("the simulated attack failed"));
       metrics.byzantine = config_.attack.byzantine;
     }
     Result<AggregationResult> result = pipeline_->run(rows, weights, context);
-    if (!result.ok()) {
-      log_.error("round " + std::to_string(state.round) + ": aggregation failed: " +
-                 result.status().to_string() + "; keeping the previous model");
-      return false;
-    }
+    if (!result.ok()) return result.status().with_context("aggregation failed");
     record_weights(state, *result, metrics);
     previous_aggregate_ = result->aggregate;
     global_.add_(result->aggregate, config_.aggregation.server_learning_rate);
-    return true;
+    return Status();
   }
 
   // The coordinator's own update on its trusted samples, from the current
