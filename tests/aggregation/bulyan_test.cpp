@@ -111,13 +111,7 @@ TEST(BulyanTest, PermutationInvariantWithoutTies) {
   at::Tensor rows = random_rows(15, 4, 23);
   auto rule = built_in_rule("bulyan", 3);
   ASSERT_NE(rule, nullptr);
-  Result<AggregationResult> base = rule->aggregate(rows, {}, AggregationContext{});
-  ASSERT_TRUE(base.ok());
-  for (const auto& perm : some_permutations(15)) {
-    Result<AggregationResult> r = rule->aggregate(permuted(rows, perm), {}, AggregationContext{});
-    ASSERT_TRUE(r.ok());
-    EXPECT_TRUE(at::allclose(r->aggregate, base->aggregate, 0, 1e-12));
-  }
+  expect_permutation_invariant(*rule, rows);
 }
 
 TEST(BulyanTest, TranslationEquivariant) {
@@ -125,11 +119,7 @@ TEST(BulyanTest, TranslationEquivariant) {
   at::Tensor shift = at::linspace(-50, 50, 4, at::kDouble);
   auto rule = built_in_rule("bulyan", 3);
   ASSERT_NE(rule, nullptr);
-  Result<AggregationResult> base = rule->aggregate(rows, {}, AggregationContext{});
-  Result<AggregationResult> moved = rule->aggregate(rows + shift, {}, AggregationContext{});
-  ASSERT_TRUE(base.ok() && moved.ok());
-  EXPECT_EQ(moved->selected, base->selected);
-  EXPECT_TRUE(at::allclose(moved->aggregate, base->aggregate + shift, 0, 1e-9));
+  expect_translation_equivariant(*rule, rows, shift);
 }
 
 TEST(BulyanTest, NeverSelectsALoneRowFarAway) {

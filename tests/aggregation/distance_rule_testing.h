@@ -85,6 +85,28 @@ inline Status creation_error(std::string_view name, int f,
   return registry.create(name, RuleParams(f, params)).status();
 }
 
+// The rule gives the same aggregate (to 1e-12) for reordered rows.
+inline void expect_permutation_invariant(const AggregationRule& rule, const at::Tensor& rows) {
+  Result<AggregationResult> base = rule.aggregate(rows, {}, AggregationContext{});
+  ASSERT_TRUE(base.ok()) << base.status().to_string();
+  for (const auto& perm : some_permutations(rows.size(0))) {
+    Result<AggregationResult> r = rule.aggregate(permuted(rows, perm), {}, AggregationContext{});
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_TRUE(at::allclose(r->aggregate, base->aggregate, 0, 1e-12));
+  }
+}
+
+// Shifting every row by `shift` selects the same rows and shifts the
+// aggregate by `shift`.
+inline void expect_translation_equivariant(const AggregationRule& rule, const at::Tensor& rows,
+                                           const at::Tensor& shift) {
+  Result<AggregationResult> base = rule.aggregate(rows, {}, AggregationContext{});
+  Result<AggregationResult> moved = rule.aggregate(rows + shift, {}, AggregationContext{});
+  ASSERT_TRUE(base.ok() && moved.ok());
+  EXPECT_EQ(moved->selected, base->selected);
+  EXPECT_TRUE(at::allclose(moved->aggregate, base->aggregate + shift, 0, 1e-9));
+}
+
 inline AggregationContext without_diagnostics() {
   AggregationContext context;
   context.diagnostics = false;

@@ -131,13 +131,7 @@ TEST(DncTest, PermutationInvariant) {
   at::Tensor rows = random_rows(10, 50, 42);
   auto rule = built_in_rule("dnc", 2, {{"b", "20"}});
   ASSERT_NE(rule, nullptr);
-  Result<AggregationResult> base = rule->aggregate(rows, {}, AggregationContext{});
-  ASSERT_TRUE(base.ok());
-  for (const auto& perm : some_permutations(10)) {
-    Result<AggregationResult> r = rule->aggregate(permuted(rows, perm), {}, AggregationContext{});
-    ASSERT_TRUE(r.ok());
-    EXPECT_TRUE(at::allclose(r->aggregate, base->aggregate, 0, 1e-12));
-  }
+  expect_permutation_invariant(*rule, rows);
 }
 
 TEST(DncTest, TranslationEquivariant) {
@@ -145,11 +139,7 @@ TEST(DncTest, TranslationEquivariant) {
   at::Tensor shift = at::linspace(-50, 50, 50, at::kDouble);
   auto rule = built_in_rule("dnc", 2, {{"b", "20"}});
   ASSERT_NE(rule, nullptr);
-  Result<AggregationResult> base = rule->aggregate(rows, {}, AggregationContext{});
-  Result<AggregationResult> moved = rule->aggregate(rows + shift, {}, AggregationContext{});
-  ASSERT_TRUE(base.ok() && moved.ok());
-  EXPECT_EQ(moved->selected, base->selected);
-  EXPECT_TRUE(at::allclose(moved->aggregate, base->aggregate + shift, 0, 1e-9));
+  expect_translation_equivariant(*rule, rows, shift);
 }
 
 TEST(DncTest, DiscardsRowsFarAwayWhateverTheSample) {

@@ -105,13 +105,7 @@ TEST(MdaTest, PermutationInvariant) {
   at::Tensor rows = random_rows(10, 5, 31);
   auto rule = built_in_rule("mda", 3);
   ASSERT_NE(rule, nullptr);
-  Result<AggregationResult> base = rule->aggregate(rows, {}, AggregationContext{});
-  ASSERT_TRUE(base.ok());
-  for (const auto& perm : some_permutations(10)) {
-    Result<AggregationResult> r = rule->aggregate(permuted(rows, perm), {}, AggregationContext{});
-    ASSERT_TRUE(r.ok());
-    EXPECT_TRUE(at::allclose(r->aggregate, base->aggregate, 0, 1e-12));
-  }
+  expect_permutation_invariant(*rule, rows);
 }
 
 TEST(MdaTest, TranslationEquivariant) {
@@ -119,11 +113,7 @@ TEST(MdaTest, TranslationEquivariant) {
   at::Tensor shift = at::linspace(-50, 50, 5, at::kDouble);
   auto rule = built_in_rule("mda", 3);
   ASSERT_NE(rule, nullptr);
-  Result<AggregationResult> base = rule->aggregate(rows, {}, AggregationContext{});
-  Result<AggregationResult> moved = rule->aggregate(rows + shift, {}, AggregationContext{});
-  ASSERT_TRUE(base.ok() && moved.ok());
-  EXPECT_EQ(moved->selected, base->selected);
-  EXPECT_TRUE(at::allclose(moved->aggregate, base->aggregate + shift, 0, 1e-9));
+  expect_translation_equivariant(*rule, rows, shift);
 }
 
 TEST(MdaTest, NeverSelectsRowsFarAway) {
