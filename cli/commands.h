@@ -16,5 +16,6 @@ int coordinator_command(const std::vector<std::string>& args);
 int worker_command(const std::vector<std::string>& args);
 int demo_command(const std::vector<std::string>& args);
 int aggregate_command(const std::vector<std::string>& args);
+int keygen_command(const std::vector<std::string>& args);
 
 }  // namespace cohort::cli

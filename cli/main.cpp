@@ -16,6 +16,7 @@ commands:
   coordinator   serve a job described by a TOML file (docs/CONFIG.md)
   worker        contribute this machine: train tasks from a coordinator
   aggregate     run a robust aggregation rule on saved updates (.npy)
+  keygen        make an Ed25519 identity (a worker's account, a coordinator's key)
   version       print the version
 
 Run `cohort <command> --help` for a command's options.
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
   if (command == "coordinator") return coordinator_command(args);
   if (command == "worker") return worker_command(args);
   if (command == "aggregate") return aggregate_command(args);
+  if (command == "keygen") return keygen_command(args);
   if (command == "version" || command == "--version") {
     std::cout << "cohort 0.1.0\n";
     return kExitOk;

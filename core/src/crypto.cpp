@@ -1,6 +1,11 @@
 #include "cohort/crypto.h"
 
 #include <sodium.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
 
 namespace cohort {
 
@@ -77,5 +82,149 @@ Identity& Identity::operator=(Identity&& other) noexcept {
 }
 
 Identity::~Identity() { sodium_memzero(secret_key_.data(), secret_key_.size()); }
+
+namespace {
+
+constexpr std::string_view kSecretKeyHeader = "cohort-ed25519-secret-key-v1";
+
+template <size_t N>
+Result<std::array<uint8_t, N>> parse_hex(std::string_view hex, std::string_view what) {
+  std::array<uint8_t, N> out{};
+  size_t written = 0;
+  if (hex.size() != 2 * N ||
+      sodium_hex2bin(out.data(), out.size(), hex.data(), hex.size(), nullptr, &written, nullptr) != 0 ||
+      written != N) {
+    return Status::invalid_argument(std::string(what) + " must be " + std::to_string(2 * N) +
+                                    " hex digits, got '" + std::string(hex.substr(0, 80)) + "'");
+  }
+  return out;
+}
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  return text;
+}
+
+Result<std::string> read_small_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return Status::not_found("cannot open " + path.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().size() > 4096) return Status::corruption(path.string() + " is too large for a key file");
+  return text.str();
+}
+
+}  // namespace
+
+Result<PublicKey> parse_public_key(std::string_view hex) { return parse_hex<32>(hex, "a public key"); }
+Result<Digest> parse_digest(std::string_view hex) { return parse_hex<32>(hex, "a digest"); }
+
+CanonicalBytes::CanonicalBytes(std::string_view domain) { text(domain); }
+
+CanonicalBytes& CanonicalBytes::u32(uint32_t value) {
+  for (int i = 0; i < 4; ++i) data_.push_back(static_cast<uint8_t>(value >> (8 * i)));
+  return *this;
+}
+
+CanonicalBytes& CanonicalBytes::u64(uint64_t value) {
+  for (int i = 0; i < 8; ++i) data_.push_back(static_cast<uint8_t>(value >> (8 * i)));
+  return *this;
+}
+
+CanonicalBytes& CanonicalBytes::i64(int64_t value) { return u64(static_cast<uint64_t>(value)); }
+
+CanonicalBytes& CanonicalBytes::f64(double value) {
+  uint64_t bits = 0;
+  std::memcpy(&bits, &value, sizeof(bits));
+  return u64(bits);
+}
+
+CanonicalBytes& CanonicalBytes::bytes(std::span<const uint8_t> value) {
+  u64(value.size());
+  data_.insert(data_.end(), value.begin(), value.end());
+  return *this;
+}
+
+CanonicalBytes& CanonicalBytes::text(std::string_view value) {
+  return bytes({reinterpret_cast<const uint8_t*>(value.data()), value.size()});
+}
+
+Identity Identity::from_seed(std::span<const uint8_t, 32> seed) {
+  Identity id;
+  crypto_sign_seed_keypair(id.public_key_.data(), id.secret_key_.data(), seed.data());
+  return id;
+}
+
+Signature Identity::sign(std::span<const uint8_t> message) const {
+  Signature signature{};
+  crypto_sign_detached(signature.data(), nullptr, message.data(), message.size(), secret_key_.data());
+  return signature;
+}
+
+bool verify_signature(const PublicKey& key, std::span<const uint8_t> message,
+                      const Signature& signature) {
+  return crypto_sign_verify_detached(signature.data(), message.data(), message.size(), key.data()) == 0;
+}
+
+std::filesystem::path public_key_path(const std::filesystem::path& secret_path) {
+  std::filesystem::path pub = secret_path;
+  return pub.replace_extension(".pub");
+}
+
+Status write_key_pair(const Identity& identity, const std::filesystem::path& secret_path) {
+  if (std::filesystem::exists(secret_path)) {
+    return Status::failed_precondition(secret_path.string() + " already exists; refusing to overwrite a secret key");
+  }
+  // The seed is the first half of libsodium's 64-byte secret key.
+  std::array<uint8_t, 32> seed{};
+  crypto_sign_ed25519_sk_to_seed(seed.data(), identity.secret_key_.data());
+  const std::string line = std::string(kSecretKeyHeader) + " " + to_hex(seed) + "\n";
+  sodium_memzero(seed.data(), seed.size());
+  {
+    // Created 0600 from the start: the secret is never readable by others.
+    const mode_t old_mask = ::umask(077);
+    std::ofstream out(secret_path, std::ios::trunc);
+    ::umask(old_mask);
+    if (!out) return Status::io_error("cannot create " + secret_path.string());
+    out << line;
+    if (!out.flush()) return Status::io_error("cannot write " + secret_path.string());
+  }
+  std::filesystem::permissions(secret_path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                               std::filesystem::perm_options::replace);
+  std::ofstream pub(public_key_path(secret_path), std::ios::trunc);
+  pub << to_hex(identity.public_key()) << "\n";
+  if (!pub.flush()) return Status::io_error("cannot write " + public_key_path(secret_path).string());
+  return Status();
+}
+
+Result<Identity> read_identity(const std::filesystem::path& secret_path) {
+  struct stat info {};
+  if (::stat(secret_path.c_str(), &info) != 0) return Status::not_found("no key file " + secret_path.string());
+  if ((info.st_mode & 077) != 0) {
+    return Status::failed_precondition(secret_path.string() +
+                                       " is readable by others; run `chmod 600 " + secret_path.string() +
+                                       "` (or make a new key with `cohort keygen`)");
+  }
+  COHORT_ASSIGN_OR_RETURN(std::string text, read_small_file(secret_path));
+  text = trimmed(std::move(text));
+  const std::string prefix = std::string(kSecretKeyHeader) + " ";
+  if (text.rfind(prefix, 0) != 0) {
+    return Status::corruption(secret_path.string() + " is not a cohort secret key file");
+  }
+  Result<std::array<uint8_t, 32>> seed = parse_hex<32>(std::string_view(text).substr(prefix.size()), "the secret key");
+  sodium_memzero(text.data(), text.size());
+  if (!seed.ok()) return Status::corruption(secret_path.string() + ": " + seed.status().message());
+  Identity identity = Identity::from_seed(*seed);
+  sodium_memzero(seed->data(), seed->size());
+  return identity;
+}
+
+Result<PublicKey> read_public_key(const std::string& file_or_hex) {
+  if (file_or_hex.size() == 64 && !std::filesystem::exists(file_or_hex)) return parse_public_key(file_or_hex);
+  COHORT_ASSIGN_OR_RETURN(std::string text, read_small_file(file_or_hex));
+  Result<PublicKey> key = parse_public_key(trimmed(std::move(text)));
+  if (!key.ok()) return Status::corruption(file_or_hex + ": " + key.status().message());
+  return key;
+}
 
 }  // namespace cohort
