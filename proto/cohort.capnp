@@ -16,7 +16,7 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("cohort::proto");
 
-const protocolVersion :UInt32 = 1;
+const protocolVersion :UInt32 = 2;
 
 enum DType {
   float32 @0;
@@ -70,6 +70,8 @@ struct Welcome {
   workerIndex @0 :UInt32;  # stable slot of this worker in the job
   jobName @1 :Text;
   rounds @2 :UInt32;
+  coordinatorKey @3 :Data; # the coordinator's Ed25519 public key: it signs tasks,
+                           # challenges and receipts
 }
 
 struct Hyperparameters {
@@ -99,6 +101,23 @@ struct DataSelection {
   seed @5 :UInt64;         # partition seed (the same for every worker)
 }
 
+enum DeterminismProfile {
+  cpuExact @0;             # re-execution must reproduce the state hashes bitwise
+  tolerant @1;             # relative L2 error <= tolerance (GPUs)
+}
+
+# What a task requires for proof of learning (docs/PROOF_OF_LEARNING.md).
+struct ProofSpec {
+  segmentSteps @0 :UInt32;       # k; 0 = this task carries no proof of learning
+  totalSteps @1 :UInt32;         # SGD steps the worker must run (N segments of k)
+  profile @2 :DeterminismProfile;
+  tolerance @3 :Float64;         # tau, tolerant profile only
+  secretCommitment @4 :Data;     # H(secret) of this task's challenge secret
+  revealSeconds @5 :Float64;     # time allowed between a challenge and its reveal
+  minStake @6 :Int64;            # micro-tokens the worker's account must hold
+  datasetDigest @7 :Data;        # digest of the training split the shard is cut from
+}
+
 # Coordinator -> worker: train from this model; the model follows as payload.
 struct Task {
   round @0 :UInt32;
@@ -109,6 +128,33 @@ struct Task {
   seed @5 :UInt64;         # batch order and any training randomness
   deadlineUnixMs @6 :Int64;
   model @7 :PayloadHeader;
+  proof @8 :ProofSpec;
+  signature @9 :Data;      # coordinator's Ed25519 signature (docs/PROTOCOL.md)
+}
+
+# One Merkle leaf of a training trajectory: the state after `index` segments.
+struct ProofLeaf {
+  index @0 :UInt32;
+  step @1 :UInt64;
+  parameters @2 :Data;     # digest of the parameters (as a Task digests its model)
+  momentum @3 :Data;       # digest of the optimizer's momentum buffers
+  batches @4 :Data;        # digest of the batch indices of the segment
+}
+
+struct LeafOpening {
+  leaf @0 :ProofLeaf;
+  proof @1 :List(Data);    # sibling digests, leaf to root
+}
+
+# The worker's commitment to its trajectory, sent with the update: the
+# Merkle root and the two anchors (leaf 0 = the announced model, the last
+# leaf = the end of training), each proven against the root.
+struct Commitment {
+  root @0 :Data;
+  totalSteps @1 :UInt32;
+  segmentSteps @2 :UInt32;
+  first @3 :LeafOpening;
+  last @4 :LeafOpening;
 }
 
 struct TrainMetrics {
@@ -127,6 +173,63 @@ struct Update {
   metrics @3 :TrainMetrics;
   baseModelHash @4 :Data;    # digest of the model the worker started from
   delta @5 :PayloadHeader;
+  commitment @6 :Commitment; # present when the task asked for proof of learning
+  signature @7 :Data;        # worker's Ed25519 signature (docs/PROTOCOL.md)
+}
+
+# Coordinator -> worker, once its update and commitment are in: the task's
+# challenge secret, and the segments it selects (the worker can recompute
+# them from the secret).
+struct Challenge {
+  round @0 :UInt32;
+  taskId @1 :UInt64;
+  secret @2 :Data;
+  audited @3 :Bool;
+  segments @4 :List(UInt32); # 1-based, ascending
+  signature @5 :Data;
+}
+
+struct SegmentProof {
+  segment @0 :UInt32;
+  before @1 :LeafOpening;    # leaf segment - 1
+  after @2 :LeafOpening;     # leaf segment
+}
+
+# Worker -> coordinator: the states around each challenged segment. They
+# follow as payload, tensors named "s<segment>.<before|after>.<parameters|momentum>"
+# in name order.
+struct Reveal {
+  round @0 :UInt32;
+  taskId @1 :UInt64;
+  segments @2 :List(SegmentProof);
+  states @3 :PayloadHeader;
+  signature @4 :Data;
+}
+
+# Stored in the ledger; never renumber.
+enum Verdict {
+  pending @0;
+  passed @1;                 # audited; re-execution matched; paid
+  unaudited @2;              # not selected for audit; paid
+  failed @3;                 # the audit failed; slashed and banned
+  rejected @4;               # never aggregated; not paid, not slashed
+  voided @5;                 # the audit could not finish, through no fault shown; not paid
+}
+
+# The coordinator's signed statement of how a task was settled.
+struct Receipt {
+  round @0 :UInt32;
+  taskId @1 :UInt64;
+  workerKey @2 :Data;
+  updateHash @3 :Data;
+  verdict @4 :Verdict;
+  reason @5 :Text;
+  reward @6 :Int64;          # micro-tokens
+  slashed @7 :Int64;
+  chainSeq @8 :UInt64;       # the ledger chain head it was issued at
+  chainHash @9 :Data;
+  coordinatorKey @10 :Data;
+  signature @11 :Data;
 }
 
 # Coordinator -> participant, after the round closed.
@@ -138,6 +241,7 @@ struct RoundResult {
   testLoss @4 :Float64;
   participants @5 :UInt32;
   modelHash @6 :Data;        # digest of the new global model
+  receipt @7 :Receipt;       # present when the job keeps a ledger
 }
 
 enum ErrorCode {
@@ -152,6 +256,8 @@ enum ErrorCode {
   invalidUpdate @8;
   deadlineExceeded @9;
   unavailable @10;
+  badSignature @11;
+  forbidden @12;             # banned key, or not enough stake
 }
 
 struct Error {
@@ -176,5 +282,7 @@ struct Envelope {
     roundResult @5 :RoundResult;
     error @6 :Error;
     bye @7 :Bye;
+    challenge @8 :Challenge;
+    reveal @9 :Reveal;
   }
 }

@@ -52,6 +52,37 @@ void write(proto::Welcome::Builder out, const Welcome& in) {
   out.setWorkerIndex(in.worker_index);
   out.setJobName(in.job_name);
   out.setRounds(in.rounds);
+  out.setCoordinatorKey(as_capnp_bytes(in.coordinator_key));
+}
+
+void write(proto::ProofSpec::Builder out, const ProofSpec& in) {
+  out.setSegmentSteps(in.params.segment_steps);
+  out.setTotalSteps(in.total_steps);
+  out.setProfile(static_cast<proto::DeterminismProfile>(in.params.profile));
+  out.setTolerance(in.params.tolerance);
+  out.setSecretCommitment(as_capnp_bytes(in.secret_commitment));
+  out.setRevealSeconds(in.reveal_seconds);
+  out.setMinStake(in.min_stake);
+  out.setDatasetDigest(as_capnp_bytes(in.dataset_digest));
+}
+
+void write(proto::LeafOpening::Builder out, const LeafOpening& in) {
+  auto leaf = out.initLeaf();
+  leaf.setIndex(in.leaf.index);
+  leaf.setStep(in.leaf.step);
+  leaf.setParameters(as_capnp_bytes(in.leaf.parameters));
+  leaf.setMomentum(as_capnp_bytes(in.leaf.momentum));
+  leaf.setBatches(as_capnp_bytes(in.leaf.batches));
+  auto proof = out.initProof(static_cast<unsigned>(in.proof.size()));
+  for (unsigned i = 0; i < in.proof.size(); ++i) proof.set(i, as_capnp_bytes(in.proof[i]));
+}
+
+void write(proto::Commitment::Builder out, const Commitment& in) {
+  out.setRoot(as_capnp_bytes(in.root));
+  out.setTotalSteps(in.total_steps);
+  out.setSegmentSteps(in.segment_steps);
+  write(out.initFirst(), in.first);
+  write(out.initLast(), in.last);
 }
 
 void write(proto::Task::Builder out, const Task& in) {
@@ -76,6 +107,8 @@ void write(proto::Task::Builder out, const Task& in) {
   out.setSeed(in.seed);
   out.setDeadlineUnixMs(in.deadline_unix_ms);
   write_payload_header(out.initModel(), in.model);
+  write(out.initProof(), in.proof);
+  out.setSignature(as_capnp_bytes(in.signature));
 }
 
 void write(proto::Update::Builder out, const Update& in) {
@@ -89,6 +122,46 @@ void write(proto::Update::Builder out, const Update& in) {
   metrics.setTrainSeconds(in.metrics.train_seconds);
   out.setBaseModelHash(as_capnp_bytes(in.base_model_hash));
   write_payload_header(out.initDelta(), in.delta);
+  if (in.commitment) write(out.initCommitment(), *in.commitment);
+  out.setSignature(as_capnp_bytes(in.signature));
+}
+
+void write(proto::Challenge::Builder out, const ChallengeMessage& in) {
+  out.setRound(in.round);
+  out.setTaskId(in.task_id);
+  out.setSecret(as_capnp_bytes(in.secret));
+  out.setAudited(in.challenge.audited);
+  auto segments = out.initSegments(static_cast<unsigned>(in.challenge.segments.size()));
+  for (unsigned i = 0; i < in.challenge.segments.size(); ++i) segments.set(i, in.challenge.segments[i]);
+  out.setSignature(as_capnp_bytes(in.signature));
+}
+
+void write(proto::Reveal::Builder out, const Reveal& in) {
+  out.setRound(in.round);
+  out.setTaskId(in.task_id);
+  auto segments = out.initSegments(static_cast<unsigned>(in.segments.size()));
+  for (unsigned i = 0; i < in.segments.size(); ++i) {
+    segments[i].setSegment(in.segments[i].segment);
+    write(segments[i].initBefore(), in.segments[i].before);
+    write(segments[i].initAfter(), in.segments[i].after);
+  }
+  write_payload_header(out.initStates(), in.states);
+  out.setSignature(as_capnp_bytes(in.signature));
+}
+
+void write(proto::Receipt::Builder out, const Receipt& in) {
+  out.setRound(in.round);
+  out.setTaskId(in.task_id);
+  out.setWorkerKey(as_capnp_bytes(in.worker));
+  out.setUpdateHash(as_capnp_bytes(in.update_hash));
+  out.setVerdict(static_cast<proto::Verdict>(in.verdict));
+  out.setReason(in.reason);
+  out.setReward(in.reward);
+  out.setSlashed(in.slashed);
+  out.setChainSeq(in.chain_seq);
+  out.setChainHash(as_capnp_bytes(in.chain_hash));
+  out.setCoordinatorKey(as_capnp_bytes(in.coordinator));
+  out.setSignature(as_capnp_bytes(in.signature));
 }
 
 void write(proto::RoundResult::Builder out, const RoundResult& in) {
@@ -99,6 +172,7 @@ void write(proto::RoundResult::Builder out, const RoundResult& in) {
   out.setTestLoss(in.test_loss);
   out.setParticipants(in.participants);
   out.setModelHash(as_capnp_bytes(in.model_hash));
+  if (in.receipt) write(out.initReceipt(), *in.receipt);
 }
 
 void write(proto::Error::Builder out, const ErrorReply& in) {
@@ -120,6 +194,8 @@ void write_body(proto::Envelope::Body::Builder body, const Message& message) {
         else if constexpr (std::is_same_v<T, Update>) write(body.initUpdate(), m);
         else if constexpr (std::is_same_v<T, RoundResult>) write(body.initRoundResult(), m);
         else if constexpr (std::is_same_v<T, ErrorReply>) write(body.initError(), m);
+        else if constexpr (std::is_same_v<T, ChallengeMessage>) write(body.initChallenge(), m);
+        else if constexpr (std::is_same_v<T, Reveal>) write(body.initReveal(), m);
         else write(body.initBye(), m);
       },
       message);
@@ -215,7 +291,53 @@ Hello read(proto::Hello::Reader in, const DecodeLimits& limits) {
 
 Welcome read(proto::Welcome::Reader in, const DecodeLimits& limits) {
   return Welcome{in.getWorkerIndex(), read_text(in.getJobName(), limits, "job name"),
-                 in.getRounds()};
+                 in.getRounds(), read_fixed<32>(in.getCoordinatorKey(), "coordinator key")};
+}
+
+template <class List>
+void check_list_size(const List& list, const DecodeLimits& limits, const char* field) {
+  if (list.size() > limits.max_list_entries) {
+    fail(Status::resource_exhausted(std::string(field) + " has " + std::to_string(list.size()) +
+                                    " entries, limit " + std::to_string(limits.max_list_entries)));
+  }
+}
+
+ProofSpec read(proto::ProofSpec::Reader in) {
+  ProofSpec out;
+  out.params.segment_steps = in.getSegmentSteps();
+  out.params.profile =
+      read_enum<DeterminismProfile>(static_cast<uint16_t>(in.getProfile()), 1, "determinism profile");
+  out.params.tolerance = in.getTolerance();
+  out.total_steps = in.getTotalSteps();
+  out.secret_commitment = read_fixed<32>(in.getSecretCommitment(), "secret commitment", true);
+  out.reveal_seconds = in.getRevealSeconds();
+  out.min_stake = in.getMinStake();
+  out.dataset_digest = read_fixed<32>(in.getDatasetDigest(), "dataset digest", true);
+  return out;
+}
+
+LeafOpening read(proto::LeafOpening::Reader in, const DecodeLimits& limits) {
+  LeafOpening out;
+  auto leaf = in.getLeaf();
+  out.leaf.index = leaf.getIndex();
+  out.leaf.step = leaf.getStep();
+  out.leaf.parameters = read_fixed<32>(leaf.getParameters(), "leaf parameters digest");
+  out.leaf.momentum = read_fixed<32>(leaf.getMomentum(), "leaf momentum digest");
+  out.leaf.batches = read_fixed<32>(leaf.getBatches(), "leaf batches digest");
+  auto proof = in.getProof();
+  check_list_size(proof, limits, "Merkle proof");
+  for (auto node : proof) out.proof.push_back(read_fixed<32>(node, "Merkle proof node"));
+  return out;
+}
+
+Commitment read(proto::Commitment::Reader in, const DecodeLimits& limits) {
+  Commitment out;
+  out.root = read_fixed<32>(in.getRoot(), "commitment root");
+  out.total_steps = in.getTotalSteps();
+  out.segment_steps = in.getSegmentSteps();
+  out.first = read(in.getFirst(), limits);
+  out.last = read(in.getLast(), limits);
+  return out;
 }
 
 Task read(proto::Task::Reader in, const DecodeLimits& limits) {
@@ -239,6 +361,8 @@ Task read(proto::Task::Reader in, const DecodeLimits& limits) {
   out.seed = in.getSeed();
   out.deadline_unix_ms = in.getDeadlineUnixMs();
   out.model = read_payload_header(in.getModel(), limits);
+  out.proof = read(in.getProof());
+  out.signature = read_fixed<64>(in.getSignature(), "task signature", true);
   return out;
 }
 
@@ -252,6 +376,53 @@ Update read(proto::Update::Reader in, const DecodeLimits& limits) {
                              metrics.getSteps(), metrics.getTrainSeconds()};
   out.base_model_hash = read_fixed<32>(in.getBaseModelHash(), "base model hash");
   out.delta = read_payload_header(in.getDelta(), limits);
+  if (in.hasCommitment()) out.commitment = read(in.getCommitment(), limits);
+  out.signature = read_fixed<64>(in.getSignature(), "update signature", true);
+  return out;
+}
+
+ChallengeMessage read(proto::Challenge::Reader in, const DecodeLimits& limits) {
+  ChallengeMessage out;
+  out.round = in.getRound();
+  out.task_id = in.getTaskId();
+  out.secret = read_fixed<32>(in.getSecret(), "challenge secret");
+  out.challenge.audited = in.getAudited();
+  auto segments = in.getSegments();
+  check_list_size(segments, limits, "challenged segments");
+  for (uint32_t segment : segments) out.challenge.segments.push_back(segment);
+  out.signature = read_fixed<64>(in.getSignature(), "challenge signature", true);
+  return out;
+}
+
+Reveal read(proto::Reveal::Reader in, const DecodeLimits& limits) {
+  Reveal out;
+  out.round = in.getRound();
+  out.task_id = in.getTaskId();
+  auto segments = in.getSegments();
+  check_list_size(segments, limits, "revealed segments");
+  for (auto segment : segments) {
+    out.segments.push_back(SegmentProof{segment.getSegment(), read(segment.getBefore(), limits),
+                                        read(segment.getAfter(), limits)});
+  }
+  out.states = read_payload_header(in.getStates(), limits);
+  out.signature = read_fixed<64>(in.getSignature(), "reveal signature", true);
+  return out;
+}
+
+Receipt read(proto::Receipt::Reader in, const DecodeLimits& limits) {
+  Receipt out;
+  out.round = in.getRound();
+  out.task_id = in.getTaskId();
+  out.worker = read_fixed<32>(in.getWorkerKey(), "receipt worker key");
+  out.update_hash = read_fixed<32>(in.getUpdateHash(), "receipt update hash", true);
+  out.verdict = read_enum<Verdict>(static_cast<uint16_t>(in.getVerdict()), 5, "receipt verdict");
+  out.reason = read_text(in.getReason(), limits, "receipt reason");
+  out.reward = in.getReward();
+  out.slashed = in.getSlashed();
+  out.chain_seq = in.getChainSeq();
+  out.chain_hash = read_fixed<32>(in.getChainHash(), "receipt chain hash");
+  out.coordinator = read_fixed<32>(in.getCoordinatorKey(), "receipt coordinator key");
+  out.signature = read_fixed<64>(in.getSignature(), "receipt signature");
   return out;
 }
 
@@ -264,11 +435,12 @@ RoundResult read(proto::RoundResult::Reader in, const DecodeLimits& limits) {
   out.test_loss = in.getTestLoss();
   out.participants = in.getParticipants();
   out.model_hash = read_fixed<32>(in.getModelHash(), "model hash", /*allow_empty=*/true);
+  if (in.hasReceipt()) out.receipt = read(in.getReceipt(), limits);
   return out;
 }
 
 ErrorReply read(proto::Error::Reader in, const DecodeLimits& limits) {
-  return ErrorReply{read_enum<ErrorCode>(static_cast<uint16_t>(in.getCode()), 10, "error code"),
+  return ErrorReply{read_enum<ErrorCode>(static_cast<uint16_t>(in.getCode()), 12, "error code"),
                     read_text(in.getMessage(), limits, "error message"), in.getRound(),
                     in.getTaskId()};
 }
@@ -287,6 +459,8 @@ Message read_body(proto::Envelope::Body::Reader body, const DecodeLimits& limits
     case Which::ROUND_RESULT: return read(body.getRoundResult(), limits);
     case Which::ERROR: return read(body.getError(), limits);
     case Which::BYE: return read(body.getBye(), limits);
+    case Which::CHALLENGE: return read(body.getChallenge(), limits);
+    case Which::REVEAL: return read(body.getReveal(), limits);
   }
   fail(Status::corruption("envelope body of unknown kind " +
                           std::to_string(static_cast<int>(body.which()))));
@@ -348,13 +522,15 @@ std::string_view error_code_name(ErrorCode code) {
     case ErrorCode::kInvalidUpdate: return "invalid update";
     case ErrorCode::kDeadlineExceeded: return "deadline exceeded";
     case ErrorCode::kUnavailable: return "unavailable";
+    case ErrorCode::kBadSignature: return "bad signature";
+    case ErrorCode::kForbidden: return "forbidden";
   }
   return "unknown";
 }
 
 std::string_view message_kind(const Message& message) {
-  static constexpr std::string_view kNames[] = {"hello",        "welcome", "task", "update",
-                                                "round-result", "error",   "bye"};
+  static constexpr std::string_view kNames[] = {"hello", "welcome", "task",      "update", "round-result",
+                                                "error", "bye",     "challenge", "reveal"};
   return kNames[message.index()];
 }
 
@@ -415,6 +591,97 @@ ErrorCode error_code_for(const Status& status) {
                  : ErrorCode::kWrongRound;
     default: return ErrorCode::kInternal;
   }
+}
+
+std::string reveal_tensor_name(uint32_t segment, bool after, bool momentum) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "s%06u.%s.%s", segment, after ? "after" : "before",
+                momentum ? "momentum" : "parameters");
+  return name;
+}
+
+// ---------------------------------------------------------------- signatures
+
+namespace {
+
+std::string signing_domain(std::string_view kind) {
+  return "cohort-" + std::string(kind) + "-v" + std::to_string(kProtocolVersion);
+}
+
+void add_payload_header(CanonicalBytes& out, const PayloadHeader& header) {
+  out.u64(header.tensors.size());
+  for (const TensorSpec& spec : header.tensors) {
+    out.text(spec.name).u32(static_cast<uint32_t>(spec.dtype)).u64(spec.shape.size());
+    for (int64_t dim : spec.shape) out.i64(dim);
+  }
+  out.u64(header.total_bytes).bytes(header.digest);
+}
+
+void add_leaf_opening(CanonicalBytes& out, const LeafOpening& opening) {
+  out.u32(opening.leaf.index)
+      .u64(opening.leaf.step)
+      .bytes(opening.leaf.parameters)
+      .bytes(opening.leaf.momentum)
+      .bytes(opening.leaf.batches)
+      .u64(opening.proof.size());
+  for (const Digest& node : opening.proof) out.bytes(node);
+}
+
+}  // namespace
+
+std::vector<uint8_t> task_signing_bytes(const Task& task, const PublicKey& worker) {
+  CanonicalBytes out(signing_domain("task"));
+  out.bytes(worker).u32(task.round).u64(task.task_id).text(task.model_name);
+  const Hyperparameters& h = task.hyper;
+  out.u32(h.local_steps).f64(h.local_epochs).u32(h.batch_size).f64(h.learning_rate).f64(h.momentum)
+      .f64(h.weight_decay).u32(h.keep_momentum ? 1 : 0);
+  const DataSelection& d = task.data;
+  out.u32(static_cast<uint32_t>(d.scheme)).u32(d.num_parts).u32(d.part_index).f64(d.alpha).f64(d.gamma)
+      .u64(d.seed);
+  out.u64(task.seed).i64(task.deadline_unix_ms);
+  add_payload_header(out, task.model);
+  const ProofSpec& p = task.proof;
+  out.u32(p.params.segment_steps).u32(static_cast<uint32_t>(p.params.profile)).f64(p.params.tolerance)
+      .u32(p.total_steps).bytes(p.secret_commitment).f64(p.reveal_seconds).i64(p.min_stake)
+      .bytes(p.dataset_digest);
+  return out.data();
+}
+
+std::vector<uint8_t> update_signing_bytes(const Update& update, const PublicKey& worker) {
+  CanonicalBytes out(signing_domain("update"));
+  out.bytes(worker).u32(update.round).u64(update.task_id).u64(update.num_samples);
+  const TrainMetrics& m = update.metrics;
+  out.f64(m.local_loss).f64(m.local_accuracy).u32(m.steps).f64(m.train_seconds);
+  out.bytes(update.base_model_hash);
+  add_payload_header(out, update.delta);
+  out.u32(update.commitment ? 1 : 0);
+  if (update.commitment) {
+    const Commitment& c = *update.commitment;
+    out.bytes(c.root).u32(c.total_steps).u32(c.segment_steps);
+    add_leaf_opening(out, c.first);
+    add_leaf_opening(out, c.last);
+  }
+  return out.data();
+}
+
+std::vector<uint8_t> challenge_signing_bytes(const ChallengeMessage& challenge, const PublicKey& worker) {
+  CanonicalBytes out(signing_domain("challenge"));
+  out.bytes(worker).u32(challenge.round).u64(challenge.task_id).bytes(challenge.secret)
+      .u32(challenge.challenge.audited ? 1 : 0).u64(challenge.challenge.segments.size());
+  for (uint32_t segment : challenge.challenge.segments) out.u32(segment);
+  return out.data();
+}
+
+std::vector<uint8_t> reveal_signing_bytes(const Reveal& reveal, const PublicKey& worker) {
+  CanonicalBytes out(signing_domain("reveal"));
+  out.bytes(worker).u32(reveal.round).u64(reveal.task_id).u64(reveal.segments.size());
+  for (const SegmentProof& segment : reveal.segments) {
+    out.u32(segment.segment);
+    add_leaf_opening(out, segment.before);
+    add_leaf_opening(out, segment.after);
+  }
+  add_payload_header(out, reveal.states);
+  return out.data();
 }
 
 }  // namespace cohort

@@ -1,4 +1,5 @@
 #include "cohort/crypto.h"
+#include "cohort/receipt.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -104,6 +105,28 @@ TEST_F(CryptoTest, MalformedOrMissingKeyFilesAreNamedErrors) {
   EXPECT_EQ(read_identity(bad).status().code(), Status::Code::kCorruption);
   EXPECT_FALSE(parse_public_key("abcd").ok());
   EXPECT_FALSE(read_public_key((dir_ / "nothing.pub").string()).ok());
+}
+
+TEST_F(CryptoTest, ReceiptVerifiesOnlyUntouched) {
+  Identity coordinator = Identity::generate();
+  Receipt receipt;
+  receipt.round = 2;
+  receipt.task_id = 9;
+  receipt.verdict = Verdict::kPassed;
+  receipt.reward = 1'500'000;
+  receipt.coordinator = coordinator.public_key();
+  receipt.signature = coordinator.sign(receipt.signed_bytes());
+  EXPECT_TRUE(verify_receipt(receipt));
+  Receipt richer = receipt;
+  richer.reward += 1;
+  EXPECT_FALSE(verify_receipt(richer));
+  Receipt other_verdict = receipt;
+  other_verdict.verdict = Verdict::kUnaudited;
+  EXPECT_FALSE(verify_receipt(other_verdict));
+  Receipt forged = receipt;
+  forged.coordinator = Identity::generate().public_key();
+  EXPECT_FALSE(verify_receipt(forged));
+  EXPECT_EQ(verdict_name(Verdict::kVoided), "voided");
 }
 
 }  // namespace

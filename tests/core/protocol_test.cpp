@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -53,7 +54,25 @@ Task sample_task() {
   m.seed = 123456789;
   m.deadline_unix_ms = -1700000000123;  // signed field: a negative value must survive
   m.model = three_tensor_header();
+  m.proof.params = ProofParams{50, DeterminismProfile::kTolerant, 0.004};
+  m.proof.total_steps = 470;
+  m.proof.secret_commitment = bytes32(0x11);
+  m.proof.reveal_seconds = 30.5;
+  m.proof.min_stake = 300'000'000;
+  m.proof.dataset_digest = bytes32(0x22);
+  m.signature.fill(0x5a);
   return m;
+}
+
+LeafOpening sample_leaf(uint32_t index) {
+  LeafOpening opening;
+  opening.leaf = LeafData{index, uint64_t{index} * 50, bytes32(0x30), bytes32(0x31), bytes32(0x32)};
+  opening.proof = {bytes32(0x33), bytes32(0x34), bytes32(0x35)};
+  return opening;
+}
+
+Commitment sample_commitment() {
+  return Commitment{bytes32(0x50), 470, 50, sample_leaf(0), sample_leaf(10)};
 }
 
 Update sample_update() {
@@ -66,7 +85,46 @@ Update sample_update() {
   m.delta = three_tensor_header();
   m.delta.chunk_count = 11;
   m.delta.digest = bytes32(0x70);
+  m.commitment = sample_commitment();
+  m.signature.fill(0x6b);
   return m;
+}
+
+ChallengeMessage sample_challenge() {
+  ChallengeMessage m;
+  m.round = 3;
+  m.task_id = 99;
+  m.secret = bytes32(0x77);
+  m.challenge = Challenge{true, {2, 7, 10}};
+  m.signature.fill(0x7c);
+  return m;
+}
+
+Reveal sample_reveal() {
+  Reveal m;
+  m.round = 3;
+  m.task_id = 99;
+  m.segments = {SegmentProof{2, sample_leaf(1), sample_leaf(2)}, SegmentProof{10, sample_leaf(9), sample_leaf(10)}};
+  m.states = three_tensor_header();
+  m.signature.fill(0x8d);
+  return m;
+}
+
+Receipt sample_receipt() {
+  Receipt r;
+  r.round = 3;
+  r.task_id = 99;
+  r.worker = bytes32(0x01);
+  r.update_hash = bytes32(0x02);
+  r.verdict = Verdict::kFailed;
+  r.reason = "segment 7: parameters differ after re-execution";
+  r.reward = 0;
+  r.slashed = 150'000'000;
+  r.chain_seq = 41;
+  r.chain_hash = bytes32(0x03);
+  r.coordinator = bytes32(0x04);
+  r.signature.fill(0x9e);
+  return r;
 }
 
 RoundResult sample_round_result() {
@@ -161,8 +219,121 @@ TEST(ProtocolRoundTripTest, Bye) {
   EXPECT_EQ(round_trip(m), m);
 }
 
+TEST(ProtocolRoundTripTest, UpdateWithoutCommitment) {
+  Update u = sample_update();
+  u.commitment.reset();
+  Message m = u;
+  EXPECT_EQ(round_trip(m), m);
+}
+
+TEST(ProtocolRoundTripTest, Challenge) {
+  Message m = sample_challenge();
+  EXPECT_EQ(round_trip(m), m);
+}
+
+TEST(ProtocolRoundTripTest, Reveal) {
+  Message m = sample_reveal();
+  EXPECT_EQ(round_trip(m), m);
+}
+
+TEST(ProtocolRoundTripTest, RoundResultWithReceipt) {
+  RoundResult r = sample_round_result();
+  r.receipt = sample_receipt();
+  Message m = r;
+  EXPECT_EQ(round_trip(m), m);
+}
+
+TEST(ProtocolDecodeTest, OverlongMerkleProofIsResourceExhausted) {
+  Update u = sample_update();
+  u.commitment->first.proof.assign(2000, bytes32(1));
+  Result<Message> decoded = decode_message(encode_message(u));
+  EXPECT_EQ(decoded.status().code(), Status::Code::kResourceExhausted);
+  EXPECT_NE(decoded.status().message().find("Merkle proof"), std::string::npos);
+}
+
+TEST(ProtocolSigningTest, EveryFieldOfATaskIsCovered) {
+  const PublicKey worker = bytes32(0xee);
+  const auto base = task_signing_bytes(sample_task(), worker);
+  std::vector<std::function<void(Task&)>> edits = {
+      [](Task& t) { t.round++; },
+      [](Task& t) { t.task_id++; },
+      [](Task& t) { t.model_name = "mlp"; },
+      [](Task& t) { t.hyper.learning_rate *= 0.99; },
+      [](Task& t) { t.hyper.batch_size++; },
+      [](Task& t) { t.hyper.keep_momentum = !t.hyper.keep_momentum; },
+      [](Task& t) { t.data.part_index++; },
+      [](Task& t) { t.seed++; },
+      [](Task& t) { t.deadline_unix_ms++; },
+      [](Task& t) { t.model.digest[0] ^= 1; },
+      [](Task& t) { t.proof.params.segment_steps++; },
+      [](Task& t) { t.proof.total_steps++; },
+      [](Task& t) { t.proof.secret_commitment[5] ^= 1; },
+      [](Task& t) { t.proof.min_stake++; },
+      [](Task& t) { t.proof.dataset_digest[0] ^= 1; },
+  };
+  for (size_t i = 0; i < edits.size(); ++i) {
+    Task t = sample_task();
+    edits[i](t);
+    EXPECT_NE(task_signing_bytes(t, worker), base) << "edit " << i;
+  }
+  Task t = sample_task();
+  t.signature.fill(0);  // the signature itself is not covered
+  EXPECT_EQ(task_signing_bytes(t, worker), base);
+  EXPECT_NE(task_signing_bytes(sample_task(), bytes32(0xef)), base);
+}
+
+TEST(ProtocolSigningTest, UpdateCommitmentChallengeAndRevealAreCovered) {
+  const PublicKey worker = bytes32(0xee);
+  Update u = sample_update();
+  const auto update_bytes = update_signing_bytes(u, worker);
+  u.commitment->root[0] ^= 1;
+  EXPECT_NE(update_signing_bytes(u, worker), update_bytes);
+  u = sample_update();
+  u.commitment->last.proof[1][0] ^= 1;
+  EXPECT_NE(update_signing_bytes(u, worker), update_bytes);
+  u = sample_update();
+  u.delta.digest[3] ^= 1;
+  EXPECT_NE(update_signing_bytes(u, worker), update_bytes);
+  u = sample_update();
+  u.num_samples++;
+  EXPECT_NE(update_signing_bytes(u, worker), update_bytes);
+
+  ChallengeMessage c = sample_challenge();
+  const auto challenge_bytes = challenge_signing_bytes(c, worker);
+  c.challenge.segments.back()++;
+  EXPECT_NE(challenge_signing_bytes(c, worker), challenge_bytes);
+
+  Reveal r = sample_reveal();
+  const auto reveal_bytes = reveal_signing_bytes(r, worker);
+  r.segments[1].after.leaf.batches[0] ^= 1;
+  EXPECT_NE(reveal_signing_bytes(r, worker), reveal_bytes);
+  r = sample_reveal();
+  r.states.digest[0] ^= 1;
+  EXPECT_NE(reveal_signing_bytes(r, worker), reveal_bytes);
+}
+
+TEST(ProtocolSigningTest, KindsAreDomainSeparated) {
+  // A signature over one kind of message never verifies as another: the
+  // domain tags differ even for default-constructed messages.
+  const PublicKey worker{};
+  const auto task = task_signing_bytes(Task{}, worker);
+  const auto update = update_signing_bytes(Update{}, worker);
+  const auto challenge = challenge_signing_bytes(ChallengeMessage{}, worker);
+  const auto reveal = reveal_signing_bytes(Reveal{}, worker);
+  EXPECT_NE(task, update);
+  EXPECT_NE(update, challenge);
+  EXPECT_NE(challenge, reveal);
+  EXPECT_NE(task, reveal);
+}
+
+TEST(ProtocolTest, RevealTensorNamesSortInSegmentOrder) {
+  EXPECT_EQ(reveal_tensor_name(3, false, false), "s000003.before.parameters");
+  EXPECT_LT(reveal_tensor_name(9, true, true), reveal_tensor_name(10, false, false));
+  EXPECT_LT(reveal_tensor_name(9, false, true), reveal_tensor_name(9, false, false));
+}
+
 TEST(ProtocolRoundTripTest, EveryErrorCode) {
-  for (uint16_t raw = 0; raw <= 10; ++raw) {
+  for (uint16_t raw = 0; raw <= 12; ++raw) {
     Message m = ErrorReply{static_cast<ErrorCode>(raw), "x", 1, 2};
     EXPECT_EQ(round_trip(m), m) << "code " << raw;
   }
@@ -200,6 +371,8 @@ TEST(ProtocolTest, MessageKindNames) {
   EXPECT_EQ(message_kind(RoundResult{}), "round-result");
   EXPECT_EQ(message_kind(ErrorReply{}), "error");
   EXPECT_EQ(message_kind(Bye{}), "bye");
+  EXPECT_EQ(message_kind(ChallengeMessage{}), "challenge");
+  EXPECT_EQ(message_kind(Reveal{}), "reveal");
 }
 
 TEST(ProtocolTest, RoundResultWithoutModelHashDecodesAsZeros) {
@@ -217,7 +390,7 @@ TEST(ProtocolTest, RoundResultWithoutModelHashDecodesAsZeros) {
 // ------------------------------------------------------------ version
 
 TEST(ProtocolDecodeTest, WrongVersionIsFailedPreconditionNamingIt) {
-  for (uint32_t version : {0u, 2u, 4000000000u}) {
+  for (uint32_t version : {0u, kProtocolVersion - 1, kProtocolVersion + 1, 4000000000u}) {
     std::vector<uint8_t> bytes = encode_message_with_version(Bye{"x"}, version);
     Result<Message> r = decode_message(bytes);
     ASSERT_FALSE(r.ok());
@@ -405,7 +578,25 @@ TEST(ProtocolDecodeTest, FirstOutOfRangeValueOfEachEnumIsCorruption) {
     capnp::MallocMessageBuilder builder;
     auto envelope = builder.initRoot<proto::Envelope>();
     envelope.setVersion(kProtocolVersion);
-    envelope.getBody().initError().setCode(static_cast<proto::ErrorCode>(11));
+    envelope.getBody().initError().setCode(static_cast<proto::ErrorCode>(13));
+    EXPECT_EQ(decode_message(to_bytes(builder)).status().code(), Status::Code::kCorruption);
+  }
+  {
+    capnp::MallocMessageBuilder builder;
+    init_raw_task(builder).initProof().setProfile(static_cast<proto::DeterminismProfile>(2));
+    EXPECT_EQ(decode_message(to_bytes(builder)).status().code(), Status::Code::kCorruption);
+  }
+  {
+    RoundResult r = sample_round_result();
+    r.receipt = sample_receipt();
+    capnp::MallocMessageBuilder builder;
+    auto envelope = builder.initRoot<proto::Envelope>();
+    envelope.setVersion(kProtocolVersion);
+    auto result = envelope.getBody().initRoundResult();
+    auto receipt = result.initReceipt();
+    auto key = bytes32(1);
+    receipt.setWorkerKey(kj::arrayPtr(key.data(), key.size()));
+    receipt.setVerdict(static_cast<proto::Verdict>(6));
     EXPECT_EQ(decode_message(to_bytes(builder)).status().code(), Status::Code::kCorruption);
   }
 }

@@ -11,20 +11,23 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
+#include "cohort/commitment.h"
 #include "cohort/crypto.h"
 #include "cohort/partition.h"
+#include "cohort/receipt.h"
 #include "cohort/status.h"
 
 namespace cohort {
 
 // Bumped on any breaking change to proto/cohort.capnp.
-inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr uint32_t kProtocolVersion = 2;
 
 // Values match proto DType; never renumber.
 enum class DType : uint8_t { kFloat32 = 0, kFloat64 = 1, kFloat16 = 2, kBFloat16 = 3 };
@@ -78,6 +81,7 @@ struct Welcome {
   uint32_t worker_index = 0;
   std::string job_name;
   uint32_t rounds = 0;
+  PublicKey coordinator_key{};
   bool operator==(const Welcome&) const = default;
 };
 
@@ -102,6 +106,19 @@ struct DataSelection {
   bool operator==(const DataSelection&) const = default;
 };
 
+// What a task requires for proof of learning; params.segment_steps == 0
+// means none.
+struct ProofSpec {
+  ProofParams params{0, DeterminismProfile::kCpuExact, 0.0};
+  uint32_t total_steps = 0;
+  Digest secret_commitment{};
+  double reveal_seconds = 0.0;
+  int64_t min_stake = 0;  // micro-tokens
+  Digest dataset_digest{};
+  bool enabled() const { return params.segment_steps > 0; }
+  bool operator==(const ProofSpec&) const = default;
+};
+
 struct Task {
   uint32_t round = 0;
   uint64_t task_id = 0;
@@ -111,6 +128,8 @@ struct Task {
   uint64_t seed = 0;
   int64_t deadline_unix_ms = 0;
   PayloadHeader model;
+  ProofSpec proof;
+  Signature signature{};  // the coordinator's, over task_signing_bytes()
   bool operator==(const Task&) const = default;
 };
 
@@ -122,6 +141,17 @@ struct TrainMetrics {
   bool operator==(const TrainMetrics&) const = default;
 };
 
+// The worker's commitment to its training trajectory (Merkle root) with
+// the two anchors proven against it.
+struct Commitment {
+  Digest root{};
+  uint32_t total_steps = 0;
+  uint32_t segment_steps = 0;
+  LeafOpening first;
+  LeafOpening last;
+  bool operator==(const Commitment&) const = default;
+};
+
 struct Update {
   uint32_t round = 0;
   uint64_t task_id = 0;
@@ -129,8 +159,43 @@ struct Update {
   TrainMetrics metrics;
   Digest base_model_hash{};
   PayloadHeader delta;
+  std::optional<Commitment> commitment;  // when the task asked for proof of learning
+  Signature signature{};                 // the worker's, over update_signing_bytes()
   bool operator==(const Update&) const = default;
 };
+
+// Coordinator -> worker once the commitment is in: the secret behind the
+// task's secret commitment and the segments it selects.
+struct ChallengeMessage {
+  uint32_t round = 0;
+  uint64_t task_id = 0;
+  Digest secret{};
+  Challenge challenge;
+  Signature signature{};
+  bool operator==(const ChallengeMessage&) const = default;
+};
+
+struct SegmentProof {
+  uint32_t segment = 0;
+  LeafOpening before;  // leaf segment - 1
+  LeafOpening after;   // leaf segment
+  bool operator==(const SegmentProof&) const = default;
+};
+
+// Worker -> coordinator: the states around each challenged segment travel
+// as payload, described by `states` (see reveal_tensor_name()).
+struct Reveal {
+  uint32_t round = 0;
+  uint64_t task_id = 0;
+  std::vector<SegmentProof> segments;
+  PayloadHeader states;
+  Signature signature{};
+  bool operator==(const Reveal&) const = default;
+};
+
+// "s0003.before.parameters": the payload tensor of one revealed state part.
+// Zero-padded so that name order is segment order.
+std::string reveal_tensor_name(uint32_t segment, bool after, bool momentum);
 
 struct RoundResult {
   uint32_t round = 0;
@@ -140,6 +205,7 @@ struct RoundResult {
   double test_loss = 0.0;
   uint32_t participants = 0;
   Digest model_hash{};
+  std::optional<Receipt> receipt;  // when the job keeps a ledger
   bool operator==(const RoundResult&) const = default;
 };
 
@@ -156,6 +222,8 @@ enum class ErrorCode : uint16_t {
   kInvalidUpdate = 8,
   kDeadlineExceeded = 9,
   kUnavailable = 10,
+  kBadSignature = 11,
+  kForbidden = 12,  // a banned key, or not enough stake
 };
 std::string_view error_code_name(ErrorCode code);
 
@@ -172,7 +240,18 @@ struct Bye {
   bool operator==(const Bye&) const = default;
 };
 
-using Message = std::variant<Hello, Welcome, Task, Update, RoundResult, ErrorReply, Bye>;
+using Message = std::variant<Hello, Welcome, Task, Update, RoundResult, ErrorReply, Bye,
+                             ChallengeMessage, Reveal>;
+
+// The bytes each signature covers: a domain tag naming the message kind and
+// protocol version, the signer's counterpart key (the worker a task is for,
+// the worker who sends an update), and every field but the signature. A
+// signature for one round, task, worker or message kind verifies for no
+// other.
+std::vector<uint8_t> task_signing_bytes(const Task& task, const PublicKey& worker);
+std::vector<uint8_t> update_signing_bytes(const Update& update, const PublicKey& worker);
+std::vector<uint8_t> challenge_signing_bytes(const ChallengeMessage& challenge, const PublicKey& worker);
+std::vector<uint8_t> reveal_signing_bytes(const Reveal& reveal, const PublicKey& worker);
 
 // "hello", "task", ... for logs.
 std::string_view message_kind(const Message& message);
@@ -185,6 +264,7 @@ struct DecodeLimits {
   size_t max_tensors = 100'000;       // entries in one PayloadHeader
   size_t max_tensor_rank = 8;
   size_t max_text_bytes = 4096;       // names, messages, reasons
+  size_t max_list_entries = 1024;     // Merkle proof digests, challenged segments
 };
 
 // Serialises `message` in an envelope stamped with kProtocolVersion.
