@@ -116,6 +116,8 @@ struct ProofSpec {
   revealSeconds @5 :Float64;     # time allowed between a challenge and its reveal
   minStake @6 :Int64;            # micro-tokens the worker's account must hold
   datasetDigest @7 :Data;        # digest of the training split the shard is cut from
+  auditProbability @8 :Float64;  # rho: the chance this task is audited
+  segmentsPerAudit @9 :UInt32;   # s: random segments re-executed (plus the last)
 }
 
 # Coordinator -> worker: train from this model; the model follows as payload.

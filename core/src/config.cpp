@@ -25,6 +25,7 @@ namespace {
 constexpr std::string_view kModelNames[] = {"cnn", "mlp"};
 constexpr std::string_view kDatasets[] = {"fashion-mnist", "idx"};
 constexpr std::string_view kPartitions[] = {"iid", "dirichlet", "gamma", "none"};
+constexpr std::string_view kProfiles[] = {"cpu-exact", "tolerant"};
 constexpr std::string_view kEndpointSchemes[] = {"tcp://", "ipc://", "inproc://"};
 constexpr int64_t kKiB = int64_t{1} << 10;
 constexpr int64_t kMiB = int64_t{1} << 20;
@@ -329,6 +330,8 @@ Status read_data(TableReader r, DataSection& s) {
   r.read("dir", s.dir);
   r.read("test_images", s.test_images);
   r.read("test_labels", s.test_labels);
+  r.read("train_images", s.train_images);
+  r.read("train_labels", s.train_labels);
   r.read("partition", s.partition, TextRule{.one_of = kPartitions});
   r.read("alpha", s.alpha, DoubleRange{.min = 0, .min_open = true});
   r.read("gamma", s.gamma, DoubleRange{.min = 0, .max = 1});
@@ -382,6 +385,28 @@ Status read_attack(TableReader r, AttackSection& s) {
   return r.finish();
 }
 
+Status read_proof(TableReader r, ProofSection& s) {
+  r.read("segment_steps", s.segment_steps, IntRange{.min = 0});
+  r.read("audit_probability", s.audit_probability, DoubleRange{.min = 0, .min_open = true, .max = 1});
+  r.read("segments_per_audit", s.segments_per_audit, IntRange{.min = 1});
+  r.read("profile", s.profile, TextRule{.one_of = kProfiles});
+  r.read("tolerance", s.tolerance, DoubleRange{.min = 0, .max = 0.05});
+  r.read("reveal_seconds", s.reveal_seconds, DoubleRange{.min = 0, .min_open = true});
+  r.read("verifier_threads", s.verifier_threads, IntRange{.min = 1});
+  return r.finish();
+}
+
+Status read_ledger(TableReader r, LedgerSection& s) {
+  const DoubleRange tokens{.min = 0};
+  r.read("path", s.path);
+  r.read("key", s.key);
+  r.read("reward_per_round", s.reward_per_round, tokens);
+  r.read("min_stake", s.min_stake, tokens);
+  r.read("slash_fraction", s.slash_fraction, DoubleRange{.min = 0, .min_open = true, .max = 1});
+  r.read("registration_grant", s.registration_grant, tokens);
+  return r.finish();
+}
+
 // Rules that tie keys together, checked once every key is in range. Each
 // names the key a user would most likely change.
 Status check_relations(const JobConfig& c, std::string_view origin) {
@@ -407,6 +432,18 @@ Status check_relations(const JobConfig& c, std::string_view origin) {
       {round.min_workers < round.min_updates, "round.min_workers",
        "must be >= round.min_updates (" + std::to_string(round.min_updates) + "), got " +
            std::to_string(round.min_workers)},
+      {c.data.dataset == "idx" && c.proof.segment_steps > 0 &&
+           (c.data.train_images.empty() || c.data.train_labels.empty()),
+       "data.train_images", "and data.train_labels are required with [proof] on and data.dataset = \"idx\""},
+      {c.proof.profile == "tolerant" && c.proof.tolerance <= 0, "proof.tolerance",
+       "must be > 0 with proof.profile = \"tolerant\""},
+      {c.proof.segment_steps > 0 &&
+           c.ledger.slash_fraction * c.ledger.min_stake < minimum_slashable_stake(c) - 1e-9,
+       "ledger.min_stake",
+       "too small to make cheating a loss: slash_fraction * min_stake = " +
+           format_double(c.ledger.slash_fraction * c.ledger.min_stake) + " but the stake rule needs >= " +
+           format_double(minimum_slashable_stake(c)) +
+           " (reward_per_round * (1 / (audit_probability * d) - 1), docs/LEDGER.md)"},
       {c.network.chunk_bytes > c.network.max_message_bytes, "network.chunk_bytes",
        "must be <= network.max_message_bytes (" + std::to_string(c.network.max_message_bytes) +
            "), got " + std::to_string(c.network.chunk_bytes)},
@@ -431,6 +468,8 @@ Result<JobConfig> read_document(const toml::table& document, std::string_view or
       read_round(root.sub_table("round"), c.round),
       read_network(root.sub_table("network"), c.network),
       read_attack(root.sub_table("attack"), c.attack),
+      read_proof(root.sub_table("proof"), c.proof),
+      read_ledger(root.sub_table("ledger"), c.ledger),
   };
   COHORT_RETURN_IF_ERROR(root.finish());
   for (const Status& status : sections) COHORT_RETURN_IF_ERROR(status);
@@ -469,6 +508,12 @@ Result<std::string> read_file(const std::filesystem::path& path) {
 }
 
 }  // namespace
+
+double minimum_slashable_stake(const JobConfig& config) {
+  const double detection = config.proof.profile == "tolerant" ? 0.9 : 1.0;
+  const double reward = config.ledger.reward_per_round;
+  return std::max(0.0, reward / (config.proof.audit_probability * detection) - reward);
+}
 
 Result<JobConfig> parse_job_config(std::string_view toml_text, std::string_view origin) {
   COHORT_ASSIGN_OR_RETURN(const toml::table document, parse_toml(toml_text, origin));

@@ -64,6 +64,8 @@ void write(proto::ProofSpec::Builder out, const ProofSpec& in) {
   out.setRevealSeconds(in.reveal_seconds);
   out.setMinStake(in.min_stake);
   out.setDatasetDigest(as_capnp_bytes(in.dataset_digest));
+  out.setAuditProbability(in.challenge.audit_probability);
+  out.setSegmentsPerAudit(in.challenge.segments_per_audit);
 }
 
 void write(proto::LeafOpening::Builder out, const LeafOpening& in) {
@@ -313,6 +315,8 @@ ProofSpec read(proto::ProofSpec::Reader in) {
   out.reveal_seconds = in.getRevealSeconds();
   out.min_stake = in.getMinStake();
   out.dataset_digest = read_fixed<32>(in.getDatasetDigest(), "dataset digest", true);
+  out.challenge.audit_probability = in.getAuditProbability();
+  out.challenge.segments_per_audit = in.getSegmentsPerAudit();
   return out;
 }
 
@@ -643,7 +647,7 @@ std::vector<uint8_t> task_signing_bytes(const Task& task, const PublicKey& worke
   const ProofSpec& p = task.proof;
   out.u32(p.params.segment_steps).u32(static_cast<uint32_t>(p.params.profile)).f64(p.params.tolerance)
       .u32(p.total_steps).bytes(p.secret_commitment).f64(p.reveal_seconds).i64(p.min_stake)
-      .bytes(p.dataset_digest);
+      .bytes(p.dataset_digest).f64(p.challenge.audit_probability).u32(p.challenge.segments_per_audit);
   return out.data();
 }
 

@@ -25,6 +25,8 @@ void expect_same(const JobConfig& got, const JobConfig& want) {
   EXPECT_EQ(got.data.dir.string(), want.data.dir.string());
   EXPECT_EQ(got.data.test_images.string(), want.data.test_images.string());
   EXPECT_EQ(got.data.test_labels.string(), want.data.test_labels.string());
+  EXPECT_EQ(got.data.train_images.string(), want.data.train_images.string());
+  EXPECT_EQ(got.data.train_labels.string(), want.data.train_labels.string());
   EXPECT_EQ(got.data.partition, want.data.partition);
   EXPECT_EQ(got.data.alpha, want.data.alpha);
   EXPECT_EQ(got.data.gamma, want.data.gamma);
@@ -54,6 +56,19 @@ void expect_same(const JobConfig& got, const JobConfig& want) {
   EXPECT_EQ(got.attack.name, want.attack.name);
   EXPECT_EQ(got.attack.byzantine, want.attack.byzantine);
   EXPECT_EQ(got.attack.params, want.attack.params);
+  EXPECT_EQ(got.proof.segment_steps, want.proof.segment_steps);
+  EXPECT_EQ(got.proof.audit_probability, want.proof.audit_probability);
+  EXPECT_EQ(got.proof.segments_per_audit, want.proof.segments_per_audit);
+  EXPECT_EQ(got.proof.profile, want.proof.profile);
+  EXPECT_EQ(got.proof.tolerance, want.proof.tolerance);
+  EXPECT_EQ(got.proof.reveal_seconds, want.proof.reveal_seconds);
+  EXPECT_EQ(got.proof.verifier_threads, want.proof.verifier_threads);
+  EXPECT_EQ(got.ledger.path.string(), want.ledger.path.string());
+  EXPECT_EQ(got.ledger.key.string(), want.ledger.key.string());
+  EXPECT_EQ(got.ledger.reward_per_round, want.ledger.reward_per_round);
+  EXPECT_EQ(got.ledger.min_stake, want.ledger.min_stake);
+  EXPECT_EQ(got.ledger.slash_fraction, want.ledger.slash_fraction);
+  EXPECT_EQ(got.ledger.registration_grant, want.ledger.registration_grant);
 }
 
 JobConfig parse_ok(std::string_view text) {
@@ -142,6 +157,21 @@ TEST(ConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(d.attack.name, "sign-flip");
   EXPECT_EQ(d.attack.byzantine, 0);
   EXPECT_TRUE(d.attack.params.empty());
+  EXPECT_EQ(d.proof.segment_steps, 0);
+  EXPECT_EQ(d.proof.audit_probability, 0.25);
+  EXPECT_EQ(d.proof.segments_per_audit, 2);
+  EXPECT_EQ(d.proof.profile, "cpu-exact");
+  EXPECT_EQ(d.proof.tolerance, 0.0);
+  EXPECT_EQ(d.proof.reveal_seconds, 60.0);
+  EXPECT_EQ(d.proof.verifier_threads, 1);
+  EXPECT_EQ(d.ledger.path.string(), "");
+  EXPECT_EQ(d.ledger.key.string(), "");
+  EXPECT_EQ(d.ledger.reward_per_round, 100.0);
+  EXPECT_EQ(d.ledger.min_stake, 400.0);
+  EXPECT_EQ(d.ledger.slash_fraction, 1.0);
+  EXPECT_EQ(d.ledger.registration_grant, 0.0);
+  // The defaults satisfy the stake rule: 100 * (1 / 0.25 - 1) = 300 <= 400.
+  EXPECT_DOUBLE_EQ(minimum_slashable_stake(d), 300.0);
 }
 
 TEST(ConfigTest, EmptyConfigGivesDefaults) {
@@ -166,6 +196,8 @@ dataset = "idx"
 dir = "/data/unused"
 test_images = "/data/t10k-images-idx3-ubyte"
 test_labels = "/data/t10k-labels-idx1-ubyte"
+train_images = "/data/train-images-idx3-ubyte"
+train_labels = "/data/train-labels-idx1-ubyte"
 partition = "dirichlet"
 alpha = 0.1
 gamma = 0.25
@@ -215,12 +247,30 @@ byzantine = 3
 
 [attack.params]
 z = 1.5
+
+[proof]
+segment_steps = 25
+audit_probability = 0.5
+segments_per_audit = 4
+profile = "tolerant"
+tolerance = 0.004
+reveal_seconds = 12.5
+verifier_threads = 2
+
+[ledger]
+path = "/tmp/runs/ledger.db"
+key = "/tmp/keys/coordinator.key"
+reward_per_round = 10
+min_stake = 30
+slash_fraction = 0.75
+registration_grant = 1000
 )");
   JobConfig want;
   want.job = {"fmnist-krum", 42, 30, "/tmp/runs/krum"};
   want.model.name = "mlp";
   want.data = {"idx", "/data/unused", "/data/t10k-images-idx3-ubyte",
-               "/data/t10k-labels-idx1-ubyte", "dirichlet", 0.1, 0.25, 2000};
+               "/data/t10k-labels-idx1-ubyte", "/data/train-images-idx3-ubyte",
+               "/data/train-labels-idx1-ubyte", "dirichlet", 0.1, 0.25, 2000};
   want.training = {50, 0.0, 64, 0.01, 0.0, 5e-4, true};
   want.aggregation.pre = {"clip", "nnm"};
   want.aggregation.rule = "multi-krum";
@@ -234,6 +284,8 @@ z = 1.5
   want.round = {10, 8, 6, 30.0, 2.5};
   want.network = {"ipc:///tmp/cohort.sock", 2097152, 4096, 1048576};
   want.attack = {"alie", 3, {{"z", "1.5"}}};
+  want.proof = {25, 0.5, 4, "tolerant", 0.004, 12.5, 2};
+  want.ledger = {"/tmp/runs/ledger.db", "/tmp/keys/coordinator.key", 10, 30, 0.75, 1000};
   expect_same(config, want);
 }
 
@@ -261,10 +313,10 @@ TEST(ConfigTest, UnknownTablesAndKeysAreErrors) {
   expect_errors({
       {"[trainig]\nbatch_size = 1\n",
        "job.toml: trainig: unknown key 'trainig'; valid keys: job, model, data, training, "
-       "aggregation, round, network, attack"},
+       "aggregation, round, network, attack, proof, ledger"},
       {"rounds = 5\n",
        "job.toml: rounds: unknown key 'rounds'; valid keys: job, model, data, training, "
-       "aggregation, round, network, attack"},
+       "aggregation, round, network, attack, proof, ledger"},
       {"[training]\nbach_size = 64\n",
        "job.toml: training.bach_size: unknown key 'training.bach_size'; valid keys in "
        "[training]: local_steps, local_epochs, batch_size, learning_rate, momentum, weight_decay, "
@@ -381,6 +433,15 @@ TEST(ConfigTest, InconsistentKeysAreErrors) {
        "job.toml: round.min_updates: must be <= round.workers_per_round (2) when that is > 0, got 3"},
       {"[round]\nmin_workers = 2\nmin_updates = 3\n",
        "job.toml: round.min_workers: must be >= round.min_updates (3), got 2"},
+      {"[proof]\nsegment_steps = 10\n[data]\ndataset = \"idx\"\ntest_images = \"a\"\ntest_labels = \"b\"\n",
+       "job.toml: data.train_images: and data.train_labels are required with [proof] on and "
+       "data.dataset = \"idx\""},
+      {"[proof]\nprofile = \"tolerant\"\n",
+       "job.toml: proof.tolerance: must be > 0 with proof.profile = \"tolerant\""},
+      {"[proof]\nsegment_steps = 10\n[ledger]\nmin_stake = 200\n",
+       "job.toml: ledger.min_stake: too small to make cheating a loss: slash_fraction * min_stake = "
+       "200 but the stake rule needs >= 300 (reward_per_round * (1 / (audit_probability * d) - 1), "
+       "docs/LEDGER.md)"},
       {"[network]\nmax_message_bytes = 1048576\nchunk_bytes = 2097152\n",
        "job.toml: network.chunk_bytes: must be <= network.max_message_bytes (1048576), got 2097152"},
   });

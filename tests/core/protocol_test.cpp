@@ -60,6 +60,7 @@ Task sample_task() {
   m.proof.reveal_seconds = 30.5;
   m.proof.min_stake = 300'000'000;
   m.proof.dataset_digest = bytes32(0x22);
+  m.proof.challenge = ChallengeParams{0.375, 4};
   m.signature.fill(0x5a);
   return m;
 }
@@ -270,6 +271,8 @@ TEST(ProtocolSigningTest, EveryFieldOfATaskIsCovered) {
       [](Task& t) { t.proof.secret_commitment[5] ^= 1; },
       [](Task& t) { t.proof.min_stake++; },
       [](Task& t) { t.proof.dataset_digest[0] ^= 1; },
+      [](Task& t) { t.proof.challenge.audit_probability = 1.0; },
+      [](Task& t) { t.proof.challenge.segments_per_audit++; },
   };
   for (size_t i = 0; i < edits.size(); ++i) {
     Task t = sample_task();

@@ -38,6 +38,13 @@ struct LeafOpening {
   bool operator==(const LeafOpening&) const = default;
 };
 
+// How a task's audit is drawn from the challenge secret.
+struct ChallengeParams {
+  double audit_probability = 0.25;  // rho
+  uint32_t segments_per_audit = 3;  // s random segments, plus always the last
+  bool operator==(const ChallengeParams&) const = default;
+};
+
 // Which segments of a task the coordinator re-executes (1-based, ascending,
 // always including the last one when audited).
 struct Challenge {

@@ -36,6 +36,10 @@ struct DataSection {
   // Used and required when dataset == "idx" (the coordinator's held-out test set).
   std::filesystem::path test_images;
   std::filesystem::path test_labels;
+  // The training split workers cut their shards from, when dataset == "idx";
+  // the coordinator needs it to re-execute audited work ([proof]).
+  std::filesystem::path train_images;
+  std::filesystem::path train_labels;
   // How each worker's local dataset is split into the shard it trains on:
   // "iid" | "dirichlet" (by label, `alpha`) | "gamma" (label-sorted mix with
   // IID share `gamma`) | "none" (every worker uses all of its own data).
@@ -107,6 +111,34 @@ struct AttackSection {
   std::map<std::string, std::string> params;
 };
 
+// Proof of learning (docs/PROOF_OF_LEARNING.md): each worker commits to its
+// training trajectory in segments of `segment_steps` SGD steps; the
+// coordinator audits a random share of tasks by re-executing segments, and
+// pays from the ledger ([ledger]) only for work that passed or was not
+// drawn for audit. Off when segment_steps is 0; then nothing is paid.
+struct ProofSection {
+  int segment_steps = 0;              // k, >= 0; 0 = off
+  double audit_probability = 0.25;    // rho, in (0, 1]
+  int segments_per_audit = 2;         // s random segments (>= 1), plus always the last
+  std::string profile = "cpu-exact";  // "cpu-exact" (bitwise) | "tolerant"
+  double tolerance = 0.0;             // tau for "tolerant": relative L2 error, in (0, 0.05]
+  double reveal_seconds = 60.0;       // a challenged worker's time to reveal, > 0
+  int verifier_threads = 1;           // re-executions running beside the round, >= 1
+};
+
+// Stake, rewards and slashing (docs/LEDGER.md); used when [proof] is on.
+// Amounts are in tokens (up to 6 decimals).
+struct LedgerSection {
+  std::filesystem::path path;       // SQLite file; "" = <job.output_dir>/ledger.db
+  std::filesystem::path key;        // coordinator's secret key; "" = <job.output_dir>/coordinator.key (made if absent)
+  double reward_per_round = 100.0;  // split over the round's paid work by samples, >= 0
+  double min_stake = 400.0;         // stake a worker needs to be given tasks, >= 0
+  double slash_fraction = 1.0;      // of the stake, taken on a failed audit, in (0, 1]
+  // Stake credited to each new account at registration (a test network's
+  // faucet; 0 in production, where stake comes from `cohort ledger deposit`).
+  double registration_grant = 0.0;
+};
+
 struct JobConfig {
   JobSection job;
   ModelSection model;
@@ -116,7 +148,15 @@ struct JobConfig {
   RoundSection round;
   NetworkSection network;
   AttackSection attack;
+  ProofSection proof;
+  LedgerSection ledger;
 };
+
+// The least stake that makes cheating a loss in expectation (the stake rule
+// S >= C / (rho * d) - R of docs/LEDGER.md, in tokens), taking the worst
+// case that a task costs as much as the whole round's reward (C = R =
+// reward_per_round) and d = 1 for cpu-exact, 0.9 for tolerant audits.
+double minimum_slashable_stake(const JobConfig& config);
 
 // Parses TOML text. `origin` names the source in error messages (a path).
 // Returns the config, or InvalidArgument "<origin>: <key>: <problem>" for the

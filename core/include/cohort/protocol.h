@@ -115,6 +115,7 @@ struct ProofSpec {
   double reveal_seconds = 0.0;
   int64_t min_stake = 0;  // micro-tokens
   Digest dataset_digest{};
+  ChallengeParams challenge;
   bool enabled() const { return params.segment_steps > 0; }
   bool operator==(const ProofSpec&) const = default;
 };
