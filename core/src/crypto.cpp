@@ -50,6 +50,12 @@ Digest blake2b_256(std::span<const uint8_t> bytes) {
   return hasher.finish();
 }
 
+Digest random_secret() {
+  Digest secret;
+  randombytes_buf(secret.data(), secret.size());
+  return secret;
+}
+
 std::string to_hex(std::span<const uint8_t> bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;

@@ -261,4 +261,15 @@ LabeledImages select_samples(const LabeledImages& all, const std::vector<int64_t
   return out;
 }
 
+Digest digest_of(const LabeledImages& data) {
+  Hasher hasher;
+  hasher.update("cohort-dataset-v1");
+  hasher.update_u64(static_cast<uint64_t>(data.count));
+  hasher.update_u64(static_cast<uint64_t>(data.rows));
+  hasher.update_u64(static_cast<uint64_t>(data.cols));
+  hasher.update(data.pixels);
+  hasher.update(data.labels);
+  return hasher.finish();
+}
+
 }  // namespace cohort

@@ -79,7 +79,7 @@ void write(proto::LeafOpening::Builder out, const LeafOpening& in) {
   for (unsigned i = 0; i < in.proof.size(); ++i) proof.set(i, as_capnp_bytes(in.proof[i]));
 }
 
-void write(proto::Commitment::Builder out, const Commitment& in) {
+void write(proto::Commitment::Builder out, const UpdateCommitment& in) {
   out.setRoot(as_capnp_bytes(in.root));
   out.setTotalSteps(in.total_steps);
   out.setSegmentSteps(in.segment_steps);
@@ -334,8 +334,8 @@ LeafOpening read(proto::LeafOpening::Reader in, const DecodeLimits& limits) {
   return out;
 }
 
-Commitment read(proto::Commitment::Reader in, const DecodeLimits& limits) {
-  Commitment out;
+UpdateCommitment read(proto::Commitment::Reader in, const DecodeLimits& limits) {
+  UpdateCommitment out;
   out.root = read_fixed<32>(in.getRoot(), "commitment root");
   out.total_steps = in.getTotalSteps();
   out.segment_steps = in.getSegmentSteps();
@@ -660,7 +660,7 @@ std::vector<uint8_t> update_signing_bytes(const Update& update, const PublicKey&
   add_payload_header(out, update.delta);
   out.u32(update.commitment ? 1 : 0);
   if (update.commitment) {
-    const Commitment& c = *update.commitment;
+    const UpdateCommitment& c = *update.commitment;
     out.bytes(c.root).u32(c.total_steps).u32(c.segment_steps);
     add_leaf_opening(out, c.first);
     add_leaf_opening(out, c.last);

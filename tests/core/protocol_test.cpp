@@ -72,8 +72,8 @@ LeafOpening sample_leaf(uint32_t index) {
   return opening;
 }
 
-Commitment sample_commitment() {
-  return Commitment{bytes32(0x50), 470, 50, sample_leaf(0), sample_leaf(10)};
+UpdateCommitment sample_commitment() {
+  return UpdateCommitment{bytes32(0x50), 470, 50, sample_leaf(0), sample_leaf(10)};
 }
 
 Update sample_update() {

@@ -43,6 +43,9 @@ class Hasher {
 
 Digest blake2b_256(std::span<const uint8_t> bytes);
 
+// 32 bytes from the operating system's CSPRNG (challenge secrets).
+Digest random_secret();
+
 std::string to_hex(std::span<const uint8_t> bytes);
 
 // Parses exactly 64 hex digits (either case). Errors: InvalidArgument.

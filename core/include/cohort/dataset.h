@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "cohort/crypto.h"
 #include "cohort/status.h"
 
 namespace cohort {
@@ -57,5 +58,10 @@ inline constexpr const char* kDefaultFashionMnistDir = "/usr/share/datasets/fash
 // An index outside [0, all.count) is a caller bug and throws
 // std::out_of_range.
 LabeledImages select_samples(const LabeledImages& all, const std::vector<int64_t>& indices);
+
+// BLAKE2b over the shape, pixels and labels: a task names the training split
+// it refers to by this digest, so a worker can tell that it holds the same
+// data the coordinator will verify against.
+Digest digest_of(const LabeledImages& data);
 
 }  // namespace cohort

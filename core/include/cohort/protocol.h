@@ -144,13 +144,13 @@ struct TrainMetrics {
 
 // The worker's commitment to its training trajectory (Merkle root) with
 // the two anchors proven against it.
-struct Commitment {
+struct UpdateCommitment {
   Digest root{};
   uint32_t total_steps = 0;
   uint32_t segment_steps = 0;
   LeafOpening first;
   LeafOpening last;
-  bool operator==(const Commitment&) const = default;
+  bool operator==(const UpdateCommitment&) const = default;
 };
 
 struct Update {
@@ -160,7 +160,7 @@ struct Update {
   TrainMetrics metrics;
   Digest base_model_hash{};
   PayloadHeader delta;
-  std::optional<Commitment> commitment;  // when the task asked for proof of learning
+  std::optional<UpdateCommitment> commitment;  // when the task asked for proof of learning
   Signature signature{};                 // the worker's, over update_signing_bytes()
   bool operator==(const Update&) const = default;
 };
