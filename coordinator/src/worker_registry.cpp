@@ -7,12 +7,7 @@ namespace cohort {
 const WorkerEntry& WorkerRegistry::add(const std::string& routing_id, const Hello& hello) {
   auto [key_it, is_new_key] =
       index_by_key_.emplace(hello.worker_key, static_cast<uint32_t>(index_by_key_.size()));
-  if (!is_new_key) {
-    // The same worker on a new connection: retire the old one.
-    for (auto& [id, entry] : by_routing_id_) {
-      if (entry.hello.worker_key == hello.worker_key) entry.alive = false;
-    }
-  }
+  if (!is_new_key) retire(hello.worker_key);  // the same worker on a new connection
   WorkerEntry& entry = by_routing_id_[routing_id];
   entry = WorkerEntry{key_it->second, routing_id, hello, true};
   return entry;
@@ -26,6 +21,12 @@ const WorkerEntry* WorkerRegistry::find(const std::string& routing_id) const {
 void WorkerRegistry::mark_gone(const std::string& routing_id) {
   auto it = by_routing_id_.find(routing_id);
   if (it != by_routing_id_.end()) it->second.alive = false;
+}
+
+void WorkerRegistry::retire(const PublicKey& key) {
+  for (auto& [id, entry] : by_routing_id_) {
+    if (entry.hello.worker_key == key) entry.alive = false;
+  }
 }
 
 std::vector<const WorkerEntry*> WorkerRegistry::alive() const {

@@ -32,6 +32,8 @@ class WorkerRegistry {
   const WorkerEntry& add(const std::string& routing_id, const Hello& hello);
   const WorkerEntry* find(const std::string& routing_id) const;
   void mark_gone(const std::string& routing_id);
+  // Every connection of `key` is gone (e.g. a banned key); it keeps its index.
+  void retire(const PublicKey& key);
 
   // Alive workers in index order.
   std::vector<const WorkerEntry*> alive() const;

@@ -61,6 +61,12 @@ struct RoundMetrics {
   std::vector<std::pair<uint32_t, double>> worker_weights;
   int byzantine = 0;              // simulated Byzantine updates added ([attack])
   double byzantine_weight = 0.0;  // their share of the aggregate
+  // Proof of learning ([proof] on): tasks audited and failed this round,
+  // and micro-tokens paid and slashed when it was settled.
+  int audited = 0;
+  int audits_failed = 0;
+  int64_t paid = 0;
+  int64_t slashed = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
   PhaseSeconds seconds;
