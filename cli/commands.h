@@ -17,5 +17,6 @@ int worker_command(const std::vector<std::string>& args);
 int demo_command(const std::vector<std::string>& args);
 int aggregate_command(const std::vector<std::string>& args);
 int keygen_command(const std::vector<std::string>& args);
+int ledger_command(const std::vector<std::string>& args);
 
 }  // namespace cohort::cli

@@ -17,6 +17,7 @@ commands:
   worker        contribute this machine: train tasks from a coordinator
   aggregate     run a robust aggregation rule on saved updates (.npy)
   keygen        make an Ed25519 identity (a worker's account, a coordinator's key)
+  ledger        verify a payout ledger, show balances and history, deposit stake
   version       print the version
 
 Run `cohort <command> --help` for a command's options.
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   if (command == "worker") return worker_command(args);
   if (command == "aggregate") return aggregate_command(args);
   if (command == "keygen") return keygen_command(args);
+  if (command == "ledger") return ledger_command(args);
   if (command == "version" || command == "--version") {
     std::cout << "cohort 0.1.0\n";
     return kExitOk;
