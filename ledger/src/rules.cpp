@@ -5,8 +5,6 @@
 namespace cohort::ledger {
 namespace {
 
-std::string key_text(const PublicKey& key) { return to_hex(key); }
-
 bool is_paid(Verdict verdict) { return verdict == Verdict::kPassed || verdict == Verdict::kUnaudited; }
 
 Account& account_of(LedgerContents& c, const PublicKey& key, Changes& changes) {
@@ -23,7 +21,7 @@ Status apply_genesis(LedgerContents& c, uint64_t seq, const GenesisEntry& e) {
 }
 
 Status apply_account(LedgerContents& c, const AccountEntry& e, Changes& changes) {
-  if (c.accounts.contains(e.key)) return Status::failed_precondition("account " + key_text(e.key) + " already exists");
+  if (c.accounts.contains(e.key)) return Status::failed_precondition("account " + to_hex(e.key) + " already exists");
   account_of(c, e.key, changes);
   return Status();
 }
@@ -33,7 +31,7 @@ Status apply_deposit(LedgerContents& c, uint64_t seq, const DepositEntry& e, Cha
   Amount stake = 0;
   auto it = c.accounts.find(e.worker);
   if (it != c.accounts.end() && __builtin_add_overflow(it->second.stake, e.amount, &stake)) {
-    return Status::invalid_argument("the deposit would overflow the stake of " + key_text(e.worker));
+    return Status::invalid_argument("the deposit would overflow the stake of " + to_hex(e.worker));
   }
   account_of(c, e.worker, changes).stake += e.amount;
   c.deposits[seq] = {seq, e.worker, e.amount, e.memo};
@@ -82,7 +80,7 @@ Status check_slash_grounds(const LedgerContents& c, const SlashEntry& e) {
   if (it != c.submissions.end()) {
     const SubmissionRecord& r = it->second;
     if (r.submission.worker != e.worker) {
-      return Status::failed_precondition(task + " is not " + key_text(e.worker) + "'s submission");
+      return Status::failed_precondition(task + " is not " + to_hex(e.worker) + "'s submission");
     }
     if (r.verdict != Verdict::kFailed) {
       return Status::failed_precondition("cannot slash for " + task + ": its verdict is " +
@@ -99,7 +97,7 @@ Status check_slash_grounds(const LedgerContents& c, const SlashEntry& e) {
 
 Status apply_slash(LedgerContents& c, uint64_t seq, const SlashEntry& e, Changes& changes) {
   auto it = c.accounts.find(e.worker);
-  if (it == c.accounts.end()) return Status::not_found("no account " + key_text(e.worker));
+  if (it == c.accounts.end()) return Status::not_found("no account " + to_hex(e.worker));
   COHORT_RETURN_IF_ERROR(check_slash_grounds(c, e));
   Account& account = it->second;
   if (e.amount < 0 || e.amount > account.stake) {
@@ -125,16 +123,15 @@ Amount slashed_for(const LedgerContents& c, const PublicKey& worker, uint64_t ta
   return total;
 }
 
-Status apply_round(LedgerContents& c, uint64_t seq, const Digest& hash, const RoundEntry& e, Changes& changes) {
-  COHORT_ASSIGN_OR_RETURN(RoundEntry expected, settle_round(c, e.round, e.budget));
-  if (expected.rewards != e.rewards || expected.unassigned != e.unassigned) {
-    return Status::invalid_argument("the rewards are not the split of the budget by samples");
-  }
-  for (const Payment& p : e.rewards) {
-    const Account& account = c.accounts.at(p.worker);
+// Credits the round's rewards (all or nothing: no balance may overflow).
+// Returns the reward per task.
+Result<std::map<uint64_t, Amount>> pay(LedgerContents& c, const RoundEntry& e, Changes& changes) {
+  std::map<PublicKey, Amount> credit;  // per worker; the sum is at most the budget
+  for (const Payment& p : e.rewards) credit[p.worker] += p.amount;
+  for (const auto& [worker, amount] : credit) {
     Amount balance = 0;
-    if (__builtin_add_overflow(account.balance, p.amount, &balance)) {
-      return Status::failed_precondition("the reward would overflow the balance of " + key_text(p.worker));
+    if (__builtin_add_overflow(c.accounts.at(worker).balance, amount, &balance)) {
+      return Status::failed_precondition("the rewards would overflow the balance of " + to_hex(worker));
     }
   }
   std::map<uint64_t, Amount> paid;
@@ -146,16 +143,23 @@ Status apply_round(LedgerContents& c, uint64_t seq, const Digest& hash, const Ro
     changes.rewards.push_back(p.task_id);
     paid[p.task_id] = p.amount;
   }
+  return paid;
+}
+
+// One unsigned receipt per submission of the round, issued at entry `seq`.
+void issue_receipts(LedgerContents& c, uint32_t round, uint64_t seq, const Digest& hash,
+                    const std::map<uint64_t, Amount>& paid, Changes& changes) {
   for (const auto& [task_id, record] : c.submissions) {
     const Submission& s = record.submission;
-    if (s.round != e.round) continue;
-    c.receipts[task_id] = Receipt{.round = e.round,
+    if (s.round != round) continue;
+    auto reward = paid.find(task_id);
+    c.receipts[task_id] = Receipt{.round = round,
                                   .task_id = task_id,
                                   .worker = s.worker,
                                   .update_hash = s.update_hash,
                                   .verdict = record.verdict,
                                   .reason = record.reason,
-                                  .reward = paid.contains(task_id) ? paid[task_id] : 0,
+                                  .reward = reward == paid.end() ? 0 : reward->second,
                                   .slashed = slashed_for(c, s.worker, task_id),
                                   .chain_seq = seq,
                                   .chain_hash = hash,
@@ -163,6 +167,15 @@ Status apply_round(LedgerContents& c, uint64_t seq, const Digest& hash, const Ro
                                   .signature = {}};
     changes.receipts.push_back(task_id);
   }
+}
+
+Status apply_round(LedgerContents& c, uint64_t seq, const Digest& hash, const RoundEntry& e, Changes& changes) {
+  COHORT_ASSIGN_OR_RETURN(RoundEntry expected, settle_round(c, e.round, e.budget));
+  if (expected.rewards != e.rewards || expected.unassigned != e.unassigned) {
+    return Status::invalid_argument("the rewards are not the split of the budget by samples");
+  }
+  COHORT_ASSIGN_OR_RETURN(auto paid, pay(c, e, changes));
+  issue_receipts(c, e.round, seq, hash, paid, changes);
   c.rounds[e.round] = {e.round, e.budget, e.budget - e.unassigned, e.unassigned, seq};
   changes.round = e.round;
   return Status();

@@ -279,6 +279,23 @@ TEST_F(LedgerTest, RewardIsSplitBySamplesInIntegersAndTheRemainderIsKept) {
   ASSERT_TRUE(verify_ledger(path()).ok());
 }
 
+TEST_F(LedgerTest, SplitIsExactAtTheLimitsOfInt64) {
+  auto ledger = open();
+  const uint64_t x = uint64_t{1} << 63;
+  ASSERT_TRUE(ledger->record_submission(submission(1, 1, 1, x)).ok());
+  ASSERT_TRUE(ledger->record_submission(submission(1, 2, 2, x - 1)).ok());
+  ASSERT_TRUE(ledger->set_verdict(1, Verdict::kPassed, "").ok());
+  ASSERT_TRUE(ledger->set_verdict(2, Verdict::kPassed, "").ok());
+  // B = x - 1, T = 2x - 1: floor((x-1)x / T) = floor((x-1)^2 / T) = x/2 - 1, one micro-token left.
+  Result<std::vector<Receipt>> receipts = ledger->close_round(1, std::numeric_limits<Amount>::max());
+  ASSERT_TRUE(receipts.ok()) << receipts.status().to_string();
+  EXPECT_EQ(receipts->at(0).reward, static_cast<Amount>(x / 2 - 1));
+  EXPECT_EQ(receipts->at(1).reward, static_cast<Amount>(x / 2 - 1));
+  ledger.reset();
+  EXPECT_EQ(read_ledger(path())->rounds.at(1).unassigned, 1);
+  EXPECT_TRUE(verify_ledger(path()).ok());
+}
+
 TEST_F(LedgerTest, ARoundWithNothingPaidKeepsItsWholeBudget) {
   auto ledger = open();
   ASSERT_TRUE(ledger->record_submission(submission(1, 1, 1, 10)).ok());

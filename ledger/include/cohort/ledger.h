@@ -119,8 +119,12 @@ struct LedgerContents {
 };
 
 // The ledger a coordinator writes. A resource type: not copyable, not
-// thread-safe (one owner thread). Every mutating call is atomic: on any error
-// nothing of it is written and the ledger is unchanged.
+// thread-safe (one owner thread), and one Ledger per file at a time (a
+// second writer's appends fail rather than fork the chain). It keeps the
+// rows in memory and answers the const calls from there. Every mutating call
+// is atomic: on a refusal nothing is written and the ledger is unchanged; if
+// writing the file fails, that call and every later one return the error
+// (reopen to continue from what the file holds).
 class Ledger {
  public:
   // Opens or creates the ledger at `path` and checks it as verify_ledger
