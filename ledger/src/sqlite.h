@@ -1,6 +1,6 @@
 // A thin RAII layer over the SQLite C API: a connection with cached prepared
-// statements, a statement with typed binding and column access, and an
-// IMMEDIATE transaction that rolls back unless committed. Errors are
+// statements, a statement with typed binding and column access, and a
+// transaction that rolls back unless committed. Errors are
 // values: IoError, or Corruption for a file that is not a database.
 // Not thread-safe (one owner thread, like the Ledger).
 #pragma once
