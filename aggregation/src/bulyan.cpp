@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <numeric>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "distance_rules.h"
@@ -38,15 +40,6 @@ std::vector<int64_t> select_by_iterated_krum(const at::Tensor& sq_dist, int64_t 
   return winners;
 }
 
-// Coordinate-wise median of the rows of `values` [m, d]; for even m the mean
-// of the two middle values. One selection pass yields both middle values.
-at::Tensor coordinate_median(const at::Tensor& values) {
-  const int64_t m = values.size(0);
-  at::Tensor lower_half = std::get<0>(at::topk(values, m / 2 + 1, /*dim=*/0, /*largest=*/false,
-                                               /*sorted=*/true));
-  return (lower_half[(m - 1) / 2] + lower_half[m / 2]) / 2;
-}
-
 class Bulyan final : public AggregationRule {
  public:
   explicit Bulyan(int64_t f) : f_(f) {}
@@ -60,41 +53,59 @@ class Bulyan final : public AggregationRule {
     const int64_t beta = theta - 2 * f_;
     at::Tensor sq_dist = pairwise_sq_distances(rows);
     std::vector<int64_t> selected = select_by_iterated_krum(sq_dist, f_, theta);
-    at::Tensor chosen = rows.index_select(0, index_tensor(selected).to(rows.device()));
-    // Per coordinate, the beta values nearest the median; which of two
-    // values equally far from it is taken is unspecified.
-    at::Tensor nearest = std::get<1>(at::topk((chosen - coordinate_median(chosen)).abs(), beta,
-                                              /*dim=*/0, /*largest=*/false, /*sorted=*/false));
+    // Per coordinate, the beta selected values nearest their median.
+    std::optional<ColumnMeans> means = cpu_column_means(
+        rows, selected, {ColumnWindow::Kind::kNearMedian, theta - beta}, context.diagnostics);
+    if (!means.has_value()) {
+      means = bulyan_step_by_topk(rows, selected, beta, context.diagnostics);
+    }
     AggregationResult out;
-    out.aggregate = chosen.gather(0, nearest).mean(0);
+    out.aggregate = std::move(means->values);
     if (context.diagnostics) {
       out.scores = to_doubles(krum_scores(sq_dist, n - f_ - 2));
-      out.row_weights = shares_of_values(nearest, selected, n);
+      out.row_weights = std::move(means->row_shares);
       out.selected = std::move(selected);
     }
     return out;
   }
 
  private:
-  // Row i's share of the beta x d averaged values (uniform over the selected
-  // rows when d = 0).
-  static std::vector<double> shares_of_values(const at::Tensor& nearest,
-                                              const std::vector<int64_t>& selected, int64_t n) {
-    const int64_t theta = static_cast<int64_t>(selected.size());
-    std::vector<double> counts =
-        to_doubles(at::bincount(nearest.flatten(), /*weights=*/{}, /*minlength=*/theta));
-    const double total = static_cast<double>(nearest.numel());
-    std::vector<double> shares(n, 0.0);
-    for (int64_t k = 0; k < theta; ++k) {
-      shares[selected[k]] = total > 0.0 ? counts[k] / total : 1.0 / static_cast<double>(theta);
-    }
-    return shares;
-  }
-
   int64_t f_;
 };
 
+// Coordinate-wise median of the rows of `values` [m, d]; for even m the mean
+// of the two middle values. One selection pass yields both middle values.
+at::Tensor coordinate_median(const at::Tensor& values) {
+  const int64_t m = values.size(0);
+  at::Tensor lower_half = std::get<0>(at::topk(values, m / 2 + 1, /*dim=*/0, /*largest=*/false,
+                                               /*sorted=*/true));
+  return (lower_half[(m - 1) / 2] + lower_half[m / 2]) / 2;
+}
+
 }  // namespace
+
+ColumnMeans bulyan_step_by_topk(const at::Tensor& rows, const std::vector<int64_t>& selected,
+                                int64_t beta, bool row_shares) {
+  at::Tensor chosen = rows.index_select(0, index_tensor(selected).to(rows.device()));
+  // Which of two values equally far from the median is taken is unspecified.
+  at::Tensor nearest = std::get<1>(at::topk((chosen - coordinate_median(chosen)).abs(), beta,
+                                            /*dim=*/0, /*largest=*/false, /*sorted=*/false));
+  ColumnMeans out;
+  out.values = chosen.gather(0, nearest).mean(0);
+  if (!row_shares) return out;
+  // Row i's share of the beta x d averaged values (uniform over the
+  // selected rows when d = 0).
+  const auto theta = static_cast<int64_t>(selected.size());
+  std::vector<double> counts =
+      to_doubles(at::bincount(nearest.flatten(), /*weights=*/{}, /*minlength=*/theta));
+  const double total = static_cast<double>(nearest.numel());
+  out.row_shares.assign(static_cast<size_t>(rows.size(0)), 0.0);
+  for (int64_t k = 0; k < theta; ++k) {
+    out.row_shares[selected[k]] =
+        total > 0.0 ? counts[k] / total : 1.0 / static_cast<double>(theta);
+  }
+  return out;
+}
 
 Result<std::unique_ptr<AggregationRule>> make_bulyan(RuleParams& params) {
   return std::unique_ptr<AggregationRule>(std::make_unique<Bulyan>(params.f()));

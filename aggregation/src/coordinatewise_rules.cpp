@@ -79,7 +79,7 @@ Result<at::Tensor> start_point(StartPoint start, const at::Tensor& rows,
     case StartPoint::kMean:
       return combine_rows(rows, normalized_weights(weights, rows.size(0)));
     case StartPoint::kMedian:
-      return coordinatewise_median(rows).values;
+      return coordinatewise_median(rows, /*row_shares=*/false).values;
     case StartPoint::kPrevious:
       if (context.previous.defined()) {
         return context_vector(context.previous, rows, rule, "previous");

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cohort/aggregation.h"
+#include "selection.h"
 
 namespace cohort {
 
@@ -26,13 +27,19 @@ Result<std::unique_ptr<AggregationRule>> make_centered_clipping(RuleParams& para
 Result<std::unique_ptr<AggregationRule>> make_fltrust(RuleParams& params);
 
 // The coordinate-wise median of rows [n, d]: the middle value, or for even
-// n the mean of the two middle values. used_rows [1 or 2, d] (int64) names,
-// per coordinate, the rows whose values it averaged. Defined in median.cpp.
-struct CoordinateMedian {
-  at::Tensor values;     // [d], the rows' dtype and device
-  at::Tensor used_rows;  // [1, d] for odd n, [2, d] for even n
-};
-CoordinateMedian coordinatewise_median(const at::Tensor& rows);
+// n the mean of the two middle values, with row_shares when asked for (each
+// of two middle values gets half credit). The CPU kernel (selection.h)
+// where it takes the rows, median_by_sorting otherwise. Defined in
+// median.cpp.
+ColumnMeans coordinatewise_median(const at::Tensor& rows, bool row_shares);
+
+// The ATen forms of the coordinate-wise rules (median / sort along dim 0, on
+// any device and floating dtype), for the rows the CPU kernel does not take:
+// CUDA tensors, float16 and bfloat16, NaN. The tests check the kernel
+// against them. Each defined in the source file of its rule.
+ColumnMeans median_by_sorting(const at::Tensor& rows, bool row_shares);
+ColumnMeans trimmed_mean_by_sorting(const at::Tensor& rows, int64_t f, bool row_shares);
+ColumnMeans meamed_by_sorting(const at::Tensor& rows, int64_t f, bool row_shares);
 
 // The rows of a stack sorted along dim 0 that hold the median of each
 // column: the middle one for odd n, the two middle ones for even n.

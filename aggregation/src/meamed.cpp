@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include <optional>
+#include <utility>
 
 #include "coordinatewise_rules.h"
 #include "selection.h"
@@ -22,17 +23,12 @@ class Meamed final : public AggregationRule {
   Result<AggregationResult> aggregate(const at::Tensor& rows, std::span<const double> weights,
                                       const AggregationContext& context) const override {
     COHORT_RETURN_IF_ERROR(check_rows_for_rule(rows, weights, name(), f_ + 1, "f+1", f_));
-    const int64_t n = rows.size(0);
-    auto [sorted, order] = at::sort(rows, /*dim=*/0);
-    at::Tensor distance = (sorted - middle_of_sorted(sorted).mean(0)).abs_();
-    // Positions in `sorted` by distance. The stable sort keeps equal
-    // distances in value order, so the smaller value comes first (`stable`
-    // is passed as an optional: a plain bool would select sort(dim, descending)).
-    at::Tensor by_distance = std::get<1>(at::sort(distance, std::optional<bool>(true), /*dim=*/0));
-    at::Tensor closest = by_distance.narrow(0, 0, n - f_);
+    std::optional<ColumnMeans> means =
+        cpu_column_means(rows, {}, {ColumnWindow::Kind::kNearMedian, f_}, context.diagnostics);
+    if (!means.has_value()) means = meamed_by_sorting(rows, f_, context.diagnostics);
     AggregationResult out;
-    out.aggregate = sorted.gather(0, closest).mean(0);
-    if (context.diagnostics) out.row_weights = coordinate_shares(order.gather(0, closest), n);
+    out.aggregate = std::move(means->values);
+    out.row_weights = std::move(means->row_shares);
     return out;
   }
 
@@ -41,6 +37,21 @@ class Meamed final : public AggregationRule {
 };
 
 }  // namespace
+
+ColumnMeans meamed_by_sorting(const at::Tensor& rows, int64_t f, bool row_shares) {
+  const int64_t n = rows.size(0);
+  auto [sorted, order] = at::sort(rows, /*dim=*/0);
+  at::Tensor distance = (sorted - middle_of_sorted(sorted).mean(0)).abs_();
+  // Positions in `sorted` by distance. The stable sort keeps equal
+  // distances in value order, so the smaller value comes first (`stable`
+  // is passed as an optional: a plain bool would select sort(dim, descending)).
+  at::Tensor by_distance = std::get<1>(at::sort(distance, std::optional<bool>(true), /*dim=*/0));
+  at::Tensor closest = by_distance.narrow(0, 0, n - f);
+  ColumnMeans out;
+  out.values = sorted.gather(0, closest).mean(0);
+  if (row_shares) out.row_shares = coordinate_shares(order.gather(0, closest), n);
+  return out;
+}
 
 Result<std::unique_ptr<AggregationRule>> make_meamed(RuleParams& params) {
   return std::unique_ptr<AggregationRule>(std::make_unique<Meamed>(params.f()));

@@ -1,9 +1,24 @@
 #include "selection.h"
 
 #include <ATen/ATen.h>
+#include <ATen/TensorIterator.h>
+#include <c10/util/Exception.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define COHORT_X86_NETWORKS 1
+#endif
 
 #include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <type_traits>
 
 namespace cohort {
 
@@ -70,6 +85,724 @@ Result<AggregationResult> mean_of_selected(const at::Tensor& rows,
     out.selected = std::move(selected);
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------
+// The CPU selection kernel.
+//
+// A tile is kTileBytes of consecutive coordinates (64 float32 or 32 float64
+// columns). Its m rows are copied into a scratch block [m, lanes], so that
+// sorted position p of every column of the tile is the row ("wire") p of the
+// block, and one comparator of a sorting network is a min and a max of two
+// wires, lane by lane: no branch depends on the data, and the block (m x 256
+// bytes, 25 KB at m = 100) stays in the L1 cache.
+
+namespace {
+
+constexpr int64_t kTileBytes = 256;
+
+// After the comparator, wire `low` holds the smaller of the two values and
+// wire `high` (> low) the larger.
+struct Comparator {
+  int32_t low;
+  int32_t high;
+};
+
+// Batcher's odd-even merge sort for the next power of two >= m, less the
+// comparators that touch a wire >= m: those wires would hold +inf, which
+// never moves. Its first `*block_stages` comparators sort each aligned block
+// of 8 wires.
+std::vector<Comparator> odd_even_merge_sort(int64_t m, size_t* block_stages) {
+  int64_t size = 1;
+  while (size < m) size *= 2;
+  std::vector<Comparator> network;
+  *block_stages = 0;
+  for (int64_t p = 1; p < size; p *= 2) {
+    if (p == 8) *block_stages = network.size();
+    for (int64_t k = p; k >= 1; k /= 2) {
+      for (int64_t j = k % p; j + k < size; j += 2 * k) {
+        for (int64_t i = 0; i < k && i + j + k < m; ++i) {
+          if ((i + j) / (2 * p) == (i + j + k) / (2 * p)) {
+            network.push_back({static_cast<int32_t>(i + j), static_cast<int32_t>(i + j + k)});
+          }
+        }
+      }
+    }
+  }
+  if (size <= 8) *block_stages = network.size();
+  return network;
+}
+
+// `ends` passes that carry the largest remaining value to the top and `ends`
+// that carry the smallest to the bottom: the `ends` smallest and largest
+// values end sorted at the two ends. 2 ends m comparators, fewer than
+// Batcher's network for a trimmed mean with small f.
+std::vector<Comparator> bubble_ends(int64_t m, int64_t ends) {
+  std::vector<Comparator> network;
+  for (int64_t t = 0; t < ends; ++t) {
+    for (int64_t p = t; p + 1 < m - t; ++p) {
+      network.push_back({static_cast<int32_t>(p), static_cast<int32_t>(p + 1)});
+    }
+    for (int64_t p = m - 2 - t; p > t; --p) {
+      network.push_back({static_cast<int32_t>(p - 1), static_cast<int32_t>(p)});
+    }
+  }
+  return network;
+}
+
+// Marks the comparators that can change what the window reads. The window
+// reads the values of some sorted positions exactly (groups of one) and of
+// others only as a set (a group of consecutive positions, e.g. the kept
+// middle of a trimmed mean). Working backwards: a comparator whose two wires
+// no later kept comparator touches carries its values straight to their
+// final positions, so when both lie in one group it only reorders that group
+// and goes. (Putting such a comparator back never harms for the same
+// reason.)
+std::vector<char> needed_comparators(const std::vector<Comparator>& network,
+                                     const std::vector<int32_t>& group) {
+  std::vector<char> touched(group.size(), 0);
+  std::vector<char> needed(network.size(), 0);
+  for (size_t i = network.size(); i-- > 0;) {
+    const Comparator c = network[i];
+    if (!touched[c.low] && !touched[c.high] && group[c.low] == group[c.high]) continue;
+    touched[c.low] = touched[c.high] = 1;
+    needed[i] = 1;
+  }
+  return needed;
+}
+
+std::vector<Comparator> kept(const std::vector<Comparator>& network,
+                             const std::vector<char>& needed) {
+  std::vector<Comparator> out;
+  for (size_t i = 0; i < network.size(); ++i) {
+    if (needed[i]) out.push_back(network[i]);
+  }
+  return out;
+}
+
+// What a call computes for m values per column: the window has `width`
+// values starting at sorted position `start` (kMedian, kTrimmed) or at a
+// per-column position in [0, drop] (kNearMedian).
+struct WindowPlan {
+  ColumnWindow::Kind kind;
+  int64_t m;
+  int64_t drop;
+  int64_t width;
+  int64_t start;    // kMedian, kTrimmed
+  int64_t mid_low;  // the middle positions, (m - 1) / 2 and m / 2
+  int64_t mid_high;
+  std::vector<Comparator> network;  // for a block filled by plain copies
+  // For a block whose first `sorted_blocks` groups of 8 wires are loaded
+  // already sorted (AVX): the network less the comparators inside them.
+  int64_t sorted_blocks;
+  std::vector<Comparator> network_after_blocks;
+};
+
+WindowPlan plan_window(int64_t m, ColumnWindow window) {
+  WindowPlan plan{window.kind, m, window.drop, 0, 0, (m - 1) / 2, m / 2, {}, 0, {}};
+  // Groups: a cut before position p starts a new group there.
+  std::vector<char> cut(static_cast<size_t>(m + 1), 0);
+  auto exact = [&](int64_t p) {
+    if (p < 0 || p >= m) return;
+    cut[p] = 1;
+    cut[p + 1] = 1;
+  };
+  switch (window.kind) {
+    case ColumnWindow::Kind::kMedian:
+      plan.width = plan.mid_high - plan.mid_low + 1;
+      plan.start = plan.mid_low;
+      exact(plan.mid_low);
+      exact(plan.mid_high);
+      break;
+    case ColumnWindow::Kind::kTrimmed:
+      plan.width = m - 2 * window.drop;
+      plan.start = window.drop;
+      cut[window.drop] = 1;
+      cut[m - window.drop] = 1;
+      break;
+    case ColumnWindow::Kind::kNearMedian:
+      // The start is found from positions [0, drop) and [m - drop, m) and
+      // the median; the window's first and last values (row credits) lie in
+      // [0, drop] and [m - drop - 1, m).
+      plan.width = m - window.drop;
+      for (int64_t p = 0; p <= window.drop; ++p) {
+        exact(p);
+        exact(m - 1 - p);
+      }
+      exact(plan.mid_low);
+      exact(plan.mid_high);
+      break;
+  }
+  std::vector<int32_t> group(static_cast<size_t>(m), 0);
+  for (int64_t p = 1; p < m; ++p) group[p] = group[p - 1] + (cut[p] ? 1 : 0);
+  size_t block_stages = 0;
+  const std::vector<Comparator> batcher = odd_even_merge_sort(m, &block_stages);
+  std::vector<char> needed = needed_comparators(batcher, group);
+  plan.network = kept(batcher, needed);
+  if (window.kind == ColumnWindow::Kind::kTrimmed) {
+    const std::vector<Comparator> bubble = bubble_ends(m, window.drop);
+    std::vector<Comparator> ends = kept(bubble, needed_comparators(bubble, group));
+    if (ends.size() < plan.network.size()) {
+      plan.network = std::move(ends);
+      plan.network_after_blocks = plan.network;
+      return plan;
+    }
+  }
+  plan.sorted_blocks = m / 8;
+  for (size_t i = 0; i < block_stages; ++i) {
+    if (batcher[i].high < 8 * plan.sorted_blocks) needed[i] = 0;
+  }
+  plan.network_after_blocks = kept(batcher, needed);
+  return plan;
+}
+
+// Applying a network to a scratch block: one min and one max per lane and
+// comparator. SSE2 is in every x86-64 CPU; AVX is taken when the CPU has it.
+template <typename T>
+void apply_network_portable(const Comparator* c, const Comparator* end, T* x) {
+  constexpr int64_t kLanes = kTileBytes / static_cast<int64_t>(sizeof(T));
+  for (; c != end; ++c) {
+    T* a = x + c->low * kLanes;
+    T* b = x + c->high * kLanes;
+    for (int64_t k = 0; k < kLanes; ++k) {
+      const T u = a[k];
+      const T v = b[k];
+      a[k] = std::min(u, v);
+      b[k] = std::max(u, v);
+    }
+  }
+}
+
+#ifdef COHORT_X86_NETWORKS
+void apply_network_sse2(const Comparator* c, const Comparator* end, float* x) {
+  for (; c != end; ++c) {
+    float* a = x + c->low * 64;
+    float* b = x + c->high * 64;
+    for (int k = 0; k < 64; k += 4) {
+      const __m128 u = _mm_load_ps(a + k);
+      const __m128 v = _mm_load_ps(b + k);
+      _mm_store_ps(a + k, _mm_min_ps(u, v));
+      _mm_store_ps(b + k, _mm_max_ps(u, v));
+    }
+  }
+}
+
+void apply_network_sse2(const Comparator* c, const Comparator* end, double* x) {
+  for (; c != end; ++c) {
+    double* a = x + c->low * 32;
+    double* b = x + c->high * 32;
+    for (int k = 0; k < 32; k += 2) {
+      const __m128d u = _mm_load_pd(a + k);
+      const __m128d v = _mm_load_pd(b + k);
+      _mm_store_pd(a + k, _mm_min_pd(u, v));
+      _mm_store_pd(b + k, _mm_max_pd(u, v));
+    }
+  }
+}
+
+__attribute__((target("avx"))) void apply_network_avx(const Comparator* c,
+                                                      const Comparator* end, float* x) {
+  for (; c != end; ++c) {
+    float* a = x + c->low * 64;
+    float* b = x + c->high * 64;
+    for (int k = 0; k < 64; k += 8) {
+      const __m256 u = _mm256_load_ps(a + k);
+      const __m256 v = _mm256_load_ps(b + k);
+      _mm256_store_ps(a + k, _mm256_min_ps(u, v));
+      _mm256_store_ps(b + k, _mm256_max_ps(u, v));
+    }
+  }
+}
+
+__attribute__((target("avx"))) void apply_network_avx(const Comparator* c,
+                                                      const Comparator* end, double* x) {
+  for (; c != end; ++c) {
+    double* a = x + c->low * 32;
+    double* b = x + c->high * 32;
+    for (int k = 0; k < 32; k += 4) {
+      const __m256d u = _mm256_load_pd(a + k);
+      const __m256d v = _mm256_load_pd(b + k);
+      _mm256_store_pd(a + k, _mm256_min_pd(u, v));
+      _mm256_store_pd(b + k, _mm256_max_pd(u, v));
+    }
+  }
+}
+
+// Batcher's 19 comparators sorting 8 registers r0..r7 (the first three
+// stages of odd_even_merge_sort), with MIN and MAX the vector min and max.
+#define COHORT_CX(MIN, MAX, a, b) \
+  do {                            \
+    const auto low_ = MIN(a, b);  \
+    b = MAX(a, b);                \
+    a = low_;                     \
+  } while (0)
+#define COHORT_SORT8(MIN, MAX)                                                                  \
+  do {                                                                                          \
+    COHORT_CX(MIN, MAX, r0, r1); COHORT_CX(MIN, MAX, r2, r3);                                   \
+    COHORT_CX(MIN, MAX, r4, r5); COHORT_CX(MIN, MAX, r6, r7);                                   \
+    COHORT_CX(MIN, MAX, r0, r2); COHORT_CX(MIN, MAX, r1, r3);                                   \
+    COHORT_CX(MIN, MAX, r4, r6); COHORT_CX(MIN, MAX, r5, r7);                                   \
+    COHORT_CX(MIN, MAX, r1, r2); COHORT_CX(MIN, MAX, r5, r6);                                   \
+    COHORT_CX(MIN, MAX, r0, r4); COHORT_CX(MIN, MAX, r1, r5);                                   \
+    COHORT_CX(MIN, MAX, r2, r6); COHORT_CX(MIN, MAX, r3, r7);                                   \
+    COHORT_CX(MIN, MAX, r2, r4); COHORT_CX(MIN, MAX, r3, r5);                                   \
+    COHORT_CX(MIN, MAX, r1, r2); COHORT_CX(MIN, MAX, r3, r4); COHORT_CX(MIN, MAX, r5, r6);      \
+  } while (0)
+
+// Copies rows [8 blocks) of a full tile into the block with each group of 8
+// wires sorted on the way (registers, no scratch traffic), and prefetches
+// the same rows `ahead` values further on (none when 0). False on a NaN.
+__attribute__((target("avx"))) bool load_sorted_blocks_avx(const float* const* rows,
+                                                           int64_t first, int64_t blocks,
+                                                           int64_t ahead, float* x) {
+  __m256 nan = _mm256_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b) {
+    const float* const* src = rows + 8 * b;
+    float* dst = x + 8 * b * 64;
+    for (int64_t k = 0; k < 64; k += 8) {
+      if (ahead != 0 && k % 16 == 0) {  // one cache line per row
+        for (int i = 0; i < 8; ++i) __builtin_prefetch(src[i] + first + ahead + k, 0, 2);
+      }
+      __m256 r0 = _mm256_loadu_ps(src[0] + first + k);
+      __m256 r1 = _mm256_loadu_ps(src[1] + first + k);
+      __m256 r2 = _mm256_loadu_ps(src[2] + first + k);
+      __m256 r3 = _mm256_loadu_ps(src[3] + first + k);
+      __m256 r4 = _mm256_loadu_ps(src[4] + first + k);
+      __m256 r5 = _mm256_loadu_ps(src[5] + first + k);
+      __m256 r6 = _mm256_loadu_ps(src[6] + first + k);
+      __m256 r7 = _mm256_loadu_ps(src[7] + first + k);
+      nan = _mm256_or_ps(nan, _mm256_cmp_ps(r0, r1, _CMP_UNORD_Q));
+      nan = _mm256_or_ps(nan, _mm256_cmp_ps(r2, r3, _CMP_UNORD_Q));
+      nan = _mm256_or_ps(nan, _mm256_cmp_ps(r4, r5, _CMP_UNORD_Q));
+      nan = _mm256_or_ps(nan, _mm256_cmp_ps(r6, r7, _CMP_UNORD_Q));
+      COHORT_SORT8(_mm256_min_ps, _mm256_max_ps);
+      _mm256_store_ps(dst + 0 * 64 + k, r0);
+      _mm256_store_ps(dst + 1 * 64 + k, r1);
+      _mm256_store_ps(dst + 2 * 64 + k, r2);
+      _mm256_store_ps(dst + 3 * 64 + k, r3);
+      _mm256_store_ps(dst + 4 * 64 + k, r4);
+      _mm256_store_ps(dst + 5 * 64 + k, r5);
+      _mm256_store_ps(dst + 6 * 64 + k, r6);
+      _mm256_store_ps(dst + 7 * 64 + k, r7);
+    }
+  }
+  return _mm256_movemask_ps(nan) == 0;
+}
+
+__attribute__((target("avx"))) bool load_sorted_blocks_avx(const double* const* rows,
+                                                           int64_t first, int64_t blocks,
+                                                           int64_t ahead, double* x) {
+  __m256d nan = _mm256_setzero_pd();
+  for (int64_t b = 0; b < blocks; ++b) {
+    const double* const* src = rows + 8 * b;
+    double* dst = x + 8 * b * 32;
+    for (int64_t k = 0; k < 32; k += 4) {
+      if (ahead != 0 && k % 8 == 0) {  // one cache line per row
+        for (int i = 0; i < 8; ++i) __builtin_prefetch(src[i] + first + ahead + k, 0, 2);
+      }
+      __m256d r0 = _mm256_loadu_pd(src[0] + first + k);
+      __m256d r1 = _mm256_loadu_pd(src[1] + first + k);
+      __m256d r2 = _mm256_loadu_pd(src[2] + first + k);
+      __m256d r3 = _mm256_loadu_pd(src[3] + first + k);
+      __m256d r4 = _mm256_loadu_pd(src[4] + first + k);
+      __m256d r5 = _mm256_loadu_pd(src[5] + first + k);
+      __m256d r6 = _mm256_loadu_pd(src[6] + first + k);
+      __m256d r7 = _mm256_loadu_pd(src[7] + first + k);
+      nan = _mm256_or_pd(nan, _mm256_cmp_pd(r0, r1, _CMP_UNORD_Q));
+      nan = _mm256_or_pd(nan, _mm256_cmp_pd(r2, r3, _CMP_UNORD_Q));
+      nan = _mm256_or_pd(nan, _mm256_cmp_pd(r4, r5, _CMP_UNORD_Q));
+      nan = _mm256_or_pd(nan, _mm256_cmp_pd(r6, r7, _CMP_UNORD_Q));
+      COHORT_SORT8(_mm256_min_pd, _mm256_max_pd);
+      _mm256_store_pd(dst + 0 * 32 + k, r0);
+      _mm256_store_pd(dst + 1 * 32 + k, r1);
+      _mm256_store_pd(dst + 2 * 32 + k, r2);
+      _mm256_store_pd(dst + 3 * 32 + k, r3);
+      _mm256_store_pd(dst + 4 * 32 + k, r4);
+      _mm256_store_pd(dst + 5 * 32 + k, r5);
+      _mm256_store_pd(dst + 6 * 32 + k, r6);
+      _mm256_store_pd(dst + 7 * 32 + k, r7);
+    }
+  }
+  return _mm256_movemask_pd(nan) == 0;
+}
+#undef COHORT_SORT8
+#undef COHORT_CX
+#endif  // COHORT_X86_NETWORKS
+
+// An integer as wide as T, so that loops mixing the two vectorise.
+template <typename T>
+using LaneInt = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+
+// One thread's work on consecutive tiles. kAvx: the AVX instruction set
+// (the caller checked the CPU), otherwise SSE2 on x86-64 and plain C++
+// elsewhere.
+template <typename T, bool kAvx>
+class TileWorker {
+ public:
+  static constexpr int64_t kLanes = kTileBytes / static_cast<int64_t>(sizeof(T));
+
+  TileWorker(const WindowPlan& plan, const std::vector<const T*>& rows, int64_t d, T* out,
+             bool credits)
+      : plan_(plan),
+        rows_(rows),
+        d_(d),
+        out_(out),
+        block_(static_cast<T*>(std::aligned_alloc(64, static_cast<size_t>(plan.m * kTileBytes)))),
+        credits_(credits ? rows.size() : 0, 0) {
+    TORCH_CHECK(block_ != nullptr, "column kernel: out of memory for the scratch block");
+  }
+
+  const std::vector<int64_t>& credits() const { return credits_; }
+
+  // Tiles [begin, end); false (the range left unfinished) on a NaN or when
+  // `stop` is set by another thread's NaN.
+  bool run(int64_t begin, int64_t end, const std::atomic<bool>& stop) {
+    for (int64_t tile = begin; tile < end; ++tile) {
+      if (stop.load(std::memory_order_relaxed) || !run_tile(tile)) return false;
+    }
+    return true;
+  }
+
+ private:
+  bool run_tile(int64_t tile) {
+    const int64_t first = tile * kLanes;
+    const int64_t lanes = std::min(kLanes, d_ - first);
+    if (!load(first, lanes)) return false;
+    find_starts();
+    write_means(first, lanes);
+    if (!credits_.empty()) credit_rows(first, lanes);
+    return true;
+  }
+
+  T* wire(int64_t p) const { return block_.get() + p * kLanes; }
+
+  // Fills the block with the tile and sorts it through the network. The
+  // next tile's rows are prefetched while this one is loaded, row by row: a
+  // tile's work later they are in the cache (with m rows in flight the
+  // hardware prefetcher alone falls behind).
+  bool load(int64_t first, int64_t lanes) {
+    const int64_t ahead = first + 3 * kLanes <= d_ ? 2 * kLanes : 0;
+#ifdef COHORT_X86_NETWORKS
+    if constexpr (kAvx) {
+      if (lanes == kLanes) {
+        if (!load_sorted_blocks_avx(rows_.data(), first, plan_.sorted_blocks, ahead,
+                                    block_.get())) {
+          return false;
+        }
+        if (!copy_rows(8 * plan_.sorted_blocks, first, lanes, ahead)) return false;
+        apply(plan_.network_after_blocks);
+        return true;
+      }
+    }
+#endif
+    if (!copy_rows(0, first, lanes, ahead)) return false;
+    apply(plan_.network);
+    return true;
+  }
+
+  // Rows [from, m) into their wires, zeros beyond `lanes`, prefetching
+  // `ahead` values further on (none when 0). False on a NaN.
+  bool copy_rows(int64_t from, int64_t first, int64_t lanes, int64_t ahead) {
+    LaneInt<T> nan = 0;
+    for (int64_t r = from; r < plan_.m; ++r) {
+      T* dst = wire(r);
+      if (ahead != 0) {
+        const char* next = reinterpret_cast<const char*>(rows_[r] + first + ahead);
+        for (int64_t byte = 0; byte < kTileBytes; byte += 64) __builtin_prefetch(next + byte, 0, 2);
+      }
+      std::memcpy(dst, rows_[r] + first, static_cast<size_t>(lanes) * sizeof(T));
+      std::fill(dst + lanes, dst + kLanes, T(0));
+      for (int64_t k = 0; k < kLanes; ++k) nan |= static_cast<LaneInt<T>>(dst[k] != dst[k]);
+    }
+    return nan == 0;
+  }
+
+  void apply(const std::vector<Comparator>& network) {
+    const Comparator* c = network.data();
+    const Comparator* end = c + network.size();
+#ifdef COHORT_X86_NETWORKS
+    if constexpr (kAvx) {
+      apply_network_avx(c, end, block_.get());
+    } else {
+      apply_network_sse2(c, end, block_.get());
+    }
+#else
+    apply_network_portable(c, end, block_.get());
+#endif
+  }
+
+  // start_[k]: the first sorted position of column k's window.
+  void find_starts() {
+    if (plan_.kind != ColumnWindow::Kind::kNearMedian) {
+      std::fill(start_.begin(), start_.end(), static_cast<LaneInt<T>>(plan_.start));
+      return;
+    }
+    // The window starts after the positions p < drop whose value is farther
+    // below the median than the value at p + width is above it (a
+    // condition true for p < start and false after it; equal distances keep
+    // the smaller value). The median and the distances are rounded to T as
+    // in the ATen form, (sorted - median).abs().
+    const T* low = wire(plan_.mid_low);
+    const T* high = wire(plan_.mid_high);
+    std::array<T, kLanes> median;
+    for (int64_t k = 0; k < kLanes; ++k) {
+      median[k] = plan_.m % 2 == 1 ? low[k] : (low[k] + high[k]) / T(2);
+    }
+    std::fill(start_.begin(), start_.end(), 0);
+    for (int64_t p = 0; p < plan_.drop; ++p) {
+      const T* below = wire(p);
+      const T* above = wire(p + plan_.width);
+      for (int64_t k = 0; k < kLanes; ++k) {
+        start_[k] += static_cast<LaneInt<T>>((median[k] - below[k]) > (above[k] - median[k]));
+      }
+    }
+  }
+
+  // The positions that may be in a window: all of them for kNearMedian.
+  int64_t scan_begin() const {
+    return plan_.kind == ColumnWindow::Kind::kNearMedian ? 0 : plan_.start;
+  }
+  int64_t scan_end() const {
+    return plan_.kind == ColumnWindow::Kind::kNearMedian ? plan_.m : plan_.start + plan_.width;
+  }
+
+  void write_means(int64_t first, int64_t lanes) {
+    std::array<double, kLanes> sum{};
+    const auto width = static_cast<LaneInt<T>>(plan_.width);
+    for (int64_t p = scan_begin(); p < scan_end(); ++p) {
+      const T* v = wire(p);
+      const auto pos = static_cast<LaneInt<T>>(p);
+      for (int64_t k = 0; k < kLanes; ++k) {
+        const bool in = pos >= start_[k] && pos < start_[k] + width;
+        sum[k] += in ? static_cast<double>(v[k]) : 0.0;
+      }
+    }
+    const double count = static_cast<double>(plan_.width);
+    for (int64_t k = 0; k < lanes; ++k) out_[first + k] = static_cast<T>(sum[k] / count);
+  }
+
+  // Credits a row for each column of the tile whose window holds one of its
+  // values: every value strictly between the window's smallest and largest
+  // values is in it; of the rows holding the smallest (largest), the
+  // lowest-numbered get the window's copies of it.
+  void credit_rows(int64_t first, int64_t lanes) {
+    std::array<T, kLanes> lowest;
+    std::array<T, kLanes> highest;
+    std::array<LaneInt<T>, kLanes> need_low{};
+    std::array<LaneInt<T>, kLanes> need_high{};
+    for (int64_t k = 0; k < kLanes; ++k) {
+      lowest[k] = wire(start_[k])[k];
+      highest[k] = wire(start_[k] + plan_.width - 1)[k];
+    }
+    // A kTrimmed window is known as a set only: its ends are its min and max.
+    if (plan_.kind == ColumnWindow::Kind::kTrimmed) {
+      for (int64_t p = plan_.start; p < plan_.start + plan_.width; ++p) {
+        const T* v = wire(p);
+        for (int64_t k = 0; k < kLanes; ++k) {
+          lowest[k] = std::min(lowest[k], v[k]);
+          highest[k] = std::max(highest[k], v[k]);
+        }
+      }
+    }
+    const auto width = static_cast<LaneInt<T>>(plan_.width);
+    for (int64_t p = scan_begin(); p < scan_end(); ++p) {
+      const T* v = wire(p);
+      const auto pos = static_cast<LaneInt<T>>(p);
+      for (int64_t k = 0; k < kLanes; ++k) {
+        const auto in = static_cast<LaneInt<T>>(pos >= start_[k] && pos < start_[k] + width);
+        need_low[k] += in & static_cast<LaneInt<T>>(v[k] == lowest[k]);
+        need_high[k] += in & static_cast<LaneInt<T>>(v[k] == highest[k]);
+      }
+    }
+    for (int64_t k = 0; k < kLanes; ++k) {
+      if (lowest[k] == highest[k]) need_high[k] = 0;  // all copies counted in need_low
+    }
+    for (size_t r = 0; r < rows_.size(); ++r) {
+      const T* v = rows_[r] + first;
+      LaneInt<T> credit = 0;
+      for (int64_t k = 0; k < lanes; ++k) {
+        const auto inside = static_cast<LaneInt<T>>((v[k] > lowest[k]) & (v[k] < highest[k]));
+        const auto take_low =
+            static_cast<LaneInt<T>>((v[k] == lowest[k]) & (need_low[k] > 0));
+        const auto take_high =
+            static_cast<LaneInt<T>>((v[k] == highest[k]) & (need_high[k] > 0));
+        need_low[k] -= take_low;
+        need_high[k] -= take_high;
+        credit += inside | take_low | take_high;
+      }
+      credits_[r] += credit;
+    }
+  }
+
+  const WindowPlan& plan_;
+  const std::vector<const T*>& rows_;
+  int64_t d_;
+  T* out_;
+  std::unique_ptr<T, FreeDeleter> block_;
+  std::array<LaneInt<T>, kLanes> start_{};
+  std::vector<int64_t> credits_;
+};
+
+// The tile loop compiled twice: for AVX (its loops vectorised 256 bits wide)
+// and for the baseline instruction set. `flatten` inlines the worker into
+// each.
+#ifdef COHORT_X86_NETWORKS
+template <typename T>
+__attribute__((target("avx"), flatten)) bool run_tiles_avx(TileWorker<T, true>& worker,
+                                                           int64_t begin, int64_t end,
+                                                           const std::atomic<bool>& stop) {
+  return worker.run(begin, end, stop);
+}
+#endif
+
+template <typename T>
+__attribute__((flatten)) bool run_tiles_baseline(TileWorker<T, false>& worker, int64_t begin,
+                                                 int64_t end, const std::atomic<bool>& stop) {
+  return worker.run(begin, end, stop);
+}
+
+bool cpu_has_avx() {
+#ifdef COHORT_X86_NETWORKS
+  static const bool has_avx = __builtin_cpu_supports("avx");
+  return has_avx;
+#else
+  return false;
+#endif
+}
+
+// Calls body(first, count) on ranges of consecutive tiles covering [0, tiles),
+// in parallel on ATen's intra-op threads (at::get_num_threads()). Not
+// at::parallel_for: that is a header template, and in code compiled without
+// OpenMP, as this library is, it runs the whole range on the calling thread.
+// TensorIterator::for_each is the same loop compiled inside libtorch, so the
+// tiles go through it as the elements of a tensor of tile numbers.
+void for_each_tile_range(int64_t tiles, int64_t grain,
+                         const std::function<void(int64_t, int64_t)>& body) {
+  if (tiles <= 0) return;
+  at::Tensor numbers = at::arange(tiles, at::TensorOptions().dtype(at::kLong));
+  at::TensorIterator iter = at::TensorIteratorConfig().add_const_input(numbers).build();
+  iter.for_each(
+      [&](char** data, const int64_t* strides, int64_t size0, int64_t size1) {
+        for (int64_t j = 0; j < size1; ++j) {
+          const char* column = data[0] + j * strides[1];
+          if (strides[0] == static_cast<int64_t>(sizeof(int64_t))) {
+            body(*reinterpret_cast<const int64_t*>(column), size0);
+            continue;
+          }
+          for (int64_t i = 0; i < size0; ++i) {
+            body(*reinterpret_cast<const int64_t*>(column + i * strides[0]), 1);
+          }
+        }
+      },
+      grain);
+}
+
+// Fills `out` [d] and, when `credits` is given, the number of credited
+// coordinates per row, using the instruction set kAvx. False on a NaN.
+template <typename T, bool kAvx>
+bool column_means_by_tiles(const WindowPlan& plan, const std::vector<const T*>& rows, int64_t d,
+                           T* out, std::vector<int64_t>* credits) {
+  constexpr int64_t kLanes = TileWorker<T, kAvx>::kLanes;
+  const int64_t tiles = (d + kLanes - 1) / kLanes;
+  // Enough tiles per thread to pay for it: about 256K values.
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / (plan.m * kLanes));
+  std::atomic<bool> saw_nan{false};
+  std::mutex credits_mutex;
+  for_each_tile_range(tiles, grain, [&](int64_t first, int64_t count) {
+    TileWorker<T, kAvx> worker(plan, rows, d, out, credits != nullptr);
+    bool finished = false;
+#ifdef COHORT_X86_NETWORKS
+    if constexpr (kAvx) {
+      finished = run_tiles_avx(worker, first, first + count, saw_nan);
+    } else {
+      finished = run_tiles_baseline(worker, first, first + count, saw_nan);
+    }
+#else
+    finished = run_tiles_baseline(worker, first, first + count, saw_nan);
+#endif
+    if (!finished) {
+      saw_nan.store(true, std::memory_order_relaxed);
+      return;
+    }
+    if (credits != nullptr) {
+      std::lock_guard<std::mutex> lock(credits_mutex);
+      for (size_t r = 0; r < credits->size(); ++r) (*credits)[r] += worker.credits()[r];
+    }
+  });
+  return !saw_nan.load();
+}
+
+template <typename T>
+std::optional<ColumnMeans> cpu_column_means_of(const at::Tensor& rows,
+                                               const std::vector<int64_t>& subset,
+                                               const WindowPlan& plan, bool row_shares) {
+  const int64_t n = rows.size(0);
+  const int64_t d = rows.size(1);
+  at::Tensor contiguous = rows.contiguous();
+  const T* data = contiguous.data_ptr<T>();
+  std::vector<const T*> row_data;
+  row_data.reserve(subset.size());
+  for (int64_t i : subset) row_data.push_back(data + i * d);
+  ColumnMeans result;
+  result.values = at::empty({d}, rows.options());
+  std::vector<int64_t> credits(row_shares ? subset.size() : 0, 0);
+  std::vector<int64_t>* counted = row_shares ? &credits : nullptr;
+  T* out = result.values.data_ptr<T>();
+  const bool finished = cpu_has_avx()
+                            ? column_means_by_tiles<T, true>(plan, row_data, d, out, counted)
+                            : column_means_by_tiles<T, false>(plan, row_data, d, out, counted);
+  if (!finished) return std::nullopt;
+  if (row_shares) {
+    result.row_shares.assign(static_cast<size_t>(n), 0.0);
+    const double total = static_cast<double>(plan.width) * static_cast<double>(d);
+    for (size_t r = 0; r < subset.size(); ++r) {
+      result.row_shares[subset[r]] += total > 0.0 ? static_cast<double>(credits[r]) / total
+                                                  : 1.0 / static_cast<double>(subset.size());
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
+std::optional<ColumnMeans> cpu_column_means(const at::Tensor& rows,
+                                            std::span<const int64_t> subset,
+                                            ColumnWindow window, bool row_shares) {
+  TORCH_CHECK(rows.dim() == 2, "column kernel: rows must be [n, d]");
+  const int64_t n = rows.size(0);
+  std::vector<int64_t> members(subset.begin(), subset.end());
+  if (members.empty()) {
+    members.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) members[i] = i;
+  }
+  for (int64_t i : members) {
+    TORCH_CHECK(i >= 0 && i < n, "column kernel: row ", i, " of ", n, " rows");
+  }
+  const auto m = static_cast<int64_t>(members.size());
+  const int64_t drop = window.drop;
+  switch (window.kind) {
+    case ColumnWindow::Kind::kMedian:
+      TORCH_CHECK(m >= 1, "column kernel: the median needs a row");
+      break;
+    case ColumnWindow::Kind::kTrimmed:
+      TORCH_CHECK(drop >= 0 && m >= 2 * drop + 1, "column kernel: cannot trim ", drop,
+                  " values at each end of ", m);
+      break;
+    case ColumnWindow::Kind::kNearMedian:
+      TORCH_CHECK(drop >= 0 && m >= drop + 1, "column kernel: cannot drop ", drop, " of ", m,
+                  " values");
+      break;
+  }
+  if (!rows.device().is_cpu() || m > kMaxKernelRows) return std::nullopt;
+  const at::ScalarType dtype = rows.scalar_type();
+  if (dtype != at::kFloat && dtype != at::kDouble) return std::nullopt;
+  const WindowPlan plan = plan_window(m, window);
+  if (dtype == at::kFloat) return cpu_column_means_of<float>(rows, members, plan, row_shares);
+  return cpu_column_means_of<double>(rows, members, plan, row_shares);
 }
 
 }  // namespace cohort

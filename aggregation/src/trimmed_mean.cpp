@@ -5,6 +5,9 @@
 // = the share of the averaged values that came from each row.
 #include <ATen/ATen.h>
 
+#include <optional>
+#include <utility>
+
 #include "coordinatewise_rules.h"
 #include "selection.h"
 
@@ -26,11 +29,11 @@ class TrimmedMean final : public AggregationRule {
       if (context.diagnostics) out.row_weights = normalized_weights({}, n);
       return out;
     }
-    auto [sorted, order] = at::sort(rows, /*dim=*/0);
-    out.aggregate = sorted.narrow(0, f_, n - 2 * f_).mean(0);
-    if (context.diagnostics) {
-      out.row_weights = coordinate_shares(order.narrow(0, f_, n - 2 * f_), n);
-    }
+    std::optional<ColumnMeans> means =
+        cpu_column_means(rows, {}, {ColumnWindow::Kind::kTrimmed, f_}, context.diagnostics);
+    if (!means.has_value()) means = trimmed_mean_by_sorting(rows, f_, context.diagnostics);
+    out.aggregate = std::move(means->values);
+    out.row_weights = std::move(means->row_shares);
     return out;
   }
 
@@ -39,6 +42,15 @@ class TrimmedMean final : public AggregationRule {
 };
 
 }  // namespace
+
+ColumnMeans trimmed_mean_by_sorting(const at::Tensor& rows, int64_t f, bool row_shares) {
+  const int64_t n = rows.size(0);
+  auto [sorted, order] = at::sort(rows, /*dim=*/0);
+  ColumnMeans out;
+  out.values = sorted.narrow(0, f, n - 2 * f).mean(0);
+  if (row_shares) out.row_shares = coordinate_shares(order.narrow(0, f, n - 2 * f), n);
+  return out;
+}
 
 Result<std::unique_ptr<AggregationRule>> make_trimmed_mean(RuleParams& params) {
   return std::unique_ptr<AggregationRule>(std::make_unique<TrimmedMean>(params.f()));
