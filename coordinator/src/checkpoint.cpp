@@ -3,8 +3,10 @@
 //   4 bytes  format version (1)
 //   4 bytes  header length H
 //   H bytes  JSON header: {"round", "model", "digest" (hex), "tensors":
-//            [{"name", "shape"}]}
+//            [{"name", "shape"}], "previous_aggregate_digest" (hex; only
+//            when the aggregator state follows)}
 //   N * 4    float32 parameters in canonical order
+//   N * 4    float32 previous round's aggregate (only with its digest)
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -31,6 +33,9 @@ std::string header_json(const Checkpoint& checkpoint) {
                            {"model", checkpoint.model_name},
                            {"digest", to_hex(checkpoint.digest)},
                            {"tensors", tensors}};
+  if (checkpoint.previous_aggregate.defined()) {
+    header["previous_aggregate_digest"] = to_hex(digest_of(checkpoint.layout, checkpoint.previous_aggregate));
+  }
   return header.dump();
 }
 
@@ -84,6 +89,9 @@ Status write_checkpoint(const std::filesystem::path& path, const Checkpoint& che
   append_u32(prefix, static_cast<uint32_t>(header.size()));
   prefix += header;
   at::Tensor values = checkpoint.flat.to(at::kCPU, at::kFloat).contiguous();
+  if (checkpoint.previous_aggregate.defined()) {
+    values = at::cat({values, checkpoint.previous_aggregate.to(at::kCPU, at::kFloat).reshape({-1})});
+  }
 
   const std::filesystem::path tmp = path.string() + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -119,26 +127,39 @@ Result<Checkpoint> read_checkpoint(const std::filesystem::path& path) {
   }
   Checkpoint checkpoint;
   std::string stored_digest;
+  std::string aggregate_digest;  // empty when no aggregator state is stored
   try {
     auto header = nlohmann::json::parse(bytes.substr(16, header_size));
     checkpoint.round = header.at("round").get<uint32_t>();
     checkpoint.model_name = header.at("model").get<std::string>();
     stored_digest = header.at("digest").get<std::string>();
     COHORT_ASSIGN_OR_RETURN(checkpoint.layout, layout_from_json(header.at("tensors")));
+    if (header.contains("previous_aggregate_digest")) {
+      aggregate_digest = header.at("previous_aggregate_digest").get<std::string>();
+    }
   } catch (const nlohmann::json::exception& e) {
     return Status::corruption(where + ": bad header: " + e.what());
   }
+  const size_t tensor_bytes = static_cast<size_t>(checkpoint.layout.numel()) * sizeof(float);
+  const size_t tensors = aggregate_digest.empty() ? 1 : 2;
   const size_t data_size = bytes.size() - 16 - header_size;
-  if (data_size != static_cast<size_t>(checkpoint.layout.numel()) * sizeof(float)) {
-    return Status::corruption(where + ": holds " + std::to_string(data_size) +
-                              " data bytes, layout needs " +
-                              std::to_string(checkpoint.layout.numel() * 4));
+  if (data_size != tensors * tensor_bytes) {
+    return Status::corruption(where + ": holds " + std::to_string(data_size) + " data bytes, layout needs " +
+                              std::to_string(tensors * tensor_bytes));
   }
+  const char* data = bytes.data() + 16 + header_size;
   checkpoint.flat = at::empty({checkpoint.layout.numel()}, at::kFloat);
-  std::memcpy(checkpoint.flat.data_ptr(), bytes.data() + 16 + header_size, data_size);
+  std::memcpy(checkpoint.flat.data_ptr(), data, tensor_bytes);
   checkpoint.digest = digest_of(checkpoint.layout, checkpoint.flat);
   if (to_hex(checkpoint.digest) != stored_digest) {
     return Status::corruption(where + ": the parameters do not match the recorded digest");
+  }
+  if (!aggregate_digest.empty()) {
+    checkpoint.previous_aggregate = at::empty({checkpoint.layout.numel()}, at::kFloat);
+    std::memcpy(checkpoint.previous_aggregate.data_ptr(), data + tensor_bytes, tensor_bytes);
+    if (to_hex(digest_of(checkpoint.layout, checkpoint.previous_aggregate)) != aggregate_digest) {
+      return Status::corruption(where + ": the previous aggregate does not match its recorded digest");
+    }
   }
   return checkpoint;
 }

@@ -103,6 +103,29 @@ TEST_F(CheckpointTest, WriteThenReadRoundTrips) {
   EXPECT_EQ(r->digest, written.digest);
 }
 
+TEST_F(CheckpointTest, AggregatorStateRoundTripsAndIsVerified) {
+  Checkpoint written = small_checkpoint();
+  written.previous_aggregate = at::arange(8, at::kFloat) * 0.25;
+  ASSERT_TRUE(write_checkpoint(path_, written).ok());
+  Result<Checkpoint> r = read_checkpoint(path_);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_TRUE(r->previous_aggregate.defined());
+  EXPECT_EQ(values_of(r->previous_aggregate), values_of(written.previous_aggregate));
+  EXPECT_EQ(values_of(r->flat), values_of(written.flat));
+
+  std::string bytes = read_file(path_);
+  bytes[bytes.size() - 1] ^= 0x01;  // a bit of the stored aggregate
+  write_file(path_, bytes);
+  Result<Checkpoint> tampered = read_checkpoint(path_);
+  EXPECT_EQ(tampered.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(tampered.status().message().find("previous aggregate"), std::string::npos);
+
+  ASSERT_TRUE(write_checkpoint(path_, small_checkpoint()).ok());
+  Result<Checkpoint> without = read_checkpoint(path_);
+  ASSERT_TRUE(without.ok());
+  EXPECT_FALSE(without->previous_aggregate.defined());
+}
+
 TEST_F(CheckpointTest, FileFollowsTheDocumentedFormat) {
   ASSERT_TRUE(write_checkpoint(path_, small_checkpoint()).ok());
   const std::string bytes = read_file(path_);

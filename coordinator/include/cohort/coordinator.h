@@ -117,6 +117,9 @@ struct Checkpoint {
   Layout layout;
   at::Tensor flat;  // float32
   Digest digest{};
+  // The aggregation rule's state for the next round (the last aggregate,
+  // where centered clipping starts); undefined when there is none.
+  at::Tensor previous_aggregate;
 };
 
 // Writes atomically: a temporary file, fsync, rename over `path`, fsync of
