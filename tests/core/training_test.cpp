@@ -1,9 +1,14 @@
-// Local training: step planning, determinism, and momentum kept across tasks.
+// Local training: step planning, the batch schedule, SgdTrainer against
+// torch's own SGD loop, resuming from a state, and momentum kept across tasks.
 #include "cohort/training.h"
 
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
-#include <ATen/ATen.h>
+#include <numeric>
+#include <set>
+
+#include "cohort/random.h"
 
 namespace cohort {
 namespace {
@@ -87,6 +92,159 @@ TEST(TrainerTest, EmptyShardAndZeroBatchAreErrors) {
   zero_batch.batch_size = 0;
   EXPECT_EQ(train_locally(*model, synthetic_shard(), zero_batch, 1).status().code(),
             Status::Code::kInvalidArgument);
+}
+
+TEST(BatchScheduleTest, EveryEpochIsAPermutationCutIntoBatches) {
+  // 10 samples, batches of 4: steps 0-2 are epoch 0 (4, 4, 2), 3-5 epoch 1.
+  std::vector<int64_t> epoch0, epoch1;
+  for (uint64_t step = 0; step < 6; ++step) {
+    const std::vector<int64_t> batch = batch_indices(10, 4, 5, step);
+    EXPECT_EQ(batch.size(), step % 3 == 2 ? 2u : 4u) << "step " << step;
+    (step < 3 ? epoch0 : epoch1).insert((step < 3 ? epoch0 : epoch1).end(), batch.begin(), batch.end());
+  }
+  std::vector<int64_t> expected(10);
+  std::iota(expected.begin(), expected.end(), 0);
+  Rng(5).fork(1).shuffle(std::span<int64_t>(expected));
+  EXPECT_EQ(epoch1, expected);  // epoch e is Rng(seed).fork(e)'s shuffle
+  std::sort(epoch0.begin(), epoch0.end());
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(epoch0, expected);
+  EXPECT_NE(batch_indices(10, 4, 5, 0), batch_indices(10, 4, 5, 3));  // reshuffled
+  EXPECT_NE(batch_indices(10, 4, 5, 0), batch_indices(10, 4, 6, 0));  // seeded
+}
+
+TEST(BatchScheduleTest, RandomAccessMatchesTheSequentialOrder) {
+  BatchSchedule schedule(100, 7, 9);
+  EXPECT_EQ(schedule.steps_per_epoch(), 15u);
+  for (uint64_t step : {44u, 3u, 200u, 0u, 15u, 14u}) {
+    const std::span<const int64_t> cached = schedule.indices(step);
+    EXPECT_EQ(std::vector<int64_t>(cached.begin(), cached.end()), batch_indices(100, 7, 9, step)) << step;
+  }
+  EXPECT_TRUE(batch_indices(0, 7, 9, 0).empty());
+  EXPECT_TRUE(batch_indices(100, 0, 9, 0).empty());
+}
+
+// torch's own loop, as train_locally ran before SgdTrainer: the reference
+// for SGD semantics (first step clones the gradient into the buffer).
+at::Tensor reference_sgd(Model& model, const TensorDataset& shard, const Hyperparameters& hyper, uint64_t seed,
+                         bool zero_buffers) {
+  std::vector<torch::Tensor> params = model.parameters();
+  torch::optim::SGD optimizer(params, torch::optim::SGDOptions(hyper.learning_rate)
+                                          .momentum(hyper.momentum)
+                                          .weight_decay(hyper.weight_decay));
+  if (zero_buffers) {
+    for (auto& p : params) {
+      auto state = std::make_unique<torch::optim::SGDParamState>();
+      state->momentum_buffer(torch::zeros_like(p));
+      optimizer.state()[p.unsafeGetTensorImpl()] = std::move(state);
+    }
+  }
+  model.set_training(true);
+  for (uint64_t step = 0; step < hyper.local_steps; ++step) {
+    std::vector<int64_t> batch = batch_indices(shard.size(), hyper.batch_size, seed, step);
+    torch::Tensor index = torch::tensor(batch, torch::kLong);
+    optimizer.zero_grad();
+    torch::Tensor loss = torch::nn::functional::cross_entropy(model.forward(shard.images.index_select(0, index)),
+                                                              shard.labels.index_select(0, index));
+    loss.backward();
+    optimizer.step();
+  }
+  return model.flat_parameters();
+}
+
+TEST(SgdTrainerTest, MatchesTorchSgdBitForBit) {
+  Hyperparameters hyper = sgd(9);
+  hyper.weight_decay = 1e-3;
+  auto ours = fresh_model(), theirs = fresh_model(), zeroed = fresh_model();
+  const TensorDataset shard = synthetic_shard();  // outlives the trainer
+  SgdTrainer trainer(*ours, shard, hyper, 4);
+  ASSERT_TRUE(trainer.run(9).ok());
+  const at::Tensor reference = reference_sgd(*theirs, synthetic_shard(), hyper, 4, false);
+  EXPECT_TRUE(at::equal(ours->flat_parameters(), reference));
+  // Explicit zero buffers give the same bits as torch's clone-on-first-step
+  // here (they could differ only in the sign of an exact zero), and the
+  // trainer never runs that path: it treats zeros as fresh.
+  EXPECT_TRUE(at::equal(reference_sgd(*zeroed, synthetic_shard(), hyper, 4, true), reference));
+}
+
+TEST(SgdTrainerTest, SegmentsAndResumedStatesGiveTheSameBits) {
+  const TensorDataset shard = synthetic_shard();  // outlives the trainers
+  const Hyperparameters hyper = sgd(12);
+  auto whole = fresh_model(), pieces = fresh_model(), resumed = fresh_model();
+  SgdTrainer a(*whole, shard, hyper, 2);
+  ASSERT_TRUE(a.run(12).ok());
+  SgdTrainer b(*pieces, shard, hyper, 2);
+  ASSERT_TRUE(b.run(5).ok());
+  const TrainingState middle = b.state();
+  EXPECT_EQ(middle.step, 5u);
+  ASSERT_TRUE(b.run(7).ok());
+  EXPECT_TRUE(at::equal(a.state().parameters, b.state().parameters));
+  EXPECT_TRUE(at::equal(a.state().momentum, b.state().momentum));
+
+  // A fresh trainer on another model resumes from the middle state.
+  SgdTrainer c(*resumed, shard, hyper, 2);
+  ASSERT_TRUE(c.load_state(middle).ok());
+  ASSERT_TRUE(c.run(7).ok());
+  EXPECT_EQ(c.state().step, 12u);
+  EXPECT_TRUE(at::equal(c.state().parameters, a.state().parameters));
+  EXPECT_TRUE(at::equal(c.state().momentum, a.state().momentum));
+  EXPECT_EQ(c.samples_seen(), 7u * 16u);
+}
+
+TEST(SgdTrainerTest, ZeroMomentumIsFreshMomentum) {
+  const TensorDataset shard = synthetic_shard();  // outlives the trainers
+  const Hyperparameters hyper = sgd(3);
+  auto fresh = fresh_model(), zeroed = fresh_model();
+  SgdTrainer a(*fresh, shard, hyper, 8);
+  const TrainingState start = a.state();
+  ASSERT_TRUE(start.momentum.defined());
+  EXPECT_EQ(start.momentum.numel(), fresh->parameter_count());
+  EXPECT_FALSE(start.momentum.ne(0).any().item<bool>());
+  EXPECT_TRUE(a.momentum_buffers().empty());
+  ASSERT_TRUE(a.run(3).ok());
+  SgdTrainer b(*zeroed, shard, hyper, 8);
+  ASSERT_TRUE(b.load_state(start).ok());
+  ASSERT_TRUE(b.run(3).ok());
+  EXPECT_TRUE(at::equal(a.state().parameters, b.state().parameters));
+  EXPECT_TRUE(at::equal(a.state().momentum, b.state().momentum));
+}
+
+TEST(SgdTrainerTest, StateWithoutMomentumAndBadStates) {
+  const TensorDataset shard = synthetic_shard();  // outlives the trainers
+  Hyperparameters plain = sgd(2);
+  plain.momentum = 0.0;
+  auto model = fresh_model();
+  SgdTrainer trainer(*model, shard, plain, 1);
+  ASSERT_TRUE(trainer.run(2).ok());
+  TrainingState state = trainer.state();
+  EXPECT_FALSE(state.momentum.defined());
+  EXPECT_TRUE(trainer.momentum_buffers().empty());
+  EXPECT_EQ(state.step, 2u);
+
+  TrainingState with_momentum = state;
+  with_momentum.momentum = at::ones_like(state.parameters);
+  EXPECT_EQ(trainer.load_state(with_momentum).code(), Status::Code::kInvalidArgument);
+  TrainingState short_params = state;
+  short_params.parameters = state.parameters.narrow(0, 0, 10);
+  EXPECT_EQ(trainer.load_state(short_params).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(trainer.load_state(TrainingState{}).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(trainer.state().step, 2u);  // unchanged by the failed loads
+
+  SgdTrainer momentum_trainer(*model, shard, sgd(1), 1);
+  TrainingState bad_momentum = state;
+  bad_momentum.momentum = at::ones({5});
+  EXPECT_EQ(momentum_trainer.load_state(bad_momentum).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(momentum_trainer.set_momentum_buffers({at::ones({3})}).code(), Status::Code::kInvalidArgument);
+}
+
+TEST(SgdTrainerTest, NonFiniteLossIsAnError) {
+  const TensorDataset shard = synthetic_shard();  // outlives the trainers
+  Hyperparameters wild = sgd(20);
+  wild.learning_rate = 1e30;
+  auto model = fresh_model();
+  SgdTrainer trainer(*model, shard, wild, 1);
+  const Status status = trainer.run(20);
+  EXPECT_EQ(status.code(), Status::Code::kInternal) << status.to_string();
 }
 
 }  // namespace
