@@ -101,6 +101,9 @@ namespace {
 
 constexpr int64_t kTileBytes = 256;
 
+// Wires sorted in registers as a tile is loaded (AVX2).
+constexpr int64_t kSortedBlock = 16;
+
 // After the comparator, wire `low` holds the smaller of the two values and
 // wire `high` (> low) the larger.
 struct Comparator {
@@ -111,14 +114,14 @@ struct Comparator {
 // Batcher's odd-even merge sort for the next power of two >= m, less the
 // comparators that touch a wire >= m: those wires would hold +inf, which
 // never moves. Its first `*block_stages` comparators sort each aligned block
-// of 8 wires.
+// of kSortedBlock wires.
 std::vector<Comparator> odd_even_merge_sort(int64_t m, size_t* block_stages) {
   int64_t size = 1;
   while (size < m) size *= 2;
   std::vector<Comparator> network;
   *block_stages = 0;
   for (int64_t p = 1; p < size; p *= 2) {
-    if (p == 8) *block_stages = network.size();
+    if (p == kSortedBlock) *block_stages = network.size();
     for (int64_t k = p; k >= 1; k /= 2) {
       for (int64_t j = k % p; j + k < size; j += 2 * k) {
         for (int64_t i = 0; i < k && i + j + k < m; ++i) {
@@ -129,7 +132,7 @@ std::vector<Comparator> odd_even_merge_sort(int64_t m, size_t* block_stages) {
       }
     }
   }
-  if (size <= 8) *block_stages = network.size();
+  if (size <= kSortedBlock) *block_stages = network.size();
   return network;
 }
 
@@ -192,8 +195,9 @@ struct WindowPlan {
   int64_t mid_low;  // the middle positions, (m - 1) / 2 and m / 2
   int64_t mid_high;
   std::vector<Comparator> network;  // for a block filled by plain copies
-  // For a block whose first `sorted_blocks` groups of 8 wires are loaded
-  // already sorted (AVX): the network less the comparators inside them.
+  // For a block whose first `sorted_blocks` groups of kSortedBlock wires
+  // are loaded already sorted (AVX2): the network less the comparators inside
+  // them.
   int64_t sorted_blocks;
   std::vector<Comparator> network_after_blocks;
 };
@@ -248,16 +252,16 @@ WindowPlan plan_window(int64_t m, ColumnWindow window) {
       return plan;
     }
   }
-  plan.sorted_blocks = m / 8;
+  plan.sorted_blocks = m / kSortedBlock;
   for (size_t i = 0; i < block_stages; ++i) {
-    if (batcher[i].high < 8 * plan.sorted_blocks) needed[i] = 0;
+    if (batcher[i].high < kSortedBlock * plan.sorted_blocks) needed[i] = 0;
   }
   plan.network_after_blocks = kept(batcher, needed);
   return plan;
 }
 
 // Applying a network to a scratch block: one min and one max per lane and
-// comparator. SSE2 is in every x86-64 CPU; AVX is taken when the CPU has it.
+// comparator. SSE2 is in every x86-64 CPU; AVX2 is taken when the CPU has it.
 template <typename T>
 void apply_network_portable(const Comparator* c, const Comparator* end, T* x) {
   constexpr int64_t kLanes = kTileBytes / static_cast<int64_t>(sizeof(T));
@@ -300,8 +304,8 @@ void apply_network_sse2(const Comparator* c, const Comparator* end, double* x) {
   }
 }
 
-__attribute__((target("avx"))) void apply_network_avx(const Comparator* c,
-                                                      const Comparator* end, float* x) {
+__attribute__((target("avx2"))) void apply_network_avx2(const Comparator* c,
+                                                       const Comparator* end, float* x) {
   for (; c != end; ++c) {
     float* a = x + c->low * 64;
     float* b = x + c->high * 64;
@@ -314,8 +318,8 @@ __attribute__((target("avx"))) void apply_network_avx(const Comparator* c,
   }
 }
 
-__attribute__((target("avx"))) void apply_network_avx(const Comparator* c,
-                                                      const Comparator* end, double* x) {
+__attribute__((target("avx2"))) void apply_network_avx2(const Comparator* c,
+                                                       const Comparator* end, double* x) {
   for (; c != end; ++c) {
     double* a = x + c->low * 32;
     double* b = x + c->high * 32;
@@ -328,103 +332,102 @@ __attribute__((target("avx"))) void apply_network_avx(const Comparator* c,
   }
 }
 
-// Batcher's 19 comparators sorting 8 registers r0..r7 (the first three
-// stages of odd_even_merge_sort), with MIN and MAX the vector min and max.
+// Batcher's network on 16 registers r0..r15 (the first four stages of
+// odd_even_merge_sort): each half sorted by 19 comparators, then merged by
+// 25. MIN and MAX are the vector min and max.
 #define COHORT_CX(MIN, MAX, a, b) \
   do {                            \
     const auto low_ = MIN(a, b);  \
     b = MAX(a, b);                \
     a = low_;                     \
   } while (0)
-#define COHORT_SORT8(MIN, MAX)                                                                  \
-  do {                                                                                          \
-    COHORT_CX(MIN, MAX, r0, r1); COHORT_CX(MIN, MAX, r2, r3);                                   \
-    COHORT_CX(MIN, MAX, r4, r5); COHORT_CX(MIN, MAX, r6, r7);                                   \
-    COHORT_CX(MIN, MAX, r0, r2); COHORT_CX(MIN, MAX, r1, r3);                                   \
-    COHORT_CX(MIN, MAX, r4, r6); COHORT_CX(MIN, MAX, r5, r7);                                   \
-    COHORT_CX(MIN, MAX, r1, r2); COHORT_CX(MIN, MAX, r5, r6);                                   \
-    COHORT_CX(MIN, MAX, r0, r4); COHORT_CX(MIN, MAX, r1, r5);                                   \
-    COHORT_CX(MIN, MAX, r2, r6); COHORT_CX(MIN, MAX, r3, r7);                                   \
-    COHORT_CX(MIN, MAX, r2, r4); COHORT_CX(MIN, MAX, r3, r5);                                   \
-    COHORT_CX(MIN, MAX, r1, r2); COHORT_CX(MIN, MAX, r3, r4); COHORT_CX(MIN, MAX, r5, r6);      \
+#define COHORT_SORT8(MIN, MAX, a0, a1, a2, a3, a4, a5, a6, a7)                                \
+  do {                                                                                        \
+    COHORT_CX(MIN, MAX, a0, a1); COHORT_CX(MIN, MAX, a2, a3);                                 \
+    COHORT_CX(MIN, MAX, a4, a5); COHORT_CX(MIN, MAX, a6, a7);                                 \
+    COHORT_CX(MIN, MAX, a0, a2); COHORT_CX(MIN, MAX, a1, a3);                                 \
+    COHORT_CX(MIN, MAX, a4, a6); COHORT_CX(MIN, MAX, a5, a7);                                 \
+    COHORT_CX(MIN, MAX, a1, a2); COHORT_CX(MIN, MAX, a5, a6);                                 \
+    COHORT_CX(MIN, MAX, a0, a4); COHORT_CX(MIN, MAX, a1, a5);                                 \
+    COHORT_CX(MIN, MAX, a2, a6); COHORT_CX(MIN, MAX, a3, a7);                                 \
+    COHORT_CX(MIN, MAX, a2, a4); COHORT_CX(MIN, MAX, a3, a5);                                 \
+    COHORT_CX(MIN, MAX, a1, a2); COHORT_CX(MIN, MAX, a3, a4); COHORT_CX(MIN, MAX, a5, a6);    \
+  } while (0)
+#define COHORT_SORT16(MIN, MAX)                                                               \
+  do {                                                                                        \
+    COHORT_SORT8(MIN, MAX, r0, r1, r2, r3, r4, r5, r6, r7);                                   \
+    COHORT_SORT8(MIN, MAX, r8, r9, r10, r11, r12, r13, r14, r15);                             \
+    COHORT_CX(MIN, MAX, r0, r8); COHORT_CX(MIN, MAX, r1, r9);                                 \
+    COHORT_CX(MIN, MAX, r2, r10); COHORT_CX(MIN, MAX, r3, r11);                               \
+    COHORT_CX(MIN, MAX, r4, r12); COHORT_CX(MIN, MAX, r5, r13);                               \
+    COHORT_CX(MIN, MAX, r6, r14); COHORT_CX(MIN, MAX, r7, r15);                               \
+    COHORT_CX(MIN, MAX, r4, r8); COHORT_CX(MIN, MAX, r5, r9);                                 \
+    COHORT_CX(MIN, MAX, r6, r10); COHORT_CX(MIN, MAX, r7, r11);                               \
+    COHORT_CX(MIN, MAX, r2, r4); COHORT_CX(MIN, MAX, r3, r5);                                 \
+    COHORT_CX(MIN, MAX, r6, r8); COHORT_CX(MIN, MAX, r7, r9);                                 \
+    COHORT_CX(MIN, MAX, r10, r12); COHORT_CX(MIN, MAX, r11, r13);                             \
+    COHORT_CX(MIN, MAX, r1, r2); COHORT_CX(MIN, MAX, r3, r4); COHORT_CX(MIN, MAX, r5, r6);    \
+    COHORT_CX(MIN, MAX, r7, r8); COHORT_CX(MIN, MAX, r9, r10); COHORT_CX(MIN, MAX, r11, r12); \
+    COHORT_CX(MIN, MAX, r13, r14);                                                            \
   } while (0)
 
-// Copies rows [8 blocks) of a full tile into the block with each group of 8
-// wires sorted on the way (registers, no scratch traffic), and prefetches
-// the same rows `ahead` values further on (none when 0). False on a NaN.
-__attribute__((target("avx"))) bool load_sorted_blocks_avx(const float* const* rows,
-                                                           int64_t first, int64_t blocks,
-                                                           int64_t ahead, float* x) {
-  __m256 nan = _mm256_setzero_ps();
-  for (int64_t b = 0; b < blocks; ++b) {
-    const float* const* src = rows + 8 * b;
-    float* dst = x + 8 * b * 64;
-    for (int64_t k = 0; k < 64; k += 8) {
-      if (ahead != 0 && k % 16 == 0) {  // one cache line per row
-        for (int i = 0; i < 8; ++i) __builtin_prefetch(src[i] + first + ahead + k, 0, 2);
-      }
-      __m256 r0 = _mm256_loadu_ps(src[0] + first + k);
-      __m256 r1 = _mm256_loadu_ps(src[1] + first + k);
-      __m256 r2 = _mm256_loadu_ps(src[2] + first + k);
-      __m256 r3 = _mm256_loadu_ps(src[3] + first + k);
-      __m256 r4 = _mm256_loadu_ps(src[4] + first + k);
-      __m256 r5 = _mm256_loadu_ps(src[5] + first + k);
-      __m256 r6 = _mm256_loadu_ps(src[6] + first + k);
-      __m256 r7 = _mm256_loadu_ps(src[7] + first + k);
-      nan = _mm256_or_ps(nan, _mm256_cmp_ps(r0, r1, _CMP_UNORD_Q));
-      nan = _mm256_or_ps(nan, _mm256_cmp_ps(r2, r3, _CMP_UNORD_Q));
-      nan = _mm256_or_ps(nan, _mm256_cmp_ps(r4, r5, _CMP_UNORD_Q));
-      nan = _mm256_or_ps(nan, _mm256_cmp_ps(r6, r7, _CMP_UNORD_Q));
-      COHORT_SORT8(_mm256_min_ps, _mm256_max_ps);
-      _mm256_store_ps(dst + 0 * 64 + k, r0);
-      _mm256_store_ps(dst + 1 * 64 + k, r1);
-      _mm256_store_ps(dst + 2 * 64 + k, r2);
-      _mm256_store_ps(dst + 3 * 64 + k, r3);
-      _mm256_store_ps(dst + 4 * 64 + k, r4);
-      _mm256_store_ps(dst + 5 * 64 + k, r5);
-      _mm256_store_ps(dst + 6 * 64 + k, r6);
-      _mm256_store_ps(dst + 7 * 64 + k, r7);
-    }
-  }
-  return _mm256_movemask_ps(nan) == 0;
+// Copies rows [0, 16 blocks) of a full tile into the block, each group of
+// 16 wires sorted on the way (in registers: no scratch traffic), and
+// prefetches the same rows `ahead` values further on (none when 0). False
+// on a NaN.
+#define COHORT_LOAD_SORTED_BLOCKS(T, V, LANES, LOADU, STORE, MIN, MAX, CMP, OR, ZERO, MASK)     \
+  V nan = ZERO();                                                                             \
+  constexpr int64_t kStep = static_cast<int64_t>(sizeof(V) / sizeof(T));                      \
+  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));                             \
+  for (int64_t b = 0; b < blocks; ++b) {                                                      \
+    const T* const* src = rows + 16 * b;                                                      \
+    T* dst = x + 16 * b * LANES;                                                              \
+    for (int64_t k = 0; k < LANES; k += kStep) {                                              \
+      if (ahead != 0 && k % kLine == 0) {                                                     \
+        for (int i = 0; i < 16; ++i) __builtin_prefetch(src[i] + first + ahead + k, 0, 2);    \
+      }                                                                                       \
+      V r0 = LOADU(src[0] + first + k), r1 = LOADU(src[1] + first + k);                       \
+      V r2 = LOADU(src[2] + first + k), r3 = LOADU(src[3] + first + k);                       \
+      V r4 = LOADU(src[4] + first + k), r5 = LOADU(src[5] + first + k);                       \
+      V r6 = LOADU(src[6] + first + k), r7 = LOADU(src[7] + first + k);                       \
+      V r8 = LOADU(src[8] + first + k), r9 = LOADU(src[9] + first + k);                       \
+      V r10 = LOADU(src[10] + first + k), r11 = LOADU(src[11] + first + k);                   \
+      V r12 = LOADU(src[12] + first + k), r13 = LOADU(src[13] + first + k);                   \
+      V r14 = LOADU(src[14] + first + k), r15 = LOADU(src[15] + first + k);                   \
+      nan = OR(nan, OR(OR(CMP(r0, r1, _CMP_UNORD_Q), CMP(r2, r3, _CMP_UNORD_Q)),              \
+                       OR(CMP(r4, r5, _CMP_UNORD_Q), CMP(r6, r7, _CMP_UNORD_Q))));            \
+      nan = OR(nan, OR(OR(CMP(r8, r9, _CMP_UNORD_Q), CMP(r10, r11, _CMP_UNORD_Q)),            \
+                       OR(CMP(r12, r13, _CMP_UNORD_Q), CMP(r14, r15, _CMP_UNORD_Q))));        \
+      COHORT_SORT16(MIN, MAX);                                                                \
+      STORE(dst + 0 * LANES + k, r0); STORE(dst + 1 * LANES + k, r1);                         \
+      STORE(dst + 2 * LANES + k, r2); STORE(dst + 3 * LANES + k, r3);                         \
+      STORE(dst + 4 * LANES + k, r4); STORE(dst + 5 * LANES + k, r5);                         \
+      STORE(dst + 6 * LANES + k, r6); STORE(dst + 7 * LANES + k, r7);                         \
+      STORE(dst + 8 * LANES + k, r8); STORE(dst + 9 * LANES + k, r9);                         \
+      STORE(dst + 10 * LANES + k, r10); STORE(dst + 11 * LANES + k, r11);                     \
+      STORE(dst + 12 * LANES + k, r12); STORE(dst + 13 * LANES + k, r13);                     \
+      STORE(dst + 14 * LANES + k, r14); STORE(dst + 15 * LANES + k, r15);                     \
+    }                                                                                         \
+  }                                                                                           \
+  return MASK(nan) == 0
+
+__attribute__((target("avx2"))) bool load_sorted_blocks_avx2(const float* const* rows,
+                                                            int64_t first, int64_t blocks,
+                                                            int64_t ahead, float* x) {
+  COHORT_LOAD_SORTED_BLOCKS(float, __m256, 64, _mm256_loadu_ps, _mm256_store_ps, _mm256_min_ps,
+                            _mm256_max_ps, _mm256_cmp_ps, _mm256_or_ps, _mm256_setzero_ps,
+                            _mm256_movemask_ps);
 }
 
-__attribute__((target("avx"))) bool load_sorted_blocks_avx(const double* const* rows,
-                                                           int64_t first, int64_t blocks,
-                                                           int64_t ahead, double* x) {
-  __m256d nan = _mm256_setzero_pd();
-  for (int64_t b = 0; b < blocks; ++b) {
-    const double* const* src = rows + 8 * b;
-    double* dst = x + 8 * b * 32;
-    for (int64_t k = 0; k < 32; k += 4) {
-      if (ahead != 0 && k % 8 == 0) {  // one cache line per row
-        for (int i = 0; i < 8; ++i) __builtin_prefetch(src[i] + first + ahead + k, 0, 2);
-      }
-      __m256d r0 = _mm256_loadu_pd(src[0] + first + k);
-      __m256d r1 = _mm256_loadu_pd(src[1] + first + k);
-      __m256d r2 = _mm256_loadu_pd(src[2] + first + k);
-      __m256d r3 = _mm256_loadu_pd(src[3] + first + k);
-      __m256d r4 = _mm256_loadu_pd(src[4] + first + k);
-      __m256d r5 = _mm256_loadu_pd(src[5] + first + k);
-      __m256d r6 = _mm256_loadu_pd(src[6] + first + k);
-      __m256d r7 = _mm256_loadu_pd(src[7] + first + k);
-      nan = _mm256_or_pd(nan, _mm256_cmp_pd(r0, r1, _CMP_UNORD_Q));
-      nan = _mm256_or_pd(nan, _mm256_cmp_pd(r2, r3, _CMP_UNORD_Q));
-      nan = _mm256_or_pd(nan, _mm256_cmp_pd(r4, r5, _CMP_UNORD_Q));
-      nan = _mm256_or_pd(nan, _mm256_cmp_pd(r6, r7, _CMP_UNORD_Q));
-      COHORT_SORT8(_mm256_min_pd, _mm256_max_pd);
-      _mm256_store_pd(dst + 0 * 32 + k, r0);
-      _mm256_store_pd(dst + 1 * 32 + k, r1);
-      _mm256_store_pd(dst + 2 * 32 + k, r2);
-      _mm256_store_pd(dst + 3 * 32 + k, r3);
-      _mm256_store_pd(dst + 4 * 32 + k, r4);
-      _mm256_store_pd(dst + 5 * 32 + k, r5);
-      _mm256_store_pd(dst + 6 * 32 + k, r6);
-      _mm256_store_pd(dst + 7 * 32 + k, r7);
-    }
-  }
-  return _mm256_movemask_pd(nan) == 0;
+__attribute__((target("avx2"))) bool load_sorted_blocks_avx2(const double* const* rows,
+                                                            int64_t first, int64_t blocks,
+                                                            int64_t ahead, double* x) {
+  COHORT_LOAD_SORTED_BLOCKS(double, __m256d, 32, _mm256_loadu_pd, _mm256_store_pd, _mm256_min_pd,
+                            _mm256_max_pd, _mm256_cmp_pd, _mm256_or_pd, _mm256_setzero_pd,
+                            _mm256_movemask_pd);
 }
+#undef COHORT_LOAD_SORTED_BLOCKS
+#undef COHORT_SORT16
 #undef COHORT_SORT8
 #undef COHORT_CX
 #endif  // COHORT_X86_NETWORKS
@@ -437,11 +440,57 @@ struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
 };
 
-// One thread's work on consecutive tiles. kAvx: the AVX instruction set
+// 32-byte vectors of T (GCC and Clang vector extensions): one AVX2 register,
+// two SSE2 ones. Loads go through memcpy (no alignment or aliasing
+// assumptions). The functions returning them are always inlined: out of
+// line, their ABI would differ between the AVX2 and the baseline code
+// (GCC's -Wpsabi note, silenced from here to the end of the file, where the
+// templates are instantiated).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+template <typename T>
+struct Simd {
+  static constexpr int64_t kWidth = 32 / static_cast<int64_t>(sizeof(T));
+  typedef T Values __attribute__((vector_size(32)));
+  typedef LaneInt<T> Ints __attribute__((vector_size(32)));
+  typedef double Doubles __attribute__((vector_size(32)));  // 4 lanes
+  typedef float Floats __attribute__((vector_size(16)));    // 4 lanes
+
+  // The vector's lanes [4 part, 4 part + 4) as doubles (part 1: float only).
+  template <int kPart>
+  __attribute__((always_inline)) static Doubles widen(const Values& v) {
+    if constexpr (sizeof(T) == sizeof(double)) {
+      return v;
+    } else if constexpr (kPart == 0) {
+      return __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), Doubles);
+    } else {
+      return __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), Doubles);
+    }
+  }
+
+  __attribute__((always_inline)) static Values load(const T* p) {
+    Values v;
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+  }
+  __attribute__((always_inline)) static Ints load(const LaneInt<T>* p) {
+    Ints v;
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+  }
+};
+
+// One thread's work on consecutive tiles. kAvx2: the AVX2 instruction set
 // (the caller checked the CPU), otherwise SSE2 on x86-64 and plain C++
 // elsewhere.
-template <typename T, bool kAvx>
+template <typename T, bool kAvx2>
 class TileWorker {
+  using Simd = cohort::Simd<T>;
+  using VecT = typename Simd::Values;
+  using VecI = typename Simd::Ints;
+  using VecD = typename Simd::Doubles;
+
  public:
   static constexpr int64_t kLanes = kTileBytes / static_cast<int64_t>(sizeof(T));
 
@@ -452,11 +501,17 @@ class TileWorker {
         d_(d),
         out_(out),
         block_(static_cast<T*>(std::aligned_alloc(64, static_cast<size_t>(plan.m * kTileBytes)))),
-        credits_(credits ? rows.size() : 0, 0) {
+        row_credits_(credits ? rows.size() * Simd::kWidth : 0, 0) {
     TORCH_CHECK(block_ != nullptr, "column kernel: out of memory for the scratch block");
   }
 
-  const std::vector<int64_t>& credits() const { return credits_; }
+  // The number of coordinates credited to each row so far (empty when not
+  // asked for).
+  std::vector<int64_t> credits() const {
+    std::vector<int64_t> out(row_credits_.size() / Simd::kWidth, 0);
+    for (size_t i = 0; i < row_credits_.size(); ++i) out[i / Simd::kWidth] += row_credits_[i];
+    return out;
+  }
 
   // Tiles [begin, end); false (the range left unfinished) on a NaN or when
   // `stop` is set by another thread's NaN.
@@ -474,7 +529,7 @@ class TileWorker {
     if (!load(first, lanes)) return false;
     find_starts();
     write_means(first, lanes);
-    if (!credits_.empty()) credit_rows(first, lanes);
+    if (!row_credits_.empty()) credit_rows(first, lanes);
     return true;
   }
 
@@ -487,13 +542,13 @@ class TileWorker {
   bool load(int64_t first, int64_t lanes) {
     const int64_t ahead = first + 3 * kLanes <= d_ ? 2 * kLanes : 0;
 #ifdef COHORT_X86_NETWORKS
-    if constexpr (kAvx) {
+    if constexpr (kAvx2) {
       if (lanes == kLanes) {
-        if (!load_sorted_blocks_avx(rows_.data(), first, plan_.sorted_blocks, ahead,
+        if (!load_sorted_blocks_avx2(rows_.data(), first, plan_.sorted_blocks, ahead,
                                     block_.get())) {
           return false;
         }
-        if (!copy_rows(8 * plan_.sorted_blocks, first, lanes, ahead)) return false;
+        if (!copy_rows(kSortedBlock * plan_.sorted_blocks, first, lanes, ahead)) return false;
         apply(plan_.network_after_blocks);
         return true;
       }
@@ -525,8 +580,8 @@ class TileWorker {
     const Comparator* c = network.data();
     const Comparator* end = c + network.size();
 #ifdef COHORT_X86_NETWORKS
-    if constexpr (kAvx) {
-      apply_network_avx(c, end, block_.get());
+    if constexpr (kAvx2) {
+      apply_network_avx2(c, end, block_.get());
     } else {
       apply_network_sse2(c, end, block_.get());
     }
@@ -535,7 +590,7 @@ class TileWorker {
 #endif
   }
 
-  // start_[k]: the first sorted position of column k's window.
+  // The window of each column: start_[k], its first sorted position.
   void find_starts() {
     if (plan_.kind != ColumnWindow::Kind::kNearMedian) {
       std::fill(start_.begin(), start_.end(), static_cast<LaneInt<T>>(plan_.start));
@@ -546,19 +601,17 @@ class TileWorker {
     // condition true for p < start and false after it; equal distances keep
     // the smaller value). The median and the distances are rounded to T as
     // in the ATen form, (sorted - median).abs().
-    const T* low = wire(plan_.mid_low);
-    const T* high = wire(plan_.mid_high);
-    std::array<T, kLanes> median;
-    for (int64_t k = 0; k < kLanes; ++k) {
-      median[k] = plan_.m % 2 == 1 ? low[k] : (low[k] + high[k]) / T(2);
-    }
-    std::fill(start_.begin(), start_.end(), 0);
-    for (int64_t p = 0; p < plan_.drop; ++p) {
-      const T* below = wire(p);
-      const T* above = wire(p + plan_.width);
-      for (int64_t k = 0; k < kLanes; ++k) {
-        start_[k] += static_cast<LaneInt<T>>((median[k] - below[k]) > (above[k] - median[k]));
+    for (int64_t k = 0; k < kLanes; k += Simd::kWidth) {
+      const VecT low = Simd::load(wire(plan_.mid_low) + k);
+      const VecT median =
+          plan_.m % 2 == 1 ? low : (low + Simd::load(wire(plan_.mid_high) + k)) / T(2);
+      VecI start = {};
+      for (int64_t p = 0; p < plan_.drop; ++p) {
+        const VecT below = Simd::load(wire(p) + k);
+        const VecT above = Simd::load(wire(p + plan_.width) + k);
+        start -= (median - below) > (above - median);  // true is -1
       }
+      std::memcpy(start_.data() + k, &start, sizeof(start));
     }
   }
 
@@ -570,71 +623,87 @@ class TileWorker {
     return plan_.kind == ColumnWindow::Kind::kNearMedian ? plan_.m : plan_.start + plan_.width;
   }
 
+  // -1 in the lanes whose window holds sorted position p, 0 elsewhere.
+  __attribute__((always_inline)) VecI in_window(const VecI& start, int64_t p) const {
+    const auto pos = static_cast<LaneInt<T>>(p);
+    return (start <= pos) & (start > pos - static_cast<LaneInt<T>>(plan_.width));
+  }
+
+  // Window sums in double, two accumulators of 4 lanes (one for float64).
   void write_means(int64_t first, int64_t lanes) {
-    std::array<double, kLanes> sum{};
-    const auto width = static_cast<LaneInt<T>>(plan_.width);
-    for (int64_t p = scan_begin(); p < scan_end(); ++p) {
-      const T* v = wire(p);
-      const auto pos = static_cast<LaneInt<T>>(p);
-      for (int64_t k = 0; k < kLanes; ++k) {
-        const bool in = pos >= start_[k] && pos < start_[k] + width;
-        sum[k] += in ? static_cast<double>(v[k]) : 0.0;
+    std::array<T, kLanes> means;
+    const double width = static_cast<double>(plan_.width);
+    for (int64_t k = 0; k < kLanes; k += Simd::kWidth) {
+      const VecI start = Simd::load(start_.data() + k);
+      VecD low = {};
+      VecD high = {};
+      for (int64_t p = scan_begin(); p < scan_end(); ++p) {
+        const VecT value = Simd::load(wire(p) + k);
+        const VecT kept = in_window(start, p) ? value : VecT{};
+        low += Simd::template widen<0>(kept);
+        if constexpr (Simd::kWidth == 8) high += Simd::template widen<1>(kept);
+      }
+      low /= width;
+      high /= width;
+      for (int64_t lane = 0; lane < 4; ++lane) means[k + lane] = static_cast<T>(low[lane]);
+      if constexpr (Simd::kWidth == 8) {
+        for (int64_t lane = 0; lane < 4; ++lane) means[k + 4 + lane] = static_cast<T>(high[lane]);
       }
     }
-    const double count = static_cast<double>(plan_.width);
-    for (int64_t k = 0; k < lanes; ++k) out_[first + k] = static_cast<T>(sum[k] / count);
+    std::memcpy(out_ + first, means.data(), static_cast<size_t>(lanes) * sizeof(T));
   }
 
   // Credits a row for each column of the tile whose window holds one of its
   // values: every value strictly between the window's smallest and largest
-  // values is in it; of the rows holding the smallest (largest), the
-  // lowest-numbered get the window's copies of it.
+  // values is in it; of the rows holding the smallest (largest), the ones
+  // listed first get the window's copies of it.
   void credit_rows(int64_t first, int64_t lanes) {
-    std::array<T, kLanes> lowest;
-    std::array<T, kLanes> highest;
-    std::array<LaneInt<T>, kLanes> need_low{};
-    std::array<LaneInt<T>, kLanes> need_high{};
-    for (int64_t k = 0; k < kLanes; ++k) {
-      lowest[k] = wire(start_[k])[k];
-      highest[k] = wire(start_[k] + plan_.width - 1)[k];
-    }
-    // A kTrimmed window is known as a set only: its ends are its min and max.
-    if (plan_.kind == ColumnWindow::Kind::kTrimmed) {
-      for (int64_t p = plan_.start; p < plan_.start + plan_.width; ++p) {
-        const T* v = wire(p);
-        for (int64_t k = 0; k < kLanes; ++k) {
-          lowest[k] = std::min(lowest[k], v[k]);
-          highest[k] = std::max(highest[k], v[k]);
+    std::array<T, Simd::kWidth> partial;
+    for (int64_t k = 0; k < kLanes; k += Simd::kWidth) {
+      if (k >= lanes) break;
+      const VecI start = Simd::load(start_.data() + k);
+      // The window's ends: its min and max (a kTrimmed window is known as a
+      // set only), and how many of its values equal each.
+      VecT lowest = Simd::load(wire(scan_end() - 1) + k);
+      VecT highest = Simd::load(wire(scan_begin()) + k);
+      for (int64_t p = scan_begin(); p < scan_end(); ++p) {
+        const VecT value = Simd::load(wire(p) + k);
+        const VecI in = in_window(start, p);
+        lowest = (in & (value < lowest)) ? value : lowest;
+        highest = (in & (value > highest)) ? value : highest;
+      }
+      VecI need_low = {};
+      VecI need_high = {};
+      for (int64_t p = scan_begin(); p < scan_end(); ++p) {
+        const VecT value = Simd::load(wire(p) + k);
+        const VecI in = in_window(start, p);
+        need_low -= in & (value == lowest);
+        need_high -= in & (value == highest) & (lowest != highest);
+      }
+      const int64_t count = std::min<int64_t>(Simd::kWidth, lanes - k);
+      for (size_t r = 0; r < rows_.size(); ++r) {
+        const T* source = rows_[r] + first + k;
+        VecT value;
+        if (count == Simd::kWidth) {
+          value = Simd::load(source);
+        } else {  // the lanes past the last column get no credit below
+          partial.fill(T(0));
+          std::memcpy(partial.data(), source, static_cast<size_t>(count) * sizeof(T));
+          value = Simd::load(partial.data());
         }
+        const VecI inside = (value > lowest) & (value < highest);
+        const VecI take_low = (value == lowest) & (need_low > 0);
+        const VecI take_high = (value == highest) & (need_high > 0);
+        need_low += take_low;  // true is -1
+        need_high += take_high;
+        VecI credit = inside | take_low | take_high;
+        if (count < Simd::kWidth) {
+          for (int64_t lane = count; lane < Simd::kWidth; ++lane) credit[lane] = 0;
+        }
+        LaneInt<T>* counted = row_credits_.data() + r * Simd::kWidth;
+        const VecI total = Simd::load(counted) - credit;  // true is -1
+        std::memcpy(counted, &total, sizeof(total));
       }
-    }
-    const auto width = static_cast<LaneInt<T>>(plan_.width);
-    for (int64_t p = scan_begin(); p < scan_end(); ++p) {
-      const T* v = wire(p);
-      const auto pos = static_cast<LaneInt<T>>(p);
-      for (int64_t k = 0; k < kLanes; ++k) {
-        const auto in = static_cast<LaneInt<T>>(pos >= start_[k] && pos < start_[k] + width);
-        need_low[k] += in & static_cast<LaneInt<T>>(v[k] == lowest[k]);
-        need_high[k] += in & static_cast<LaneInt<T>>(v[k] == highest[k]);
-      }
-    }
-    for (int64_t k = 0; k < kLanes; ++k) {
-      if (lowest[k] == highest[k]) need_high[k] = 0;  // all copies counted in need_low
-    }
-    for (size_t r = 0; r < rows_.size(); ++r) {
-      const T* v = rows_[r] + first;
-      LaneInt<T> credit = 0;
-      for (int64_t k = 0; k < lanes; ++k) {
-        const auto inside = static_cast<LaneInt<T>>((v[k] > lowest[k]) & (v[k] < highest[k]));
-        const auto take_low =
-            static_cast<LaneInt<T>>((v[k] == lowest[k]) & (need_low[k] > 0));
-        const auto take_high =
-            static_cast<LaneInt<T>>((v[k] == highest[k]) & (need_high[k] > 0));
-        need_low[k] -= take_low;
-        need_high[k] -= take_high;
-        credit += inside | take_low | take_high;
-      }
-      credits_[r] += credit;
     }
   }
 
@@ -644,17 +713,17 @@ class TileWorker {
   T* out_;
   std::unique_ptr<T, FreeDeleter> block_;
   std::array<LaneInt<T>, kLanes> start_{};
-  std::vector<int64_t> credits_;
+  std::vector<LaneInt<T>> row_credits_;  // per row, Simd::kWidth lanes
 };
 
-// The tile loop compiled twice: for AVX (its loops vectorised 256 bits wide)
+// The tile loop compiled twice: for AVX2 (its loops vectorised 256 bits wide)
 // and for the baseline instruction set. `flatten` inlines the worker into
 // each.
 #ifdef COHORT_X86_NETWORKS
 template <typename T>
-__attribute__((target("avx"), flatten)) bool run_tiles_avx(TileWorker<T, true>& worker,
-                                                           int64_t begin, int64_t end,
-                                                           const std::atomic<bool>& stop) {
+__attribute__((target("avx2"), flatten)) bool run_tiles_avx2(TileWorker<T, true>& worker,
+                                                            int64_t begin, int64_t end,
+                                                            const std::atomic<bool>& stop) {
   return worker.run(begin, end, stop);
 }
 #endif
@@ -665,10 +734,10 @@ __attribute__((flatten)) bool run_tiles_baseline(TileWorker<T, false>& worker, i
   return worker.run(begin, end, stop);
 }
 
-bool cpu_has_avx() {
+bool cpu_has_avx2() {
 #ifdef COHORT_X86_NETWORKS
-  static const bool has_avx = __builtin_cpu_supports("avx");
-  return has_avx;
+  static const bool has_avx2 = __builtin_cpu_supports("avx2");
+  return has_avx2;
 #else
   return false;
 #endif
@@ -702,22 +771,22 @@ void for_each_tile_range(int64_t tiles, int64_t grain,
 }
 
 // Fills `out` [d] and, when `credits` is given, the number of credited
-// coordinates per row, using the instruction set kAvx. False on a NaN.
-template <typename T, bool kAvx>
+// coordinates per row, using the instruction set kAvx2. False on a NaN.
+template <typename T, bool kAvx2>
 bool column_means_by_tiles(const WindowPlan& plan, const std::vector<const T*>& rows, int64_t d,
                            T* out, std::vector<int64_t>* credits) {
-  constexpr int64_t kLanes = TileWorker<T, kAvx>::kLanes;
+  constexpr int64_t kLanes = TileWorker<T, kAvx2>::kLanes;
   const int64_t tiles = (d + kLanes - 1) / kLanes;
   // Enough tiles per thread to pay for it: about 256K values.
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / (plan.m * kLanes));
   std::atomic<bool> saw_nan{false};
   std::mutex credits_mutex;
   for_each_tile_range(tiles, grain, [&](int64_t first, int64_t count) {
-    TileWorker<T, kAvx> worker(plan, rows, d, out, credits != nullptr);
+    TileWorker<T, kAvx2> worker(plan, rows, d, out, credits != nullptr);
     bool finished = false;
 #ifdef COHORT_X86_NETWORKS
-    if constexpr (kAvx) {
-      finished = run_tiles_avx(worker, first, first + count, saw_nan);
+    if constexpr (kAvx2) {
+      finished = run_tiles_avx2(worker, first, first + count, saw_nan);
     } else {
       finished = run_tiles_baseline(worker, first, first + count, saw_nan);
     }
@@ -729,8 +798,9 @@ bool column_means_by_tiles(const WindowPlan& plan, const std::vector<const T*>& 
       return;
     }
     if (credits != nullptr) {
+      const std::vector<int64_t> counted = worker.credits();
       std::lock_guard<std::mutex> lock(credits_mutex);
-      for (size_t r = 0; r < credits->size(); ++r) (*credits)[r] += worker.credits()[r];
+      for (size_t r = 0; r < credits->size(); ++r) (*credits)[r] += counted[r];
     }
   });
   return !saw_nan.load();
@@ -739,7 +809,8 @@ bool column_means_by_tiles(const WindowPlan& plan, const std::vector<const T*>& 
 template <typename T>
 std::optional<ColumnMeans> cpu_column_means_of(const at::Tensor& rows,
                                                const std::vector<int64_t>& subset,
-                                               const WindowPlan& plan, bool row_shares) {
+                                               const WindowPlan& plan, bool row_shares,
+                                               KernelIsa isa) {
   const int64_t n = rows.size(0);
   const int64_t d = rows.size(1);
   at::Tensor contiguous = rows.contiguous();
@@ -752,7 +823,7 @@ std::optional<ColumnMeans> cpu_column_means_of(const at::Tensor& rows,
   std::vector<int64_t> credits(row_shares ? subset.size() : 0, 0);
   std::vector<int64_t>* counted = row_shares ? &credits : nullptr;
   T* out = result.values.data_ptr<T>();
-  const bool finished = cpu_has_avx()
+  const bool finished = isa == KernelIsa::kBest && cpu_has_avx2()
                             ? column_means_by_tiles<T, true>(plan, row_data, d, out, counted)
                             : column_means_by_tiles<T, false>(plan, row_data, d, out, counted);
   if (!finished) return std::nullopt;
@@ -771,7 +842,8 @@ std::optional<ColumnMeans> cpu_column_means_of(const at::Tensor& rows,
 
 std::optional<ColumnMeans> cpu_column_means(const at::Tensor& rows,
                                             std::span<const int64_t> subset,
-                                            ColumnWindow window, bool row_shares) {
+                                            ColumnWindow window, bool row_shares,
+                                            KernelIsa isa) {
   TORCH_CHECK(rows.dim() == 2, "column kernel: rows must be [n, d]");
   const int64_t n = rows.size(0);
   std::vector<int64_t> members(subset.begin(), subset.end());
@@ -801,8 +873,10 @@ std::optional<ColumnMeans> cpu_column_means(const at::Tensor& rows,
   const at::ScalarType dtype = rows.scalar_type();
   if (dtype != at::kFloat && dtype != at::kDouble) return std::nullopt;
   const WindowPlan plan = plan_window(m, window);
-  if (dtype == at::kFloat) return cpu_column_means_of<float>(rows, members, plan, row_shares);
-  return cpu_column_means_of<double>(rows, members, plan, row_shares);
+  if (dtype == at::kFloat) {
+    return cpu_column_means_of<float>(rows, members, plan, row_shares, isa);
+  }
+  return cpu_column_means_of<double>(rows, members, plan, row_shares, isa);
 }
 
 }  // namespace cohort

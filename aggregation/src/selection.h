@@ -72,6 +72,11 @@ struct ColumnMeans {
 // and its scratch outgrow the caches; callers take their ATen path).
 inline constexpr int64_t kMaxKernelRows = 4096;
 
+// The instruction set of the CPU kernel: the best the CPU has (AVX2 where
+// it has it, else SSE2 on x86-64, plain C++ elsewhere) or the baseline one
+// (SSE2, plain C++), which the tests check as well.
+enum class KernelIsa { kBest, kBaseline };
+
 // The CPU selection kernel: the window means of rows[subset] (all rows when
 // `subset` is empty) of a [n, d] stack, with row_shares (n entries, 0 for the
 // rows outside the subset) when `row_shares` is set. Columns are processed in
@@ -92,7 +97,8 @@ inline constexpr int64_t kMaxKernelRows = 4096;
 // Thread-safe.
 std::optional<ColumnMeans> cpu_column_means(const at::Tensor& rows,
                                             std::span<const int64_t> subset,
-                                            ColumnWindow window, bool row_shares);
+                                            ColumnWindow window, bool row_shares,
+                                            KernelIsa isa = KernelIsa::kBest);
 
 // Bulyan's coordinate step in ATen (topk along dim 0, any device and
 // floating dtype), for the rows the kernel does not take: per coordinate the

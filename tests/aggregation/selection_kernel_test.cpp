@@ -136,10 +136,11 @@ std::vector<int64_t> all_rows(int64_t n) {
 // window is two known values), within a few units in the last place for the
 // others (the kernel may add a window's middle values in another order).
 // The shares are equal exactly.
-void expect_matches_oracle(const at::Tensor& rows, ColumnWindow window,
-                           std::vector<int64_t> subset = {}) {
-  const std::string what = describe(rows, window, subset.size());
-  std::optional<ColumnMeans> got = cpu_column_means(rows, subset, window, /*row_shares=*/true);
+void expect_matches_oracle_with(const at::Tensor& rows, ColumnWindow window,
+                                std::vector<int64_t> subset, KernelIsa isa) {
+  const std::string what =
+      describe(rows, window, subset.size()) + (isa == KernelIsa::kBaseline ? " baseline" : " best");
+  std::optional<ColumnMeans> got = cpu_column_means(rows, subset, window, /*row_shares=*/true, isa);
   ASSERT_TRUE(got.has_value()) << what;
   if (subset.empty()) subset = all_rows(rows.size(0));
   const bool is_float = rows.scalar_type() == at::kFloat;
@@ -161,10 +162,20 @@ void expect_matches_oracle(const at::Tensor& rows, ColumnWindow window,
   EXPECT_NEAR(std::accumulate(got->row_shares.begin(), got->row_shares.end(), 0.0), 1.0, 1e-12)
       << what;
   // Without shares: the same values, no shares.
-  std::optional<ColumnMeans> bare = cpu_column_means(rows, subset, window, /*row_shares=*/false);
+  std::optional<ColumnMeans> bare =
+      cpu_column_means(rows, subset, window, /*row_shares=*/false, isa);
   ASSERT_TRUE(bare.has_value());
   EXPECT_TRUE(bare->row_shares.empty());
   EXPECT_TRUE(at::equal(bare->values, got->values)) << what;
+}
+
+// The same with both instruction sets: the best one here (AVX2 on most
+// x86-64 CPUs) and the baseline one.
+void expect_matches_oracle(const at::Tensor& rows, ColumnWindow window,
+                           std::vector<int64_t> subset = {}) {
+  for (KernelIsa isa : {KernelIsa::kBest, KernelIsa::kBaseline}) {
+    expect_matches_oracle_with(rows, window, subset, isa);
+  }
 }
 
 // Windows at the limits of m rows: every allowed drop at the ends and a
@@ -333,8 +344,10 @@ TEST(SelectionKernelTest, LeavesNanToTheAtenForms) {
        {std::pair{0, 0}, std::pair{13, 70}, std::pair{17, 5}, std::pair{19, 199}}) {
     at::Tensor rows = random_rows(20, 200, 14, at::kFloat);
     rows[row][column] = std::numeric_limits<float>::quiet_NaN();
-    EXPECT_FALSE(cpu_column_means(rows, {}, {Kind::kMedian, 0}, true).has_value())
-        << row << ", " << column;
+    for (KernelIsa isa : {KernelIsa::kBest, KernelIsa::kBaseline}) {
+      EXPECT_FALSE(cpu_column_means(rows, {}, {Kind::kMedian, 0}, true, isa).has_value())
+          << row << ", " << column;
+    }
     const ColumnMeans median = coordinatewise_median(rows, true);
     const ColumnMeans aten = median_by_sorting(rows, true);
     EXPECT_TRUE(at::equal(median.values.isnan(), aten.values.isnan()));
