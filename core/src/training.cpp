@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <dlfcn.h>
+
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <numeric>
@@ -10,6 +13,39 @@
 #include "cohort/random.h"
 
 namespace cohort {
+namespace {
+
+std::atomic<bool> g_single_threaded_blas{false};
+
+// MKL's thread-local thread count (MKL_Set_Num_Threads_Local: returns the
+// previous value, 0 meaning "the global one"), looked up at run time so that
+// builds without MKL work unchanged.
+using SetLocalThreads = int (*)(int);
+SetLocalThreads mkl_set_local_threads() {
+  static const auto fn = reinterpret_cast<SetLocalThreads>(dlsym(RTLD_DEFAULT, "MKL_Set_Num_Threads_Local"));
+  return fn;
+}
+
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() : set_(g_single_threaded_blas.load() ? mkl_set_local_threads() : nullptr) {
+    if (set_ != nullptr) previous_ = set_(1);
+  }
+  ~SingleThreadedBlas() {
+    if (set_ != nullptr) set_(previous_);
+  }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  SetLocalThreads set_;
+  int previous_ = 0;
+};
+
+}  // namespace
+
+void set_single_threaded_blas(bool on) { g_single_threaded_blas.store(on); }
+bool single_threaded_blas() { return g_single_threaded_blas.load(); }
 
 uint32_t planned_steps(const Hyperparameters& hyper, int64_t shard_size) {
   if (hyper.local_steps > 0) return hyper.local_steps;
@@ -193,6 +229,7 @@ Status SgdTrainer::run(uint64_t steps) {
   if (s.shard.size() == 0) return Status::failed_precondition("the local shard is empty");
   if (s.hyper.batch_size == 0) return Status::invalid_argument("batch size must be >= 1");
   s.model.set_training(true);
+  const SingleThreadedBlas blas;
   const torch::Device device = s.model.device();
   torch::Tensor run_loss = torch::zeros({}, torch::TensorOptions().device(device));
   for (uint64_t i = 0; i < steps; ++i) {

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <ATen/Parallel.h>
+
 #include <numeric>
 #include <set>
 
@@ -153,6 +155,11 @@ at::Tensor reference_sgd(Model& model, const TensorDataset& shard, const Hyperpa
 }
 
 TEST(SgdTrainerTest, MatchesTorchSgdBitForBit) {
+  // One intra-op thread: the reference loop's BLAS then runs single-threaded
+  // as SgdTrainer's does under set_single_threaded_blas (which the proof of
+  // learning tests in this binary turn on).
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
   Hyperparameters hyper = sgd(9);
   hyper.weight_decay = 1e-3;
   auto ours = fresh_model(), theirs = fresh_model(), zeroed = fresh_model();
@@ -165,6 +172,7 @@ TEST(SgdTrainerTest, MatchesTorchSgdBitForBit) {
   // here (they could differ only in the sign of an exact zero), and the
   // trainer never runs that path: it treats zeros as fresh.
   EXPECT_TRUE(at::equal(reference_sgd(*zeroed, synthetic_shard(), hyper, 4, true), reference));
+  at::set_num_threads(threads);
 }
 
 TEST(SgdTrainerTest, SegmentsAndResumedStatesGiveTheSameBits) {

@@ -66,6 +66,16 @@ class BatchSchedule {
 std::vector<int64_t> batch_indices(int64_t shard_size, uint32_t batch_size, uint64_t seed,
                                    uint64_t step);
 
+// Process-wide: while on, SgdTrainer::run makes the calling thread's BLAS
+// (MKL) single-threaded for its duration, whatever at::set_num_threads says
+// (ATen's own kernels keep their threads). MKL splits some small products
+// (a 10-class layer at batch 4-8, its weight gradient at batch 32) into
+// per-thread partial sums, so without this the bits depend on the thread
+// count. use_deterministic_cpu_training() (proof_of_learning.h) turns it on.
+// A no-op without MKL. Thread-safe.
+void set_single_threaded_blas(bool on);
+bool single_threaded_blas();
+
 // SGD (torch::optim::SGD: momentum without dampening or Nesterov, weight
 // decay added to the gradient) on `model` in place, one batch of the
 // schedule per step. Starts at step 0 from the model's current parameters
