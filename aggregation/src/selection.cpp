@@ -455,7 +455,6 @@ struct Simd {
   typedef T Values __attribute__((vector_size(32)));
   typedef LaneInt<T> Ints __attribute__((vector_size(32)));
   typedef double Doubles __attribute__((vector_size(32)));  // 4 lanes
-  typedef float Floats __attribute__((vector_size(16)));    // 4 lanes
 
   // The vector's lanes [4 part, 4 part + 4) as doubles (part 1: float only).
   template <int kPart>
@@ -536,16 +535,16 @@ class TileWorker {
   T* wire(int64_t p) const { return block_.get() + p * kLanes; }
 
   // Fills the block with the tile and sorts it through the network. The
-  // next tile's rows are prefetched while this one is loaded, row by row: a
-  // tile's work later they are in the cache (with m rows in flight the
-  // hardware prefetcher alone falls behind).
+  // rows' values two tiles further on are prefetched while this tile is
+  // loaded, row by row, so that they are in the cache when their turn comes
+  // (with m rows in flight the hardware prefetcher alone falls behind).
   bool load(int64_t first, int64_t lanes) {
     const int64_t ahead = first + 3 * kLanes <= d_ ? 2 * kLanes : 0;
 #ifdef COHORT_X86_NETWORKS
     if constexpr (kAvx2) {
       if (lanes == kLanes) {
         if (!load_sorted_blocks_avx2(rows_.data(), first, plan_.sorted_blocks, ahead,
-                                    block_.get())) {
+                                     block_.get())) {
           return false;
         }
         if (!copy_rows(kSortedBlock * plan_.sorted_blocks, first, lanes, ahead)) return false;
