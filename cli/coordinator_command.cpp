@@ -13,6 +13,8 @@ int coordinator_command(const std::vector<std::string>& args) {
   options.add_options()
       ("help,h", "show this help")
       ("config,c", po::value<std::string>()->required(), "job description (TOML, see docs/CONFIG.md)")
+      ("resume", "continue the job from the checkpoint in its output directory (model, aggregator "
+                 "state, round number) instead of starting afresh")
       ("json", "print each round's metrics as one JSON line on stdout")
       ("quiet,q", "log warnings and errors only")
       ("verbose,v", "log debugging detail");
@@ -34,11 +36,14 @@ int coordinator_command(const std::vector<std::string>& args) {
   RuleRegistry rules;
   register_builtin_rules(rules);
   zmq::context_t context;
-  auto coordinator = Coordinator::create(context, std::move(config).value(), rules, log);
+  const StartMode mode = vm->count("resume") ? StartMode::kResume : StartMode::kFresh;
+  auto coordinator = Coordinator::create(context, std::move(config).value(), rules, log, mode);
   if (!coordinator.ok()) {
     log.error(coordinator.status().to_string());
     return kExitUsage;
   }
+  log.info("coordinator key " + to_hex((*coordinator)->public_key()) +
+           " (workers pin it with --coordinator-key)");
   const bool json = vm->count("json") > 0;
   auto summary = (*coordinator)->run([&](const RoundMetrics& m) {
     if (json) std::cout << m.to_json() << std::endl;

@@ -8,12 +8,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
 #include "cohort/coordinator.h"
 #include "cohort/crypto.h"
 #include "cohort/dataset.h"
+#include "cohort/ledger.h"
 #include "commands.h"
 #include "options.h"
 
@@ -79,15 +81,28 @@ JobConfig demo_job(const po::variables_map& vm) {
   job.round.deadline_seconds = 600.0;
   job.round.registration_timeout_seconds = 120.0;
   job.network.listen = "tcp://127.0.0.1:*";  // any free port
+  if (!vm.count("no-proof")) {
+    // Paid, audited work: every worker is granted stake on registration (the
+    // demo's faucet), half of the tasks are audited.
+    job.proof.segment_steps = 50;
+    job.proof.audit_probability = 0.5;
+    job.proof.segments_per_audit = 2;
+    job.ledger.registration_grant = 1000.0;
+  }
   return job;
 }
 
-std::vector<std::string> worker_args(const std::string& endpoint, const po::variables_map& vm,
-                                     int threads) {
-  std::vector<std::string> args = {"cohort",      "worker",    "--coordinator",
-                                   endpoint,      "--threads", std::to_string(threads),
-                                   "--data-dir",  vm["data-dir"].as<std::string>(),
-                                   "--idle-timeout", "900"};
+std::vector<std::string> worker_args(const std::string& endpoint, const po::variables_map& vm, int threads,
+                                     int index, const PublicKey& coordinator) {
+  const std::string state_dir =
+      (std::filesystem::path(vm["output-dir"].as<std::string>()) / ("worker-" + std::to_string(index))).string();
+  std::vector<std::string> args = {"cohort",          "worker",       "--coordinator", endpoint,
+                                   "--threads",       std::to_string(threads),
+                                   "--data-dir",      vm["data-dir"].as<std::string>(),
+                                   "--idle-timeout",  "900",
+                                   "--state-dir",     state_dir,
+                                   "--coordinator-key", to_hex(coordinator)};
+  if (index < vm["flip-labels"].as<int>()) args.push_back("--flip-labels");
   if (!vm.count("verbose")) args.push_back("--quiet");
   return args;
 }
@@ -110,7 +125,10 @@ int demo_command(const std::vector<std::string>& args) {
        "Fashion-MNIST IDX directory")
       ("output-dir", po::value<std::string>()->default_value("runs/demo"),
        "where metrics.jsonl and model.ckpt go")
-      ("json", "end with one JSON line: rounds, workers, test_accuracy, train_seconds")
+      ("no-proof", "no proof of learning, no ledger: plain federated averaging")
+      ("flip-labels", po::value<int>()->default_value(0),
+       "this many workers cheat by training on flipped labels (audits catch them)")
+      ("json", "end with one JSON line: rounds, workers, test_accuracy, train_seconds, paid, slashed")
       ("verbose,v", "show the workers' logs too");
   int exit_code = kExitOk;
   auto vm = parse_args("demo",
@@ -142,7 +160,8 @@ int demo_command(const std::vector<std::string>& args) {
   const int threads = std::max(1, cores / workers);
   WorkerProcesses processes;
   for (int i = 0; i < workers; ++i) {
-    Status s = processes.spawn(worker_args((*coordinator)->endpoint(), *vm, threads));
+    Status s = processes.spawn(
+        worker_args((*coordinator)->endpoint(), *vm, threads, i, (*coordinator)->public_key()));
     if (!s.ok()) {
       log.error(s.to_string());
       return kExitFailure;
@@ -151,7 +170,14 @@ int demo_command(const std::vector<std::string>& args) {
   log.info("started " + std::to_string(workers) + " worker process(es), " +
            std::to_string(threads) + " thread(s) each");
 
-  auto summary = (*coordinator)->run();
+  int64_t paid = 0, slashed = 0;
+  int audited = 0, failed = 0;
+  auto summary = (*coordinator)->run([&](const RoundMetrics& m) {
+    paid += m.paid;
+    slashed += m.slashed;
+    audited += m.audited;
+    failed += m.audits_failed;
+  });
   if (!summary.ok()) {
     log.error(summary.status().to_string());
     return kExitFailure;
@@ -164,10 +190,18 @@ int demo_command(const std::vector<std::string>& args) {
                 summary->rounds_completed, workers, summary->test_accuracy, summary->seconds,
                 summary->checkpoint.c_str());
   log.info(line);
+  if (!vm->count("no-proof")) {
+    log.info(std::to_string(audited) + " task(s) audited, " + std::to_string(failed) + " failed; paid " +
+             format_amount(paid) + " tokens, slashed " + format_amount(slashed) + "; ledger in " +
+             (std::filesystem::path((*vm)["output-dir"].as<std::string>()) / "ledger.db").string() +
+             " (`cohort ledger show` / `cohort ledger verify`)");
+  }
   if (vm->count("json")) {
     std::snprintf(line, sizeof(line),
-                  "{\"rounds\":%d,\"workers\":%d,\"test_accuracy\":%.4f,\"train_seconds\":%.2f}",
-                  summary->rounds_completed, workers, summary->test_accuracy, summary->seconds);
+                  "{\"rounds\":%d,\"workers\":%d,\"test_accuracy\":%.4f,\"train_seconds\":%.2f,"
+                  "\"audited\":%d,\"audits_failed\":%d,\"paid\":%s,\"slashed\":%s}",
+                  summary->rounds_completed, workers, summary->test_accuracy, summary->seconds, audited, failed,
+                  format_amount(paid).c_str(), format_amount(slashed).c_str());
     std::cout << line << std::endl;
   }
   return kExitOk;

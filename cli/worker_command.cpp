@@ -1,6 +1,8 @@
 // `cohort worker --coordinator ENDPOINT`: contribute this machine.
 #include <iostream>
 
+#include "cohort/ledger.h"
+#include "cohort/proof_of_learning.h"
 #include "cohort/worker.h"
 #include "commands.h"
 #include "options.h"
@@ -24,6 +26,14 @@ int worker_command(const std::vector<std::string>& args) {
        "seconds to wait for work before leaving")
       ("wire-dtype", po::value<std::string>()->default_value("float32"),
        "dtype of updates on the wire: float32, float64, float16 or bfloat16")
+      ("key", po::value<std::string>(),
+       "this worker's secret key file (`cohort keygen`); its public key is the account that "
+       "is paid. Without it a key is made for this session only")
+      ("coordinator-key", po::value<std::string>(),
+       "the coordinator's public key (hex or .pub file); tasks signed by any other key are refused")
+      ("state-dir", po::value<std::string>()->default_value(""),
+       "where checkpoints of unsettled tasks and receipts are kept (default: "
+       "~/.cache/cohort/worker-<key>)")
       ("flip-labels", "Byzantine experiments only: train on flipped labels (y -> 9 - y)")
       ("quiet,q", "log warnings and errors only")
       ("verbose,v", "log debugging detail");
@@ -54,15 +64,37 @@ int worker_command(const std::vector<std::string>& args) {
   }
   worker.wire_dtype = *wire_dtype;
   worker.flip_labels = vm->count("flip-labels") > 0;
+  worker.state_dir = (*vm)["state-dir"].as<std::string>();
+  if (vm->count("coordinator-key")) {
+    Result<PublicKey> key = read_public_key((*vm)["coordinator-key"].as<std::string>());
+    if (!key.ok()) {
+      std::cerr << "cohort worker: --coordinator-key: " << key.status().message() << "\n";
+      return kExitUsage;
+    }
+    worker.coordinator_key = *key;
+  }
 
   if (Status s = init_crypto(); !s.ok()) {
     std::cerr << "cohort worker: " << s.to_string() << "\n";
     return kExitFailure;
   }
   Logger log(std::cerr, log_level_of(*vm), "worker");
-  Identity identity = Identity::generate();
+  // First, before any tensor operation: proof-of-learning tasks need
+  // bitwise-reproducible training (it pins ATen's CPU kernels).
+  if (Status s = use_deterministic_cpu_training(); !s.ok()) {
+    log.error(s.to_string());
+    return kExitFailure;
+  }
+  Result<Identity> identity =
+      vm->count("key") ? read_identity((*vm)["key"].as<std::string>()) : Result<Identity>(Identity::generate());
+  if (!identity.ok()) {
+    std::cerr << "cohort worker: --key: " << identity.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (!vm->count("key")) log.warn("no --key: rewards go to a key made for this session only");
+  log.info("worker key " + to_hex(identity->public_key()));
   zmq::context_t context;
-  auto summary = run_worker(context, worker, identity, log);
+  auto summary = run_worker(context, worker, *identity, log);
   if (!summary.ok()) {
     log.error(summary.status().to_string());
     const auto code = summary.status().code();
@@ -71,8 +103,9 @@ int worker_command(const std::vector<std::string>& args) {
                ? kExitUsage
                : kExitFailure;
   }
-  log.info("leaving after " + std::to_string(summary->tasks_completed) + " task(s): " +
-           summary->exit_reason);
+  log.info("leaving after " + std::to_string(summary->tasks_completed) + " task(s), " +
+           std::to_string(summary->receipts) + " receipt(s), " + format_amount(summary->reward) +
+           " tokens earned: " + summary->exit_reason);
   return kExitOk;
 }
 

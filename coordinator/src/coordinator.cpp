@@ -3,24 +3,27 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <fstream>
 #include <map>
 #include <numeric>
 #include <optional>
 
+#include "auditor.h"
 #include "cohort/attacks.h"
 #include "cohort/dataset.h"
+#include "cohort/ledger.h"
 #include "cohort/models.h"
 #include "cohort/random.h"
+#include "cohort/reveal_payload.h"
 #include "cohort/training.h"
 #include "cohort/wire.h"
+#include "round_state.h"
 #include "worker_registry.h"
 
 namespace cohort {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -72,24 +75,25 @@ Hyperparameters hyperparameters_of(const TrainingSection& training) {
   return hyper;
 }
 
-// What the coordinator knows about one open round.
-struct RoundState {
-  uint32_t round = 0;
-  Digest model_digest{};
-  std::map<std::string, PendingTask> pending;  // by routing id
-  std::vector<at::Tensor> rows;
-  std::vector<double> weights;
-  std::vector<uint32_t> contributors;          // worker index per row
-  double local_loss_sum = 0.0;
-  int rejected = 0;
-  uint64_t bytes_in = 0;
-  uint64_t bytes_out = 0;
+Amount tokens(double amount) { return static_cast<Amount>(std::llround(amount * kMicrosPerToken)); }
 
-  bool all_answered() const {
-    return std::all_of(pending.begin(), pending.end(),
-                       [](const auto& p) { return p.second.answered; });
+// The training split workers cut their shards from (for re-executing audits).
+Result<LabeledImages> load_train_split(const DataSection& data) {
+  Result<LabeledImages> train = data.dataset == "idx" ? load_idx_pair(data.train_images, data.train_labels)
+                                                      : load_mnist_format_dir(data.dir, Split::kTrain);
+  if (!train.ok()) return train.status().with_context("loading the training split for audits");
+  return train;
+}
+
+// The coordinator's identity: the configured key file, created on first use.
+Result<Identity> load_or_make_identity(const std::filesystem::path& path, Logger& log) {
+  if (!std::filesystem::exists(path)) {
+    Identity made = Identity::generate();
+    COHORT_RETURN_IF_ERROR(write_key_pair(made, path));
+    log.info("made a new coordinator key " + path.string());
   }
-};
+  return read_identity(path);
+}
 
 }  // namespace
 
@@ -98,7 +102,9 @@ class Coordinator::Impl {
   Impl(zmq::context_t& context, JobConfig config, Logger& log)
       : config_(std::move(config)), log_(log), socket_(context, zmq::socket_type::router) {}
 
-  Status init(const RuleRegistry& rules) {
+  Status init(const RuleRegistry& rules, StartMode mode) {
+    // Before any tensor operation: it pins ATen's CPU kernels.
+    if (proof_on()) COHORT_RETURN_IF_ERROR(use_deterministic_cpu_training());
     COHORT_ASSIGN_OR_RETURN(
         AggregationPipeline pipeline,
         rules.create_pipeline(config_.aggregation.pre, config_.aggregation.rule,
@@ -126,11 +132,17 @@ class Coordinator::Impl {
       return Status::io_error("cannot create output directory " +
                               config_.job.output_dir.string() + ": " + ec.message());
     }
-    // A job starts its metrics afresh (resuming a job is not supported yet).
-    metrics_file_.open(config_.job.output_dir / "metrics.jsonl", std::ios::trunc);
+    if (mode == StartMode::kResume) COHORT_RETURN_IF_ERROR(resume_from_checkpoint());
+    // A new job starts its metrics afresh; a resumed one appends.
+    metrics_file_.open(config_.job.output_dir / "metrics.jsonl",
+                       mode == StartMode::kResume ? std::ios::app : std::ios::trunc);
     if (!metrics_file_) return Status::io_error("cannot open metrics.jsonl in " + config_.job.output_dir.string());
+    COHORT_RETURN_IF_ERROR(init_identity());
+    if (proof_on()) COHORT_RETURN_IF_ERROR(init_audits_and_ledger());
     return bind();
   }
+
+  const PublicKey& public_key() const { return identity_->public_key(); }
 
   std::string endpoint() const { return socket_.get(zmq::sockopt::last_endpoint); }
 
@@ -138,7 +150,7 @@ class Coordinator::Impl {
     COHORT_RETURN_IF_ERROR(wait_for_workers());
     JobSummary summary;
     const auto start = Clock::now();
-    for (int r = 1; r <= config_.job.rounds; ++r) {
+    for (int r = first_round_; r <= config_.job.rounds; ++r) {
       COHORT_ASSIGN_OR_RETURN(RoundMetrics metrics, run_round(static_cast<uint32_t>(r)));
       log_round(metrics);
       if (on_round) on_round(metrics);
@@ -168,6 +180,59 @@ class Coordinator::Impl {
 
   std::filesystem::path checkpoint_path() const { return config_.job.output_dir / "model.ckpt"; }
 
+  bool proof_on() const { return config_.proof.segment_steps > 0; }
+
+  Status resume_from_checkpoint() {
+    COHORT_ASSIGN_OR_RETURN(Checkpoint checkpoint, read_checkpoint(checkpoint_path()));
+    if (checkpoint.model_name != config_.model.name || checkpoint.layout != model_->layout()) {
+      return Status::failed_precondition(checkpoint_path().string() + " holds a '" + checkpoint.model_name +
+                                         "' model; this job trains '" + config_.model.name + "'");
+    }
+    global_ = checkpoint.flat;
+    previous_aggregate_ = checkpoint.previous_aggregate;
+    first_round_ = static_cast<int>(checkpoint.round) + 1;
+    log_.info("resuming after round " + std::to_string(checkpoint.round) + " from " +
+              checkpoint_path().string() +
+              (previous_aggregate_.defined() ? " (with the aggregator's state)" : ""));
+    return Status();
+  }
+
+  // Tasks are always signed. A job that pays keeps its key (the ledger is
+  // bound to it); any other job may sign with a key made for the session.
+  Status init_identity() {
+    if (!proof_on() && config_.ledger.key.empty()) {
+      identity_ = Identity::generate();
+      return Status();
+    }
+    const std::filesystem::path path =
+        config_.ledger.key.empty() ? config_.job.output_dir / "coordinator.key" : config_.ledger.key;
+    COHORT_ASSIGN_OR_RETURN(Identity identity, load_or_make_identity(path, log_));
+    identity_ = std::move(identity);
+    return Status();
+  }
+
+  Status init_audits_and_ledger() {
+    COHORT_ASSIGN_OR_RETURN(train_split_, load_train_split(config_.data));
+    AuditOptions audit;
+    audit.model_name = config_.model.name;
+    audit.params.segment_steps = static_cast<uint32_t>(config_.proof.segment_steps);
+    audit.params.profile =
+        config_.proof.profile == "tolerant" ? DeterminismProfile::kTolerant : DeterminismProfile::kCpuExact;
+    audit.params.tolerance = config_.proof.tolerance;
+    audit.challenge.audit_probability = config_.proof.audit_probability;
+    audit.challenge.segments_per_audit = static_cast<uint32_t>(config_.proof.segments_per_audit);
+    audit.reveal_seconds = config_.proof.reveal_seconds;
+    audit.threads = config_.proof.verifier_threads;
+    auditor_ = std::make_unique<Auditor>(std::move(audit), train_split_);
+    const std::filesystem::path path =
+        config_.ledger.path.empty() ? config_.job.output_dir / "ledger.db" : config_.ledger.path;
+    COHORT_ASSIGN_OR_RETURN(ledger_, Ledger::open(path, *identity_));
+    log_.info("proof of learning: segments of " + std::to_string(config_.proof.segment_steps) +
+              " steps, audit probability " + std::to_string(config_.proof.audit_probability) + ", ledger " +
+              path.string());
+    return Status();
+  }
+
   // ------------------------------------------------------------ registration
 
   Status wait_for_workers() {
@@ -188,12 +253,49 @@ class Coordinator::Impl {
   }
 
   void register_worker(const std::string& routing_id, const Hello& hello) {
+    if (ledger_) {
+      if (std::optional<std::string> refusal = admission_refusal(hello.worker_key)) {
+        log_.warn("refused worker " + to_hex(hello.worker_key).substr(0, 12) + ": " + *refusal);
+        send_to(routing_id, ErrorReply{ErrorCode::kForbidden, *refusal, 0, 0});
+        return;
+      }
+    }
     const WorkerEntry& entry = workers_.add(routing_id, hello);
     log_.info("worker " + std::to_string(entry.index) + " registered (" +
               to_hex(hello.worker_key).substr(0, 12) + ", " + hello.device.name + ", " +
               std::to_string(hello.dataset.samples) + " samples)");
-    send_to(routing_id, Welcome{entry.index, config_.job.name,
-                                static_cast<uint32_t>(config_.job.rounds)});
+    send_to(routing_id, Welcome{entry.index, config_.job.name, static_cast<uint32_t>(config_.job.rounds),
+                                public_key()});
+  }
+
+  // Why a key may not work in this job (banned, too little stake), if so.
+  // A new account receives the configured registration grant.
+  std::optional<std::string> admission_refusal(const PublicKey& key) {
+    Result<Account> account = ledger_->account(key);
+    if (!account.ok() && account.status().code() == Status::Code::kNotFound) {
+      keep(ledger_->ensure_account(key));
+      if (config_.ledger.registration_grant > 0) {
+        keep(ledger_->deposit(key, tokens(config_.ledger.registration_grant), "registration grant"));
+      }
+      account = ledger_->account(key);
+    }
+    if (!account.ok()) return "the ledger cannot be read: " + account.status().message();
+    if (account->banned) return "this key is banned: " + account->ban_reason;
+    if (account->stake < tokens(config_.ledger.min_stake)) {
+      return "stake " + format_amount(account->stake) + " is below the job's minimum of " +
+             format_amount(tokens(config_.ledger.min_stake)) +
+             " tokens; the operator credits stake with `cohort ledger deposit`";
+    }
+    return std::nullopt;
+  }
+
+  // Ledger writes must not fail silently: the first failure stops the job
+  // at the end of the current step.
+  void keep(Status status) {
+    if (!status.ok() && fatal_.ok()) {
+      fatal_ = status.with_context("ledger");
+      log_.error(fatal_.to_string());
+    }
   }
 
   // ------------------------------------------------------------ one round
@@ -212,9 +314,11 @@ class Coordinator::Impl {
     t = Clock::now();
     collect(state);
     metrics.seconds.collect = seconds_since(t);
+    COHORT_RETURN_IF_ERROR(fatal_);
 
     t = Clock::now();
-    metrics.model_updated = aggregate(state, metrics);
+    const std::vector<const OpenTask*> ready = ready_tasks(state);
+    metrics.model_updated = aggregate(state, ready, metrics);
     metrics.seconds.aggregate = seconds_since(t);
 
     t = Clock::now();
@@ -224,18 +328,25 @@ class Coordinator::Impl {
 
     t = Clock::now();
     Digest digest = digest_of(model_->layout(), global_);
-    COHORT_RETURN_IF_ERROR(write_checkpoint(
-        checkpoint_path(), Checkpoint{round, config_.model.name, model_->layout(), global_, digest}));
+    COHORT_RETURN_IF_ERROR(write_checkpoint(checkpoint_path(), Checkpoint{round, config_.model.name,
+                                                                          model_->layout(), global_, digest,
+                                                                          previous_aggregate_}));
     metrics.seconds.checkpoint = seconds_since(t);
+
+    std::map<uint64_t, Receipt> receipts;
+    if (ledger_) {
+      COHORT_ASSIGN_OR_RETURN(receipts, settle(state, metrics));
+    }
 
     metrics.test_accuracy = eval.accuracy;
     metrics.test_loss = eval.loss;
-    metrics.participants = static_cast<int>(state.pending.size());
-    metrics.accepted = static_cast<int>(state.rows.size());
+    metrics.participants = static_cast<int>(state.tasks.size());
+    metrics.accepted = static_cast<int>(ready.size());
     metrics.rejected = state.rejected;
-    metrics.mean_local_loss =
-        state.rows.empty() ? 0.0 : state.local_loss_sum / static_cast<double>(state.rows.size());
-    report_results(state, metrics, digest);
+    double loss_sum = 0.0;
+    for (const OpenTask* task : ready) loss_sum += task->local_loss;
+    metrics.mean_local_loss = ready.empty() ? 0.0 : loss_sum / static_cast<double>(ready.size());
+    report_results(state, metrics, digest, receipts);
     metrics.bytes_in = state.bytes_in;
     metrics.bytes_out = state.bytes_out;
     metrics.seconds.total = seconds_since(round_start);
@@ -262,12 +373,14 @@ class Coordinator::Impl {
         EncodedPayload payload,
         encode_payload(model_->layout(), global_, static_cast<size_t>(config_.network.chunk_bytes)));
     state.model_digest = payload.header().digest;
+    state.start = global_.clone();
     Task task;
     task.round = state.round;
     task.model_name = config_.model.name;
     task.hyper = hyperparameters_of(config_.training);
     task.deadline_unix_ms = unix_ms_in(config_.round.deadline_seconds);
     task.model = payload.header();
+    if (proof_on()) task.proof.min_stake = tokens(config_.ledger.min_stake);
     COHORT_ASSIGN_OR_RETURN(PartitionScheme scheme, parse_partition_scheme(config_.data.partition));
     for (const WorkerEntry* worker : select_participants(state.round)) {
       task.task_id = (uint64_t{state.round} << 32) | worker->index;
@@ -278,38 +391,117 @@ class Coordinator::Impl {
                                 config_.data.alpha,
                                 config_.data.gamma,
                                 config_.job.seed};
+      if (auditor_) {
+        COHORT_ASSIGN_OR_RETURN(std::shared_ptr<const TensorDataset> shard, auditor_->shard_for(task.data));
+        auditor_->prepare(task, shard->size());
+      }
+      task.signature = identity_->sign(task_signing_bytes(task, worker->hello.worker_key));
       auto sent = send_to(worker->routing_id, task, payload.chunks());
       if (!sent) continue;
       state.bytes_out += *sent;
-      state.pending[worker->routing_id] = PendingTask{task.task_id, worker->index, false, ""};
+      OpenTask open;
+      open.task = task;
+      open.worker_key = worker->hello.worker_key;
+      open.worker_index = worker->index;
+      state.tasks[worker->routing_id] = std::move(open);
     }
-    if (state.pending.empty()) return Status::unavailable("no worker could be sent a task");
+    if (state.tasks.empty()) return Status::unavailable("no worker could be sent a task");
     return Status();
   }
 
+  // Until every task is settled (aggregated or closed) or the deadline
+  // passed; then audits still waiting for a reveal wait up to their reveal
+  // deadline, and running re-executions finish.
   void collect(RoundState& state) {
     const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                              std::chrono::duration<double>(config_.round.deadline_seconds));
-    while (!state.all_answered() && Clock::now() < deadline) {
-      receive_one(until(deadline), &state);
+    while (!state.all_settled() && fatal_.ok()) {
+      const bool past_deadline = Clock::now() >= deadline;
+      if (past_deadline && !audits_outstanding(state)) break;
+      receive_one(poll_interval(deadline), &state);
+      apply_audit_outcomes(state);
+      fail_missing_reveals(state);
     }
-    for (auto& [routing_id, task] : state.pending) {
-      if (!task.answered) {
-        task.outcome = "no update before the deadline";
+    for (auto& [routing_id, task] : state.tasks) {
+      if (task.stage == TaskStage::kTraining) {
+        close_task(task, Verdict::kRejected, "no update before the deadline");
         log_.warn("worker " + std::to_string(task.worker_index) + " sent no update for round " +
                   std::to_string(state.round));
       }
     }
   }
 
-  bool aggregate(RoundState& state, RoundMetrics& metrics) {
-    if (static_cast<int>(state.rows.size()) < config_.round.min_updates) {
-      log_.warn("round " + std::to_string(state.round) + ": " + std::to_string(state.rows.size()) +
+  static bool audits_outstanding(const RoundState& state) {
+    for (const auto& [id, task] : state.tasks) {
+      if (task.stage == TaskStage::kAwaitingReveal || task.stage == TaskStage::kVerifying) return true;
+    }
+    return false;
+  }
+
+  // Re-executions finish on other threads: poll for them while any runs.
+  std::chrono::milliseconds poll_interval(Clock::time_point deadline) const {
+    const auto left = until(deadline);
+    if (auditor_ && auditor_->running() > 0) return std::min(left, std::chrono::milliseconds(20));
+    return std::max(left, std::chrono::milliseconds(20));
+  }
+
+  void apply_audit_outcomes(RoundState& state) {
+    if (!auditor_) return;
+    for (const AuditOutcome& outcome : auditor_->finished()) {
+      OpenTask* task = state.find_task(outcome.task_id);
+      if (task == nullptr || task->stage != TaskStage::kVerifying) continue;
+      if (outcome.passed) {
+        log_.info("worker " + std::to_string(task->worker_index) + ": audit passed (" +
+                  std::to_string(task->challenge.segments.size()) + " segment(s) re-executed in " +
+                  std::to_string(outcome.seconds).substr(0, 5) + " s)");
+        task->stage = TaskStage::kReady;
+      } else if (outcome.voided) {
+        close_task(*task, Verdict::kVoided, "audit voided: " + outcome.reason);
+      } else {
+        fail_audit(*task, outcome.reason);
+      }
+    }
+  }
+
+  void fail_missing_reveals(RoundState& state) {
+    const auto now = Clock::now();
+    for (auto& [routing_id, task] : state.tasks) {
+      if (task.stage == TaskStage::kAwaitingReveal && now >= task.reveal_deadline) {
+        fail_audit(task, "no reveal before the reveal deadline");
+      }
+    }
+  }
+
+  // A failed audit: the update is dropped, the stake slashed, the key banned.
+  void fail_audit(OpenTask& task, const std::string& reason) {
+    log_.warn("worker " + std::to_string(task.worker_index) + " failed its audit: " + reason);
+    close_task(task, Verdict::kFailed, "audit failed: " + reason);
+    Result<Amount> slashed = ledger_->slash(task.worker_key, task.task.task_id, config_.ledger.slash_fraction,
+                                            /*ban=*/true, reason);
+    keep(slashed.status());
+    workers_.retire(task.worker_key);
+  }
+
+  // Accepted updates in worker order, so that a round's aggregate does not
+  // depend on arrival order.
+  static std::vector<const OpenTask*> ready_tasks(const RoundState& state) {
+    std::vector<const OpenTask*> ready;
+    for (const auto& [id, task] : state.tasks) {
+      if (task.stage == TaskStage::kReady) ready.push_back(&task);
+    }
+    std::sort(ready.begin(), ready.end(),
+              [](const OpenTask* a, const OpenTask* b) { return a->worker_index < b->worker_index; });
+    return ready;
+  }
+
+  bool aggregate(const RoundState& state, const std::vector<const OpenTask*>& ready, RoundMetrics& metrics) {
+    if (static_cast<int>(ready.size()) < config_.round.min_updates) {
+      log_.warn("round " + std::to_string(state.round) + ": " + std::to_string(ready.size()) +
                 " update(s), quorum is " + std::to_string(config_.round.min_updates) +
                 "; keeping the previous model");
       return false;
     }
-    Status status = aggregate_accepted(state, metrics);
+    Status status = aggregate_accepted(state, ready, metrics);
     if (!status.ok()) {
       log_.error("round " + std::to_string(state.round) + ": " + status.to_string() +
                  "; keeping the previous model");
@@ -320,7 +512,8 @@ class Coordinator::Impl {
 
   // Root update (if configured) -> simulated attack (if configured) ->
   // pipeline -> global model step.
-  Status aggregate_accepted(const RoundState& state, RoundMetrics& metrics) {
+  Status aggregate_accepted(const RoundState& state, const std::vector<const OpenTask*>& ready,
+                            RoundMetrics& metrics) {
     AggregationContext context;
     context.previous = previous_aggregate_;
     context.seed = Rng(config_.job.seed).fork(state.round).next_u64();
@@ -329,16 +522,21 @@ class Coordinator::Impl {
       if (!root.ok()) return root.status().with_context("the root update failed");
       context.root_update = *root;
     }
-    at::Tensor rows = at::stack(state.rows);
-    std::vector<double> weights = state.weights;
+    std::vector<at::Tensor> rows;
+    std::vector<double> weights;
+    for (const OpenTask* task : ready) {
+      rows.push_back(task->row);
+      weights.push_back(task->weight);
+    }
+    at::Tensor stacked = at::stack(rows);
     if (attack_) {
-      COHORT_RETURN_IF_ERROR(add_byzantine_rows(rows, weights, context.seed)
+      COHORT_RETURN_IF_ERROR(add_byzantine_rows(stacked, weights, context.seed)
                                  .with_context("the simulated attack failed"));
       metrics.byzantine = config_.attack.byzantine;
     }
-    Result<AggregationResult> result = pipeline_->run(rows, weights, context);
+    Result<AggregationResult> result = pipeline_->run(stacked, weights, context);
     if (!result.ok()) return result.status().with_context("aggregation failed");
-    record_weights(state, *result, metrics);
+    record_weights(ready, *result, metrics);
     previous_aggregate_ = result->aggregate;
     global_.add_(result->aggregate, config_.aggregation.server_learning_rate);
     return Status();
@@ -368,28 +566,56 @@ class Coordinator::Impl {
   }
 
   // Honest rows come first; the rest are the simulated Byzantine ones.
-  static void record_weights(const RoundState& state, const AggregationResult& result,
+  static void record_weights(const std::vector<const OpenTask*>& ready, const AggregationResult& result,
                              RoundMetrics& metrics) {
     for (size_t i = 0; i < result.row_weights.size(); ++i) {
-      if (i < state.contributors.size()) {
-        metrics.worker_weights.push_back({state.contributors[i], result.row_weights[i]});
+      if (i < ready.size()) {
+        metrics.worker_weights.push_back({ready[i]->worker_index, result.row_weights[i]});
       } else {
         metrics.byzantine_weight += result.row_weights[i];
       }
     }
   }
 
-  void report_results(RoundState& state, const RoundMetrics& metrics, const Digest& digest) {
-    for (auto& [routing_id, task] : state.pending) {
+  // Pays the round's verified work from the ledger; one signed receipt per
+  // task that reached the ledger, by task id.
+  Result<std::map<uint64_t, Receipt>> settle(const RoundState& state, RoundMetrics& metrics) {
+    // Verdicts of aggregated work are written only now, so that nothing can
+    // be paid before the round is settled.
+    for (const auto& [id, task] : state.tasks) {
+      if (task.stage == TaskStage::kReady && task.in_ledger) {
+        COHORT_RETURN_IF_ERROR(ledger_->set_verdict(
+            task.task.task_id, task.challenge.audited ? Verdict::kPassed : Verdict::kUnaudited, ""));
+      }
+    }
+    COHORT_ASSIGN_OR_RETURN(std::vector<Receipt> receipts,
+                            ledger_->close_round(state.round, tokens(config_.ledger.reward_per_round)));
+    std::map<uint64_t, Receipt> by_task;
+    for (Receipt& receipt : receipts) {
+      metrics.paid += receipt.reward;
+      metrics.slashed += receipt.slashed;
+      if (receipt.verdict == Verdict::kPassed || receipt.verdict == Verdict::kFailed) ++metrics.audited;
+      if (receipt.verdict == Verdict::kFailed) ++metrics.audits_failed;
+      by_task[receipt.task_id] = std::move(receipt);
+    }
+    return by_task;
+  }
+
+  void report_results(RoundState& state, const RoundMetrics& metrics, const Digest& digest,
+                      const std::map<uint64_t, Receipt>& receipts) {
+    for (auto& [routing_id, task] : state.tasks) {
       RoundResult result;
       result.round = state.round;
-      result.accepted = task.outcome.empty();
+      result.accepted = task.stage == TaskStage::kReady;
       result.reason = task.outcome;
       result.test_accuracy = metrics.test_accuracy;
       result.test_loss = metrics.test_loss;
       result.participants = static_cast<uint32_t>(metrics.participants);
       result.model_hash = digest;
+      if (auto it = receipts.find(task.task.task_id); it != receipts.end()) result.receipt = it->second;
       if (auto sent = send_to(routing_id, result)) state.bytes_out += *sent;
+      // A banned worker gets no more tasks: tell it, after its receipt.
+      if (task.verdict == Verdict::kFailed) send_to(routing_id, Bye{"banned: " + task.outcome});
     }
   }
 
@@ -415,12 +641,15 @@ class Coordinator::Impl {
       register_worker(routing_id, *hello);
     } else if (auto* update = std::get_if<Update>(&message)) {
       handle_update(routing_id, *update, std::move(incoming->payload), state);
+    } else if (auto* reveal = std::get_if<Reveal>(&message)) {
+      handle_reveal(routing_id, *reveal, std::move(incoming->payload), state);
     } else if (auto* error = std::get_if<ErrorReply>(&message)) {
       handle_worker_error(routing_id, *error, state);
     } else if (std::holds_alternative<Bye>(message)) {
       workers_.mark_gone(routing_id);
-      if (state != nullptr && state->pending.contains(routing_id)) {
-        close_task(state->pending[routing_id], "the worker left");
+      if (state != nullptr && state->tasks.contains(routing_id) &&
+          state->tasks[routing_id].stage == TaskStage::kTraining) {
+        close_task(state->tasks[routing_id], Verdict::kRejected, "the worker left");
       }
     } else {
       reject(routing_id, state,
@@ -436,7 +665,7 @@ class Coordinator::Impl {
       reject(routing_id, state, std::move(*refusal));
       return;
     }
-    PendingTask& task = state->pending[routing_id];
+    OpenTask& task = state->tasks[routing_id];
     PayloadLimits limits;
     limits.max_bytes = static_cast<uint64_t>(config_.network.max_model_bytes);
     Result<DecodedPayload> decoded =
@@ -444,62 +673,188 @@ class Coordinator::Impl {
     if (decoded.ok() && !all_finite(decoded->flat)) {
       decoded = Status::invalid_argument("the update contains NaN or Inf values");
     }
+    if (ledger_) record_submission(*state, task, update);
     if (!decoded.ok()) {
-      close_task(task, decoded.status().message());
+      close_task(task, Verdict::kRejected, decoded.status().message());
       reject(routing_id, state,
              ErrorReply{error_code_for(decoded.status()), decoded.status().message(), update.round,
                         update.task_id});
       return;
     }
-    close_task(task, "");
-    state->rows.push_back(std::move(decoded->flat));
-    state->weights.push_back(static_cast<double>(update.num_samples));
-    state->contributors.push_back(workers_.find(routing_id)->index);
-    state->local_loss_sum += update.metrics.local_loss;
+    task.row = std::move(decoded->flat);
+    task.weight = static_cast<double>(update.num_samples);
+    task.local_loss = update.metrics.local_loss;
+    task.commitment = update.commitment;
+    if (auditor_) {
+      challenge(routing_id, *state, task);
+    } else {
+      task.stage = TaskStage::kReady;
+    }
+  }
+
+  void record_submission(const RoundState& state, OpenTask& task, const Update& update) {
+    Submission submission;
+    submission.round = state.round;
+    submission.task_id = update.task_id;
+    submission.worker = task.worker_key;
+    submission.commitment_root = update.commitment ? update.commitment->root : Digest{};
+    submission.update_hash = update.delta.digest;
+    submission.samples = update.num_samples;
+    keep(ledger_->record_submission(submission));
+    task.in_ledger = true;
+  }
+
+  // Checks the commitment, reveals the task's secret and, when the task is
+  // audited, waits for the reveal; otherwise the update is ready.
+  void challenge(const std::string& routing_id, RoundState& state, OpenTask& task) {
+    Result<ChallengeMessage> message = auditor_->challenge(task.task, task.worker_key, *task.commitment);
+    if (!message.ok()) {
+      close_task(task, Verdict::kRejected, "invalid commitment: " + message.status().message());
+      reject(routing_id, &state,
+             ErrorReply{ErrorCode::kInvalidUpdate, task.outcome, state.round, task.task.task_id});
+      return;
+    }
+    message->signature = identity_->sign(challenge_signing_bytes(*message, task.worker_key));
+    task.challenge = message->challenge;
+    if (task.challenge.audited) {
+      task.stage = TaskStage::kAwaitingReveal;
+      task.reveal_deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                std::chrono::duration<double>(config_.proof.reveal_seconds));
+    } else {
+      task.stage = TaskStage::kReady;
+    }
+    if (auto sent = send_to(routing_id, std::move(*message))) state.bytes_out += *sent;
   }
 
   // The checks that need no payload decoding, cheapest first. Returns the
-  // error to answer with, if any.
+  // error to answer with, if any. A second update for a task that carries a
+  // valid signature over a different commitment is equivocation: recorded
+  // and slashed.
   std::optional<ErrorReply> check_update(const std::string& routing_id, const Update& update,
                                          RoundState* state) {
     auto refuse = [&](ErrorCode code, std::string why) {
       return ErrorReply{code, std::move(why), update.round, update.task_id};
     };
-    if (workers_.find(routing_id) == nullptr) {
+    const WorkerEntry* worker = workers_.find(routing_id);
+    if (worker == nullptr) {
       return refuse(ErrorCode::kNotRegistered, "not registered: send a hello first");
     }
+    if (!verify_signature(worker->hello.worker_key, update_signing_bytes(update, worker->hello.worker_key),
+                          update.signature)) {
+      record_incident(worker->hello.worker_key, update.round, update.task_id, "bad-signature",
+                      "an update whose signature does not verify");
+      return refuse(ErrorCode::kBadSignature, "the update's signature does not verify for this worker's key");
+    }
     if (state == nullptr || update.round != state->round) {
+      record_incident(worker->hello.worker_key, update.round, update.task_id, "replay", "an update for a round that is not open");
       return refuse(ErrorCode::kWrongRound,
                     "update for round " + std::to_string(update.round) + " but " +
                         (state == nullptr ? "no round is open"
                                           : "round " + std::to_string(state->round) + " is open"));
     }
-    auto it = state->pending.find(routing_id);
-    if (it == state->pending.end() || it->second.task_id != update.task_id) {
+    auto it = state->tasks.find(routing_id);
+    if (it == state->tasks.end() || it->second.task.task_id != update.task_id) {
+      record_incident(worker->hello.worker_key, update.round, update.task_id, "replay", "an update for a task not assigned to it");
       return refuse(ErrorCode::kUnknownTask, "no task " + std::to_string(update.task_id) +
                                                  " was assigned to this worker in round " +
                                                  std::to_string(state->round));
     }
-    if (it->second.answered) return refuse(ErrorCode::kDuplicate, "duplicate update for this task");
+    OpenTask& task = it->second;
+    if (task.stage != TaskStage::kTraining) {
+      if (equivocates(task, update)) punish_equivocation(*state, task);
+      return refuse(ErrorCode::kDuplicate, "duplicate update for this task");
+    }
     if (update.base_model_hash != state->model_digest) {
       return refuse(ErrorCode::kInvalidUpdate, "the update was trained from a different model");
     }
     if (update.num_samples == 0) return refuse(ErrorCode::kInvalidUpdate, "the update claims 0 samples");
+    if (auditor_ && !update.commitment) {
+      return refuse(ErrorCode::kInvalidUpdate, "the task asks for proof of learning but the update has no commitment");
+    }
     return std::nullopt;
+  }
+
+  static bool equivocates(const OpenTask& task, const Update& update) {
+    return task.commitment && update.commitment && task.commitment->root != update.commitment->root;
+  }
+
+  // The ledger slashes only for a failed verdict: an equivocation on a task
+  // that is still open fails it; one on a task already closed (not paid) is
+  // recorded as an incident only.
+  void punish_equivocation(RoundState& state, OpenTask& task) {
+    const std::string reason = "two signed commitments for task " + std::to_string(task.task.task_id);
+    log_.warn("worker " + std::to_string(task.worker_index) + " equivocated: " + reason);
+    keep(ledger_->record_incident(task.worker_key, state.round, task.task.task_id, "equivocation", reason));
+    if (task.stage == TaskStage::kClosed) return;
+    close_task(task, Verdict::kFailed, "equivocation: " + reason);
+    keep(ledger_->slash(task.worker_key, task.task.task_id, config_.ledger.slash_fraction, /*ban=*/true, reason)
+             .status());
+    workers_.retire(task.worker_key);
+  }
+
+  void record_incident(const PublicKey& worker, uint32_t round, uint64_t task_id, std::string_view kind,
+                       std::string_view detail) {
+    if (ledger_) keep(ledger_->record_incident(worker, round, task_id, kind, detail));
+  }
+
+  void handle_reveal(const std::string& routing_id, const Reveal& reveal, std::vector<zmq::message_t> payload,
+                     RoundState* state) {
+    auto refuse = [&](ErrorCode code, std::string why) {
+      reject(routing_id, state, ErrorReply{code, std::move(why), reveal.round, reveal.task_id});
+    };
+    const WorkerEntry* worker = workers_.find(routing_id);
+    if (worker == nullptr) return refuse(ErrorCode::kNotRegistered, "not registered: send a hello first");
+    if (state == nullptr || reveal.round != state->round) {
+      return refuse(ErrorCode::kWrongRound, "a reveal for a round that is not open");
+    }
+    OpenTask* task = state->find_task(reveal.task_id);
+    if (task == nullptr || task->worker_key != worker->hello.worker_key ||
+        task->stage != TaskStage::kAwaitingReveal) {
+      return refuse(ErrorCode::kUnknownTask, "no audit of task " + std::to_string(reveal.task_id) +
+                                                 " is waiting for this worker's reveal");
+    }
+    if (!verify_signature(task->worker_key, reveal_signing_bytes(reveal, task->worker_key), reveal.signature)) {
+      record_incident(task->worker_key, reveal.round, reveal.task_id, "bad-signature",
+                      "a reveal whose signature does not verify");
+      return refuse(ErrorCode::kBadSignature, "the reveal's signature does not verify for this worker's key");
+    }
+    Status queued = queue_verification(*task, reveal, std::move(payload), state->start);
+    if (!queued.ok()) {
+      fail_audit(*task, "invalid reveal: " + queued.message());
+      return refuse(error_code_for(queued), queued.message());
+    }
+    task->stage = TaskStage::kVerifying;
+  }
+
+  Status queue_verification(OpenTask& task, const Reveal& reveal, std::vector<zmq::message_t> payload,
+                            const at::Tensor& start) {
+    PayloadLimits limits;
+    limits.max_bytes = static_cast<uint64_t>(config_.network.max_model_bytes);
+    COHORT_ASSIGN_OR_RETURN(DecodedPayload states, decode_payload(reveal.states, std::move(payload), limits));
+    const bool with_momentum = task.task.hyper.momentum > 0.0;
+    COHORT_ASSIGN_OR_RETURN(std::vector<SegmentOpening> openings,
+                            unpack_reveal(reveal, states, model_->parameter_count(), with_momentum));
+    return auditor_->verify_later(task.task, *task.commitment, task.challenge, std::move(openings),
+                                  start, task.row);
   }
 
   void handle_worker_error(const std::string& routing_id, const ErrorReply& error, RoundState* state) {
     log_.warn("worker reported " + std::string(error_code_name(error.code)) + ": " + error.message);
     if (state == nullptr) return;
-    auto it = state->pending.find(routing_id);
-    if (it != state->pending.end() && it->second.task_id == error.task_id) {
-      close_task(it->second, "the worker failed the task: " + error.message);
+    auto it = state->tasks.find(routing_id);
+    if (it != state->tasks.end() && it->second.task.task_id == error.task_id &&
+        it->second.stage == TaskStage::kTraining) {
+      close_task(it->second, Verdict::kRejected, "the worker failed the task: " + error.message);
     }
   }
 
-  static void close_task(PendingTask& task, std::string outcome) {
-    task.answered = true;
+  // The task will not be aggregated. Its ledger submission, if any, gets
+  // the verdict.
+  void close_task(OpenTask& task, Verdict verdict, std::string outcome) {
+    task.stage = TaskStage::kClosed;
+    task.verdict = verdict;
     task.outcome = std::move(outcome);
+    if (ledger_ && task.in_ledger) keep(ledger_->set_verdict(task.task.task_id, verdict, task.outcome));
   }
 
   void reject(const std::string& routing_id, RoundState* state, ErrorReply error) {
@@ -552,18 +907,26 @@ class Coordinator::Impl {
   TensorDataset test_set_;
   WorkerRegistry workers_;
   std::ofstream metrics_file_;
+  std::optional<Identity> identity_;  // signs tasks, challenges, receipts and the ledger
+  LabeledImages train_split_;         // what audits re-execute on ([proof] only)
+  std::unique_ptr<Auditor> auditor_;  // [proof] only
+  std::unique_ptr<Ledger> ledger_;    // [proof] only
+  Status fatal_;                      // a ledger write failed: the job must stop
+  int first_round_ = 1;               // > 1 when resuming
 };
 
 Result<std::unique_ptr<Coordinator>> Coordinator::create(zmq::context_t& context, JobConfig config,
-                                                         const RuleRegistry& rules, Logger& log) {
+                                                         const RuleRegistry& rules, Logger& log,
+                                                         StartMode mode) {
   auto impl = std::make_unique<Impl>(context, std::move(config), log);
-  COHORT_RETURN_IF_ERROR(impl->init(rules));
+  COHORT_RETURN_IF_ERROR(impl->init(rules, mode));
   return std::unique_ptr<Coordinator>(new Coordinator(std::move(impl)));
 }
 
 Coordinator::Coordinator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Coordinator::~Coordinator() = default;
 std::string Coordinator::endpoint() const { return impl_->endpoint(); }
+const PublicKey& Coordinator::public_key() const { return impl_->public_key(); }
 Result<JobSummary> Coordinator::run(const RoundCallback& on_round) { return impl_->run(on_round); }
 
 }  // namespace cohort

@@ -17,14 +17,6 @@ struct WorkerEntry {
   bool alive = true;
 };
 
-// A task sent in the open round, and how it ended.
-struct PendingTask {
-  uint64_t task_id = 0;
-  uint32_t worker_index = 0;  // kept here: the connection may be retired mid-round
-  bool answered = false;
-  std::string outcome;  // empty when the update was accepted
-};
-
 class WorkerRegistry {
  public:
   // Registers (or re-registers, on a new connection) the worker whose key is

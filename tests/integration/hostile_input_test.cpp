@@ -1,6 +1,7 @@
 // A client that misbehaves in every way it can short of flooding: garbage,
-// a wrong protocol version, updates before registering, for the wrong round,
-// for an unknown task, with NaN values, and twice. Each gets a typed error,
+// a wrong protocol version, updates before registering, unsigned or signed
+// by another key, for the wrong round, for an unknown task, with NaN
+// values, and twice. Each gets a typed error,
 // and the coordinator goes on to finish the round with a second, honest
 // client. Both clients are driven from the test so that the order of events
 // is fixed.
@@ -38,11 +39,26 @@ listen = "ipc://)" + (dir / "coordinator.sock").string() + R"("
 )";
 }
 
+// A worker driven by hand; it signs what it sends with its own key.
 class RawClient {
  public:
-  explicit RawClient(const std::string& endpoint) : socket_(context_, zmq::socket_type::dealer) {
+  explicit RawClient(const std::string& endpoint)
+      : identity_(Identity::generate()), socket_(context_, zmq::socket_type::dealer) {
     socket_.set(zmq::sockopt::linger, 0);
     socket_.connect(endpoint);
+  }
+
+  Hello hello() const {
+    Hello hello;
+    hello.worker_key = identity_.public_key();
+    hello.device.name = "cpu";
+    hello.dataset = DatasetInfo{"fashion-mnist", 60000, 10};
+    return hello;
+  }
+
+  Update signed_update(Update update) const {
+    update.signature = identity_.sign(update_signing_bytes(update, identity_.public_key()));
+    return update;
   }
 
   void send_raw(const std::string& bytes) { socket_.send(zmq::buffer(bytes)); }
@@ -71,17 +87,10 @@ class RawClient {
   }
 
  private:
+  Identity identity_;
   zmq::context_t context_;
   zmq::socket_t socket_;
 };
-
-Hello hello_from(uint8_t key_byte) {
-  Hello hello;
-  hello.worker_key.fill(key_byte);
-  hello.device.name = "cpu";
-  hello.dataset = DatasetInfo{"fashion-mnist", 60000, 10};
-  return hello;
-}
 
 Update update_for(const Task& task) {
   Update update;
@@ -103,7 +112,7 @@ TEST(HostileInput, CoordinatorAnswersEachBadMessageWithATypedErrorAndFinishesThe
 
   client.send_raw("this is not a Cap'n Proto message");
   EXPECT_EQ(client.next_error_code(), ErrorCode::kMalformedMessage);
-  client.send_bytes(encode_message_with_version(hello_from(1), 99));
+  client.send_bytes(encode_message_with_version(client.hello(), 99));
   EXPECT_EQ(client.next_error_code(), ErrorCode::kUnsupportedVersion);
   Task fake_task;
   fake_task.round = 1;
@@ -112,9 +121,9 @@ TEST(HostileInput, CoordinatorAnswersEachBadMessageWithATypedErrorAndFinishesThe
 
   // Register both clients; round 1 starts once two workers are known.
   RawClient honest(endpoint);
-  client.send(hello_from(1));
+  client.send(client.hello());
   ASSERT_TRUE(std::holds_alternative<Welcome>(client.next().message.value()));
-  honest.send(hello_from(2));
+  honest.send(honest.hello());
   ASSERT_TRUE(std::holds_alternative<Welcome>(honest.next().message.value()));
 
   Incoming task_message = client.next();
@@ -126,14 +135,19 @@ TEST(HostileInput, CoordinatorAnswersEachBadMessageWithATypedErrorAndFinishesThe
   const Task* honest_task = std::get_if<Task>(&honest_task_message.message.value());
   ASSERT_NE(honest_task, nullptr);
 
+  client.send(update_for(*task));  // unsigned
+  EXPECT_EQ(client.next_error_code(), ErrorCode::kBadSignature);
+  client.send(honest.signed_update(update_for(*task)));  // signed by another worker
+  EXPECT_EQ(client.next_error_code(), ErrorCode::kBadSignature);
+
   Update wrong_round = update_for(*task);
   wrong_round.round = 5;
-  client.send(wrong_round);
+  client.send(client.signed_update(wrong_round));
   EXPECT_EQ(client.next_error_code(), ErrorCode::kWrongRound);
 
   Update unknown_task = update_for(*task);
   unknown_task.task_id += 1000;
-  client.send(unknown_task);
+  client.send(client.signed_update(unknown_task));
   EXPECT_EQ(client.next_error_code(), ErrorCode::kUnknownTask);
 
   Layout layout{task->model.tensors};
@@ -142,9 +156,9 @@ TEST(HostileInput, CoordinatorAnswersEachBadMessageWithATypedErrorAndFinishesThe
   ASSERT_TRUE(encoded.ok());
   Update poisoned = update_for(*task);
   poisoned.delta = encoded->header();
-  client.send(poisoned, encoded->chunks());
+  client.send(client.signed_update(poisoned), encoded->chunks());
   EXPECT_EQ(client.next_error_code(), ErrorCode::kInvalidUpdate);
-  client.send(poisoned, encoded->chunks());
+  client.send(client.signed_update(poisoned), encoded->chunks());
   EXPECT_EQ(client.next_error_code(), ErrorCode::kDuplicate);
 
   // The honest client sends a valid (zero) update; the round closes with it
@@ -153,7 +167,7 @@ TEST(HostileInput, CoordinatorAnswersEachBadMessageWithATypedErrorAndFinishesThe
   ASSERT_TRUE(zero.ok());
   Update valid = update_for(*honest_task);
   valid.delta = zero->header();
-  honest.send(valid, zero->chunks());
+  honest.send(honest.signed_update(valid), zero->chunks());
 
   Incoming result = client.next(milliseconds(120000));
   const RoundResult* round_result = std::get_if<RoundResult>(&result.message.value());
@@ -175,7 +189,7 @@ TEST(HostileInput, CoordinatorAnswersEachBadMessageWithATypedErrorAndFinishesThe
   auto metrics = nlohmann::json::parse(lines[0]);
   EXPECT_EQ(metrics["participants"], 2);
   EXPECT_EQ(metrics["accepted"], 1);
-  EXPECT_EQ(metrics["rejected"], 4);  // wrong round, unknown task, NaN, duplicate
+  EXPECT_EQ(metrics["rejected"], 6);  // 2 bad signatures, wrong round, unknown task, NaN, duplicate
   EXPECT_TRUE(metrics["model_updated"].get<bool>());
 }
 
@@ -189,9 +203,9 @@ TEST(HostileInput, AWorkerThatVanishesMidRoundCostsOnlyItsUpdateAtTheDeadline) {
   RawClient honest(endpoint);
   {
     RawClient vanishing(endpoint);
-    vanishing.send(hello_from(3));
+    vanishing.send(vanishing.hello());
     ASSERT_TRUE(std::holds_alternative<Welcome>(vanishing.next().message.value()));
-    honest.send(hello_from(4));
+    honest.send(honest.hello());
     ASSERT_TRUE(std::holds_alternative<Welcome>(honest.next().message.value()));
     ASSERT_TRUE(std::holds_alternative<Task>(vanishing.next().message.value()));
   }  // the socket closes without an update
@@ -203,7 +217,7 @@ TEST(HostileInput, AWorkerThatVanishesMidRoundCostsOnlyItsUpdateAtTheDeadline) {
   ASSERT_TRUE(zero.ok());
   Update valid = update_for(*task);
   valid.delta = zero->header();
-  honest.send(valid, zero->chunks());
+  honest.send(honest.signed_update(valid), zero->chunks());
 
   const RoundResult* result = nullptr;
   Incoming result_message = honest.next(milliseconds(30000));

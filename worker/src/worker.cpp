@@ -4,6 +4,8 @@
 #include <ATen/ops/from_blob.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -14,6 +16,7 @@
 #include "cohort/tensor_codec.h"
 #include "cohort/training.h"
 #include "cohort/wire.h"
+#include "prover.h"
 
 namespace cohort {
 namespace {
@@ -29,33 +32,131 @@ DatasetInfo describe(const WorkerOptions& options, const LabeledImages& data) {
                      static_cast<uint64_t>(data.count), static_cast<uint32_t>(classes.size())};
 }
 
+std::string receipt_json(const Receipt& r) {
+  return "{\"round\":" + std::to_string(r.round) + ",\"task_id\":" + std::to_string(r.task_id) +
+         ",\"worker\":\"" + to_hex(r.worker) + "\",\"update_hash\":\"" + to_hex(r.update_hash) +
+         "\",\"verdict\":\"" + std::string(verdict_name(r.verdict)) + "\",\"reward\":" +
+         std::to_string(r.reward) + ",\"slashed\":" + std::to_string(r.slashed) +
+         ",\"chain_seq\":" + std::to_string(r.chain_seq) + ",\"chain_hash\":\"" + to_hex(r.chain_hash) +
+         "\",\"coordinator\":\"" + to_hex(r.coordinator) + "\",\"signature\":\"" +
+         to_hex(r.signature) + "\"}";
+}
+
 // Everything a worker keeps between tasks: its data, the shard the last task
-// selected, one model per architecture, and (when tasks ask for it) the SGD
-// momentum of its previous task.
+// selected, one model per architecture, (when tasks ask for it) the SGD
+// momentum of its previous task, and the commitments awaiting settlement.
 class Session {
  public:
-  Session(zmq::socket_t& socket, const WorkerOptions& options, LabeledImages data,
-          at::Device device, Logger& log)
-      : socket_(socket), options_(options), data_(std::move(data)), device_(device), log_(log) {}
+  Session(zmq::socket_t& socket, const WorkerOptions& options, const Identity& identity,
+          LabeledImages data, Digest data_digest, at::Device device, Logger& log)
+      : socket_(socket),
+        options_(options),
+        identity_(identity),
+        data_(std::move(data)),
+        data_digest_(data_digest),
+        device_(device),
+        log_(log),
+        prover_(identity, options.state_dir) {}
+
+  // Accepts the coordinator's key from its Welcome, unless another one was
+  // pinned. Errors: a pinned key that differs.
+  Status set_coordinator(const PublicKey& key) {
+    if (options_.coordinator_key && *options_.coordinator_key != key) {
+      return Status::failed_precondition("the coordinator's key " + to_hex(key) +
+                                         " is not the expected " + to_hex(*options_.coordinator_key));
+    }
+    coordinator_key_ = key;
+    log_.info("coordinator key " + to_hex(key));
+    return Status();
+  }
 
   // Trains on one task and sends the update. Errors are reported to the
   // coordinator and returned.
   Status serve(const Task& task, std::vector<zmq::message_t> payload) {
-    Status status = try_serve(task, std::move(payload));
-    if (!status.ok()) {
-      log_.warn("task " + std::to_string(task.task_id) + " (round " + std::to_string(task.round) +
-                ") failed: " + status.to_string());
-      (void)send_message(socket_, {ErrorReply{error_code_for(status), status.message(),
-                                              task.round, task.task_id}});
+    if (!signed_by_coordinator(task)) {
+      return refuse(task, ErrorCode::kBadSignature,
+                    Status::failed_precondition("the task does not carry the coordinator's signature"));
     }
-    return status;
+    Status status = try_serve(task, std::move(payload));
+    return status.ok() ? status : refuse(task, error_code_for(status), status);
+  }
+
+  // Answers a challenge: reveals the challenged segments, or nothing when
+  // the task was not audited.
+  Status answer(const ChallengeMessage& challenge) {
+    if (!coordinator_key_ ||
+        !verify_signature(*coordinator_key_, challenge_signing_bytes(challenge, identity_.public_key()),
+                          challenge.signature)) {
+      return Status::failed_precondition("a challenge without the coordinator's signature");
+    }
+    COHORT_ASSIGN_OR_RETURN(std::optional<Prover::Answer> answer, prover_.answer(challenge));
+    if (!answer) {
+      log_.info("task " + std::to_string(challenge.task_id) + " was not drawn for audit");
+      return Status();
+    }
+    COHORT_ASSIGN_OR_RETURN(EncodedPayload states,
+                            encode_payload(answer->states.layout, answer->states.flat, options_.chunk_bytes));
+    Reveal& reveal = answer->reveal;
+    reveal.states = states.header();
+    reveal.signature = identity_.sign(reveal_signing_bytes(reveal, identity_.public_key()));
+    log_.info("task " + std::to_string(challenge.task_id) + " audited: revealing " +
+              std::to_string(reveal.segments.size()) + " segment(s)");
+    return send_message(socket_, {std::move(reveal), states.chunks()}).status();
+  }
+
+  // Checks and keeps a settlement receipt, and drops the task's checkpoints.
+  // Returns the receipt when it is valid.
+  std::optional<Receipt> settle(const RoundResult& result) {
+    if (!result.receipt) return std::nullopt;
+    const Receipt& receipt = *result.receipt;
+    if (!coordinator_key_ || receipt.coordinator != *coordinator_key_ ||
+        receipt.worker != identity_.public_key() || !verify_receipt(receipt)) {
+      log_.warn("ignoring a receipt that is not signed by the coordinator for this worker");
+      return std::nullopt;
+    }
+    prover_.settle(receipt.task_id);
+    std::error_code ignored;  // a directory that cannot be made fails the write below
+    std::filesystem::create_directories(options_.state_dir, ignored);
+    const std::filesystem::path path = options_.state_dir / "receipts.jsonl";
+    std::ofstream out(path, std::ios::app);
+    out << receipt_json(receipt) << '\n';
+    if (!out) log_.warn("cannot keep the receipt in " + path.string());
+    log_.info("task " + std::to_string(receipt.task_id) + " settled: " +
+              std::string(verdict_name(receipt.verdict)) + ", reward " + std::to_string(receipt.reward) +
+              " micro-tokens" + (receipt.slashed > 0 ? ", slashed " + std::to_string(receipt.slashed) : "") +
+              (receipt.reason.empty() ? "" : " (" + receipt.reason + ")"));
+    return receipt;
   }
 
  private:
+  // The coordinator's signature over the task, bound to this worker's key.
+  bool signed_by_coordinator(const Task& task) const {
+    return coordinator_key_ &&
+           verify_signature(*coordinator_key_, task_signing_bytes(task, identity_.public_key()), task.signature);
+  }
+
+  Status refuse(const Task& task, ErrorCode code, Status status) {
+    log_.warn("task " + std::to_string(task.task_id) + " (round " + std::to_string(task.round) +
+              ") failed: " + status.to_string());
+    (void)send_message(socket_, {ErrorReply{code, status.message(), task.round, task.task_id}});
+    return status;
+  }
+
+  Status check_data(const Task& task) const {
+    if (task.proof.enabled() && task.proof.dataset_digest != data_digest_) {
+      return Status::failed_precondition(
+          "the task refers to other training data than this worker holds (dataset digest " +
+          to_hex(task.proof.dataset_digest).substr(0, 12) + ", ours " + to_hex(data_digest_).substr(0, 12) +
+          "); proof of learning needs the announced data");
+    }
+    return Status();
+  }
+
   Status try_serve(const Task& task, std::vector<zmq::message_t> payload) {
     if (task.deadline_unix_ms > 0 && unix_ms_now() > task.deadline_unix_ms) {
       return Status::deadline_exceeded("the task's deadline passed before training started");
     }
+    COHORT_RETURN_IF_ERROR(check_data(task));
     COHORT_ASSIGN_OR_RETURN(Model * model, model_for(task.model_name));
     COHORT_ASSIGN_OR_RETURN(
         DecodedPayload start,
@@ -64,8 +165,15 @@ class Session {
     COHORT_ASSIGN_OR_RETURN(const TensorDataset* shard, shard_for(task.data));
 
     MomentumBuffers* momentum = task.hyper.keep_momentum ? &momentum_[task.model_name] : nullptr;
-    COHORT_ASSIGN_OR_RETURN(LocalTraining trained,
-                            train_locally(*model, *shard, task.hyper, task.seed, momentum));
+    LocalTraining trained;
+    std::optional<UpdateCommitment> commitment;
+    if (task.proof.enabled()) {
+      COHORT_ASSIGN_OR_RETURN(Prover::Trained proven, prover_.train(task, *model, *shard, momentum));
+      trained = std::move(proven.training);
+      commitment = std::move(proven.commitment);
+    } else {
+      COHORT_ASSIGN_OR_RETURN(trained, train_locally(*model, *shard, task.hyper, task.seed, momentum));
+    }
     COHORT_ASSIGN_OR_RETURN(EncodedPayload encoded,
                             encode_payload(model->layout(), trained.delta, options_.chunk_bytes,
                                            options_.wire_dtype));
@@ -76,6 +184,8 @@ class Session {
     update.metrics = trained.metrics;
     update.base_model_hash = task.model.digest;
     update.delta = encoded.header();
+    update.commitment = std::move(commitment);
+    update.signature = identity_.sign(update_signing_bytes(update, identity_.public_key()));
     log_.info("round " + std::to_string(task.round) + ": trained " +
               std::to_string(trained.metrics.steps) + " steps on " +
               std::to_string(shard->size()) + " samples in " +
@@ -112,9 +222,13 @@ class Session {
 
   zmq::socket_t& socket_;
   const WorkerOptions& options_;
+  const Identity& identity_;
   LabeledImages data_;
+  Digest data_digest_;
   at::Device device_;
   Logger& log_;
+  Prover prover_;
+  std::optional<PublicKey> coordinator_key_;
   std::map<std::string, std::unique_ptr<Model>> models_;
   std::map<std::string, MomentumBuffers> momentum_;  // per model, for keep_momentum
   std::optional<TensorDataset> shard_;
@@ -123,13 +237,16 @@ class Session {
 
 }  // namespace
 
-Result<LabeledImages> load_worker_data(const WorkerOptions& options) {
+Result<LabeledImages> load_worker_data(const WorkerOptions& options, Digest* digest) {
   if (options.images.empty() != options.labels.empty()) {
     return Status::invalid_argument("--images and --labels must be given together");
   }
   COHORT_ASSIGN_OR_RETURN(LabeledImages data,
                           options.images.empty() ? load_mnist_format_dir(options.data_dir, Split::kTrain)
                                                  : load_idx_pair(options.images, options.labels));
+  // Of the data as loaded: a label-flipping worker claims the honest data
+  // (and is caught by an audit, which re-executes with the true labels).
+  if (digest != nullptr) *digest = digest_of(data);
   if (options.flip_labels) {
     constexpr uint8_t kClasses = 10;
     for (uint8_t& label : data.labels) label = label < kClasses ? kClasses - 1 - label : label;
@@ -137,11 +254,24 @@ Result<LabeledImages> load_worker_data(const WorkerOptions& options) {
   return data;
 }
 
-Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& options,
+std::filesystem::path default_state_dir(const PublicKey& key) {
+  const char* cache = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  const std::filesystem::path base = cache != nullptr && *cache != '\0' ? std::filesystem::path(cache)
+                                     : home != nullptr                   ? std::filesystem::path(home) / ".cache"
+                                                                         : std::filesystem::temp_directory_path();
+  return base / "cohort" / ("worker-" + to_hex(key).substr(0, 16));
+}
+
+Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& given_options,
                                  const Identity& identity, Logger& log) {
+  WorkerOptions options = given_options;
+  // Created when first needed: jobs without proof of learning leave nothing.
+  if (options.state_dir.empty()) options.state_dir = default_state_dir(identity.public_key());
   COHORT_ASSIGN_OR_RETURN(at::Device device, parse_device(options.device));
   if (options.threads > 0) at::set_num_threads(options.threads);
-  COHORT_ASSIGN_OR_RETURN(LabeledImages data, load_worker_data(options));
+  Digest data_digest{};
+  COHORT_ASSIGN_OR_RETURN(LabeledImages data, load_worker_data(options, &data_digest));
 
   zmq::socket_t socket(context, zmq::socket_type::dealer);
   socket.set(zmq::sockopt::linger, 5000);
@@ -157,7 +287,7 @@ Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& o
   log.info("connecting to " + options.coordinator + " with " + std::to_string(data.count) +
            " local samples on " + device.str());
 
-  Session session(socket, options, std::move(data), device, log);
+  Session session(socket, options, identity, std::move(data), data_digest, device, log);
   WorkerSummary summary;
   while (true) {
     auto incoming = receive_message(socket, /*has_routing_id=*/false, options.idle_timeout);
@@ -174,17 +304,27 @@ Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& o
     if (auto* task = std::get_if<Task>(&message)) {
       bool ok = session.serve(*task, std::move(incoming->payload)).ok();
       ++(ok ? summary.tasks_completed : summary.tasks_failed);
+    } else if (auto* challenge = std::get_if<ChallengeMessage>(&message)) {
+      if (Status s = session.answer(*challenge); !s.ok()) {
+        log.warn("cannot answer the challenge for task " + std::to_string(challenge->task_id) + ": " +
+                 s.to_string());
+      }
     } else if (auto* welcome = std::get_if<Welcome>(&message)) {
+      COHORT_RETURN_IF_ERROR(session.set_coordinator(welcome->coordinator_key));
       log.info("registered as worker " + std::to_string(welcome->worker_index) + " of job '" +
                welcome->job_name + "'");
     } else if (auto* result = std::get_if<RoundResult>(&message)) {
       log.info("round " + std::to_string(result->round) + " closed: update " +
                (result->accepted ? "accepted" : "rejected (" + result->reason + ")") +
                ", test accuracy " + std::to_string(result->test_accuracy).substr(0, 6));
+      if (std::optional<Receipt> receipt = session.settle(*result)) {
+        ++summary.receipts;
+        summary.reward += receipt->reward;
+      }
     } else if (auto* error = std::get_if<ErrorReply>(&message)) {
       log.warn("coordinator error (" + std::string(error_code_name(error->code)) +
                "): " + error->message);
-      if (error->code == ErrorCode::kUnsupportedVersion) {
+      if (error->code == ErrorCode::kUnsupportedVersion || error->code == ErrorCode::kForbidden) {
         return Status::failed_precondition("coordinator rejected us: " + error->message);
       }
     } else if (auto* bye = std::get_if<Bye>(&message)) {

@@ -10,6 +10,17 @@
 // test set -> checkpoint the model atomically -> append the round's metrics
 // to <output_dir>/metrics.jsonl -> tell each participant the result.
 //
+// Every task is signed with the coordinator's key; every update must carry
+// its worker's signature. With [proof] on, each task also carries a
+// commitment to a fresh challenge secret; an update must come with the
+// worker's Merkle commitment; the coordinator then reveals the secret, and
+// an audited update waits for the worker's reveal and its re-execution on a
+// verifier thread (docs/PROOF_OF_LEARNING.md) before it may be aggregated.
+// A failed audit, a missing reveal or an equivocation drops the update and
+// slashes and bans the key. At the end of the round the ledger pays the
+// round's budget over the settled, paid work and each participant gets a
+// signed receipt (docs/LEDGER.md).
+//
 // A round with fewer accepted updates than `round.min_updates` keeps the old
 // model. Malformed, wrong-round and duplicate messages are answered with a
 // typed Error and counted; they never stop the round. A worker that
@@ -85,19 +96,31 @@ struct JobSummary {
 
 using RoundCallback = std::function<void(const RoundMetrics&)>;
 
+// How a coordinator starts: a new job, or the job whose checkpoint is in
+// its output directory, continuing after the last checkpointed round with
+// that model and aggregator state (metrics.jsonl is appended to).
+enum class StartMode { kFresh, kResume };
+
 class Coordinator {
  public:
-  // Validates the job, loads the test set, builds the initial model and the
-  // aggregation rule, and binds the listen endpoint. Errors: an unknown rule
-  // or bad rule parameter, unreadable test data, an endpoint in use.
+  // Validates the job, loads the test set, builds the initial model (or
+  // loads the checkpoint, for kResume) and the aggregation rule, and binds
+  // the listen endpoint. Errors: an unknown rule or bad rule parameter,
+  // unreadable test data, an endpoint in use; for kResume, no checkpoint
+  // (NotFound) or one of another model (FailedPrecondition).
   static Result<std::unique_ptr<Coordinator>> create(zmq::context_t& context, JobConfig config,
-                                                     const RuleRegistry& rules, Logger& log);
+                                                     const RuleRegistry& rules, Logger& log,
+                                                     StartMode mode = StartMode::kFresh);
   ~Coordinator();
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
 
   // The bound endpoint (resolves "tcp://127.0.0.1:*" to the chosen port).
   std::string endpoint() const;
+
+  // The key that signs tasks, challenges, receipts and the ledger; workers
+  // pin it with `cohort worker --coordinator-key`.
+  const PublicKey& public_key() const;
 
   // Waits for round.min_workers registrations, runs every round, then sends
   // Bye to all workers. `on_round` is called after each round closes.

@@ -2,6 +2,15 @@
 // register, and for each task train the received model on local data and
 // send back the update. Raw data never leaves the worker; only updates do.
 //
+// Every task must carry the coordinator's signature (the key comes from the
+// Welcome, or is pinned with `coordinator_key`); unsigned or forged tasks
+// are refused. When a task asks for proof of learning, the worker trains
+// deterministically, keeps a checkpoint every k steps under `state_dir`,
+// sends a signed Merkle commitment with its update, answers the
+// coordinator's challenge by revealing the challenged segments, and keeps
+// the coordinator-signed receipt of each settled task in
+// `state_dir/receipts.jsonl` (checkpoints are deleted once settled).
+//
 // A Worker runs on the calling thread until the coordinator says the job is
 // done (Bye), or no message arrived for `idle_timeout`, or a fatal error
 // occurs. Malformed or unexpected messages from the coordinator are logged
@@ -10,6 +19,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include <zmq.hpp>
@@ -37,19 +47,33 @@ struct WorkerOptions {
   // A Byzantine behaviour for robustness experiments: train honestly on
   // flipped labels (y -> 9 - y), as ByzFL, Blades and epfml define it.
   bool flip_labels = false;
+  // Checkpoints of tasks awaiting settlement, and receipts; empty = the
+  // key's own directory, $XDG_CACHE_HOME (or ~/.cache)/cohort/worker-<key>.
+  std::filesystem::path state_dir;
+  // The coordinator's public key, when known in advance; otherwise the key
+  // in its Welcome is trusted for the session (and logged).
+  std::optional<PublicKey> coordinator_key;
 };
 
 struct WorkerSummary {
   int tasks_completed = 0;
   int tasks_failed = 0;
+  int receipts = 0;            // settled tasks with a valid receipt
+  int64_t reward = 0;          // micro-tokens, summed over receipts
   std::string exit_reason;  // the coordinator's Bye reason, or why we stopped
 };
 
 // Loads the worker's local training data as configured in `options`
-// (labels flipped when options.flip_labels).
-Result<LabeledImages> load_worker_data(const WorkerOptions& options);
+// (labels flipped when options.flip_labels). When `digest` is given it
+// receives digest_of() the data as loaded, before any flipping.
+Result<LabeledImages> load_worker_data(const WorkerOptions& options, Digest* digest = nullptr);
+
+// Where a worker with `key` keeps its state when options.state_dir is empty.
+std::filesystem::path default_state_dir(const PublicKey& key);
 
 // Connects, registers and serves tasks. `identity` is the worker's account.
+// Proof-of-learning tasks need use_deterministic_cpu_training()
+// (proof_of_learning.h) to have been called first thing in the process.
 // Errors: the device is unavailable, local data cannot be read, the
 // coordinator could not be reached or rejected the registration.
 Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& options,

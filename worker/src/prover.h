@@ -1,0 +1,64 @@
+// The worker's half of proof of learning: trains a task with a Merkle
+// commitment over its checkpoints, keeps what it needs until the task is
+// settled, and answers the coordinator's challenge with the revealed
+// segments (docs/PROOF_OF_LEARNING.md). Resource type; one thread.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+
+#include "cohort/proof_of_learning.h"
+#include "cohort/protocol.h"
+#include "cohort/reveal_payload.h"
+
+namespace cohort {
+
+class Prover {
+ public:
+  // Checkpoints of at most this many unsettled tasks are kept; older ones
+  // are dropped (their audits then fail, which only a vanished coordinator
+  // leaves pending this long).
+  static constexpr size_t kMaxPendingTasks = 8;
+
+  // Deletes checkpoints a previous run left in `state_dir`: their
+  // commitments belonged to sessions that are gone.
+  Prover(const Identity& identity, std::filesystem::path state_dir);
+
+  // Trains `task` on `shard` from the parameters already in `model` and
+  // returns the local result with the commitment the update must carry.
+  // Errors: the task's step count does not match the shard, training fails,
+  // checkpoints cannot be written.
+  struct Trained {
+    LocalTraining training;
+    UpdateCommitment commitment;
+  };
+  Result<Trained> train(const Task& task, Model& model, const TensorDataset& shard,
+                        MomentumBuffers* momentum);
+
+  // The reveal for a challenge, or nullopt when the task was not audited.
+  // Errors: an unknown task, a secret that does not match the task's
+  // commitment, segments other than the secret selects (the coordinator
+  // may not choose them), unreadable checkpoints.
+  struct Answer {
+    Reveal reveal;
+    PackedStates states;
+  };
+  Result<std::optional<Answer>> answer(const ChallengeMessage& challenge);
+
+  // Forgets a settled task and deletes its checkpoints.
+  void settle(uint64_t task_id);
+
+ private:
+  struct Pending {
+    Task task;
+    Commitment commitment;
+    std::filesystem::path dir;
+  };
+
+  const Identity& identity_;
+  std::filesystem::path state_dir_;
+  std::map<uint64_t, Pending> pending_;  // by task id
+};
+
+}  // namespace cohort
