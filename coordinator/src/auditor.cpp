@@ -54,7 +54,7 @@ void Auditor::prepare(Task& task, int64_t shard_size) {
 }
 
 Result<ChallengeMessage> Auditor::challenge(const Task& task, const PublicKey& worker,
-                                            const UpdateCommitment& commitment) {
+                                            const UpdateCommitment& commitment, const Digest& start_momentum) {
   auto secret = secrets_.find(task.task_id);
   if (secret == secrets_.end()) {
     return Status::failed_precondition("task " + std::to_string(task.task_id) + " was already challenged");
@@ -68,7 +68,7 @@ Result<ChallengeMessage> Auditor::challenge(const Task& task, const PublicKey& w
   }
   COHORT_RETURN_IF_ERROR(check_anchors(commitment.root, task.task_id, commitment.total_steps,
                                        commitment.segment_steps, task.model.digest, commitment.first,
-                                       commitment.last));
+                                       commitment.last, start_momentum));
   ChallengeMessage message;
   message.round = task.round;
   message.task_id = task.task_id;
@@ -81,7 +81,8 @@ Result<ChallengeMessage> Auditor::challenge(const Task& task, const PublicKey& w
 }
 
 Status Auditor::verify_later(const Task& task, const UpdateCommitment& commitment, const Challenge& challenge,
-                             std::vector<SegmentOpening> openings, at::Tensor start, at::Tensor delta) {
+                             std::vector<SegmentOpening> openings, at::Tensor start, at::Tensor delta,
+                             const TaskStart& task_start) {
   std::vector<uint32_t> revealed;
   for (const SegmentOpening& opening : openings) revealed.push_back(opening.segment);
   if (revealed != challenge.segments) {
@@ -99,6 +100,8 @@ Status Auditor::verify_later(const Task& task, const UpdateCommitment& commitmen
   job.context.total_steps = commitment.total_steps;
   job.context.start_parameters = std::move(start);
   job.context.submitted_delta = std::move(delta);
+  job.context.update_dtype = task_start.update_dtype;
+  job.context.start_momentum = task_start.momentum;
   job.openings = std::move(openings);
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -57,19 +57,27 @@ class Auditor {
   // new challenge secret that stays here until the commitment is in.
   void prepare(Task& task, int64_t shard_size);
 
+  // What a task's training started from besides the announced model: the
+  // momentum digest of leaf 0, and the dtype its update travelled in.
+  struct TaskStart {
+    Digest momentum = fresh_momentum_digest();
+    DType update_dtype = DType::kFloat32;
+  };
+
   // Checks the commitment sent with an update against its task: step and
-  // segment counts, and leaf 0 (the announced model) and the last leaf
-  // proven against the root. Returns the challenge for this commitment
-  // (unsigned). Errors: InvalidArgument naming the failed check.
+  // segment counts, and leaf 0 (the announced model, `start_momentum`) and
+  // the last leaf proven against the root. Returns the challenge for this
+  // commitment (unsigned). Errors: InvalidArgument naming the failed check.
   Result<ChallengeMessage> challenge(const Task& task, const PublicKey& worker,
-                                     const UpdateCommitment& commitment);
+                                     const UpdateCommitment& commitment, const Digest& start_momentum);
 
   // Queues the re-execution of the revealed segments. `start` is the model
   // the task announced, `delta` the submitted update (both flat float32).
   // Errors: segments other than the challenge selected, a shard that cannot
   // be cut.
   Status verify_later(const Task& task, const UpdateCommitment& commitment, const Challenge& challenge,
-                      std::vector<SegmentOpening> openings, at::Tensor start, at::Tensor delta);
+                      std::vector<SegmentOpening> openings, at::Tensor start, at::Tensor delta,
+                      const TaskStart& task_start);
 
   // Verifications that finished since the last call.
   std::vector<AuditOutcome> finished();

@@ -666,6 +666,11 @@ class Coordinator::Impl {
       return;
     }
     OpenTask& task = state->tasks[routing_id];
+    if (update.commitment) {
+      // A worker that keeps momentum starts its next task where this one ends.
+      task.start_momentum = start_momentum_of(task);
+      carried_momentum_[task.worker_key] = update.commitment->last.leaf.momentum;
+    }
     PayloadLimits limits;
     limits.max_bytes = static_cast<uint64_t>(config_.network.max_model_bytes);
     Result<DecodedPayload> decoded =
@@ -685,6 +690,7 @@ class Coordinator::Impl {
     task.weight = static_cast<double>(update.num_samples);
     task.local_loss = update.metrics.local_loss;
     task.commitment = update.commitment;
+    task.update_dtype = update.delta.tensors.empty() ? DType::kFloat32 : update.delta.tensors.front().dtype;
     if (auditor_) {
       challenge(routing_id, *state, task);
     } else {
@@ -707,7 +713,8 @@ class Coordinator::Impl {
   // Checks the commitment, reveals the task's secret and, when the task is
   // audited, waits for the reveal; otherwise the update is ready.
   void challenge(const std::string& routing_id, RoundState& state, OpenTask& task) {
-    Result<ChallengeMessage> message = auditor_->challenge(task.task, task.worker_key, *task.commitment);
+    Result<ChallengeMessage> message =
+        auditor_->challenge(task.task, task.worker_key, *task.commitment, task.start_momentum);
     if (!message.ok()) {
       close_task(task, Verdict::kRejected, "invalid commitment: " + message.status().message());
       reject(routing_id, &state,
@@ -724,6 +731,14 @@ class Coordinator::Impl {
       task.stage = TaskStage::kReady;
     }
     if (auto sent = send_to(routing_id, std::move(*message))) state.bytes_out += *sent;
+  }
+
+  // Leaf 0's momentum: fresh, or with training.keep_momentum the momentum
+  // the worker's previous commitment ended with.
+  Digest start_momentum_of(const OpenTask& task) const {
+    if (!config_.training.keep_momentum) return fresh_momentum_digest();
+    auto it = carried_momentum_.find(task.worker_key);
+    return it == carried_momentum_.end() ? fresh_momentum_digest() : it->second;
   }
 
   // The checks that need no payload decoding, cheapest first. Returns the
@@ -834,8 +849,8 @@ class Coordinator::Impl {
     const bool with_momentum = task.task.hyper.momentum > 0.0;
     COHORT_ASSIGN_OR_RETURN(std::vector<SegmentOpening> openings,
                             unpack_reveal(reveal, states, model_->parameter_count(), with_momentum));
-    return auditor_->verify_later(task.task, *task.commitment, task.challenge, std::move(openings),
-                                  start, task.row);
+    return auditor_->verify_later(task.task, *task.commitment, task.challenge, std::move(openings), start,
+                                  task.row, Auditor::TaskStart{task.start_momentum, task.update_dtype});
   }
 
   void handle_worker_error(const std::string& routing_id, const ErrorReply& error, RoundState* state) {
@@ -913,6 +928,9 @@ class Coordinator::Impl {
   std::unique_ptr<Ledger> ledger_;    // [proof] only
   Status fatal_;                      // a ledger write failed: the job must stop
   int first_round_ = 1;               // > 1 when resuming
+  // The momentum digest each worker's last commitment ended with
+  // (training.keep_momentum).
+  std::map<PublicKey, Digest> carried_momentum_;
 };
 
 Result<std::unique_ptr<Coordinator>> Coordinator::create(zmq::context_t& context, JobConfig config,

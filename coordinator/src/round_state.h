@@ -39,6 +39,8 @@ struct OpenTask {
   double weight = 0.0;        // samples it was trained on
   double local_loss = 0.0;
   std::optional<UpdateCommitment> commitment;
+  Digest start_momentum{};    // leaf 0's momentum digest the commitment was checked against
+  DType update_dtype = DType::kFloat32;
   Challenge challenge;
   Clock::time_point reveal_deadline;
   bool in_ledger = false;     // a submission row exists for it

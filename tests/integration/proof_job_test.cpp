@@ -20,7 +20,7 @@ struct JobRun {
 // A job of `rounds` rounds with every task audited, run with `workers`
 // worker processes; the first `flippers` of them train on flipped labels.
 JobRun run_proof_job(const ScratchDir& dir, int workers, int flippers, int rounds,
-                     const std::string& ledger = "registration_grant = 1000\n") {
+                     const std::string& ledger = "registration_grant = 1000\n", bool keep_momentum = false) {
   const std::string socket = "ipc://" + (dir.path() / "coordinator.sock").string();
   write_file(dir.path() / "job.toml", R"(
 [job]
@@ -31,6 +31,7 @@ output_dir = ")" + (dir.path() / "out").string() + R"("
 eval_samples = 1000
 [training]
 local_steps = 30
+keep_momentum = )" + std::string(keep_momentum ? "true" : "false") + R"(
 [round]
 min_workers = )" + std::to_string(workers) + R"(
 registration_timeout_seconds = 20
@@ -77,9 +78,12 @@ std::vector<nlohmann::json> receipts_of(const ScratchDir& dir, int worker) {
   return receipts;
 }
 
+// With momentum carried from task to task, round 2's leaf 0 starts from the
+// momentum round 1's commitment ended with.
 TEST(ProofJob, HonestWorkersPassEveryAuditAndArePaidTheBudget) {
   ScratchDir dir;
-  JobRun run = run_proof_job(dir, /*workers=*/2, /*flippers=*/0, /*rounds=*/2);
+  JobRun run = run_proof_job(dir, /*workers=*/2, /*flippers=*/0, /*rounds=*/2, "registration_grant = 1000\n",
+                             /*keep_momentum=*/true);
   ASSERT_EQ(run.coordinator_exit, 0) << run.coordinator_log;
   ASSERT_EQ(run.rounds.size(), 2u);
   for (const auto& round : run.rounds) {
