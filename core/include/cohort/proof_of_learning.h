@@ -56,10 +56,14 @@ namespace cohort {
 Status use_deterministic_cpu_training();
 
 // Suggested tau for DeterminismProfile::kTolerant (relative L2 error, see
-// verify_segment), calibrated in docs/PROOF_OF_LEARNING.md: about 40x the
-// largest honest drift measured (float64 re-execution of a float32 segment),
-// about 400x below the smallest cheat measured (one step of 50 skipped).
-inline constexpr double kDefaultTolerance = 1e-4;
+// verify_segment), calibrated in docs/PROOF_OF_LEARNING.md for segments of
+// 10 steps: honest drift (float64 re-execution, oneDNN on/off) has a median
+// near 1e-6 but a heavy tail (presumably rounding that flips a ReLU or
+// max-pool decision): 0 or 1 segment in 50 above 1e-3, one at 4e-2, while
+// the smallest cheat measured (a bfloat16-rounded start state) is at 1.9e-2. A
+// tolerant failure can therefore be honest: treat it as a dispute to settle
+// (step by step, or by a second verifier), not as proof of cheating.
+inline constexpr double kDefaultTolerance = 1e-3;
 
 // ---- Segments and leaves --------------------------------------------------
 
