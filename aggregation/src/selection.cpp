@@ -628,25 +628,27 @@ class TileWorker {
     return (start <= pos) & (start > pos - static_cast<LaneInt<T>>(plan_.width));
   }
 
-  // Window sums in double, two accumulators of 4 lanes (one for float64).
+  // Window sums in double. Only kNearMedian windows differ between columns;
+  // the others are summed without a mask.
   void write_means(int64_t first, int64_t lanes) {
     std::array<T, kLanes> means;
-    const double width = static_cast<double>(plan_.width);
+    const bool masked = plan_.kind == ColumnWindow::Kind::kNearMedian;
     for (int64_t k = 0; k < kLanes; k += Simd::kWidth) {
       const VecI start = Simd::load(start_.data() + k);
-      VecD low = {};
-      VecD high = {};
+      std::array<double, Simd::kWidth> sum{};
       for (int64_t p = scan_begin(); p < scan_end(); ++p) {
-        const VecT value = Simd::load(wire(p) + k);
-        const VecT kept = in_window(start, p) ? value : VecT{};
-        low += Simd::template widen<0>(kept);
-        if constexpr (Simd::kWidth == 8) high += Simd::template widen<1>(kept);
+        VecT value = Simd::load(wire(p) + k);
+        if (masked) value = in_window(start, p) ? value : VecT{};
+        std::array<T, Simd::kWidth> values;
+        std::memcpy(values.data(), &value, sizeof(value));
+        // A plain loop: GCC vectorises the widening better than
+        // __builtin_convertvector.
+        for (int64_t lane = 0; lane < Simd::kWidth; ++lane) {
+          sum[lane] += static_cast<double>(values[lane]);
+        }
       }
-      low /= width;
-      high /= width;
-      for (int64_t lane = 0; lane < 4; ++lane) means[k + lane] = static_cast<T>(low[lane]);
-      if constexpr (Simd::kWidth == 8) {
-        for (int64_t lane = 0; lane < 4; ++lane) means[k + 4 + lane] = static_cast<T>(high[lane]);
+      for (int64_t lane = 0; lane < Simd::kWidth; ++lane) {
+        means[k + lane] = static_cast<T>(sum[lane] / static_cast<double>(plan_.width));
       }
     }
     std::memcpy(out_ + first, means.data(), static_cast<size_t>(lanes) * sizeof(T));
