@@ -153,6 +153,14 @@ AuditOutcome Auditor::run(Model& scratch, const Job& job) const {
     if (!verdict.passed) {
       outcome.passed = false;
       outcome.reason = verdict.reason;  // names the segment
+      // In the tolerant profile honest drift has a heavy tail
+      // (docs/PROOF_OF_LEARNING.md): a re-execution off by more than tau
+      // but at most kDisputedError is a dispute, not proof of cheating. The
+      // update is dropped and not paid, but nobody is slashed. Larger errors
+      // (other data, skipped or random work measure near 1) and every other
+      // failure (proofs, hashes, anchors, batches) slash.
+      outcome.voided = job.context.params.profile == DeterminismProfile::kTolerant &&
+                       verdict.relative_error > 0 && verdict.relative_error <= kDisputedError;
       break;
     }
   }

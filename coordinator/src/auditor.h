@@ -31,10 +31,17 @@ struct AuditOptions {
   int threads = 1;
 };
 
+// Tolerant profile: re-execution errors above tau up to this are disputes
+// (voided), larger ones are cheating (failed).
+inline constexpr double kDisputedError = 0.1;
+
 struct AuditOutcome {
   uint64_t task_id = 0;
   bool passed = false;
-  bool voided = false;     // the verifier itself failed: no fault of the worker shown
+  // No fault of the worker shown: the verifier itself failed, or (tolerant
+  // profile) the re-execution was off by more than tau, which honest drift
+  // can also cause. Not paid, not slashed.
+  bool voided = false;
   std::string reason;      // why it failed, naming the segment
   double seconds = 0.0;    // re-execution time
 };

@@ -418,7 +418,7 @@ class Coordinator::Impl {
     while (!state.all_settled() && fatal_.ok()) {
       const bool past_deadline = Clock::now() >= deadline;
       if (past_deadline && !audits_outstanding(state)) break;
-      receive_one(poll_interval(deadline), &state);
+      receive_one(poll_interval(state, deadline), &state);
       apply_audit_outcomes(state);
       fail_missing_reveals(state);
     }
@@ -438,11 +438,17 @@ class Coordinator::Impl {
     return false;
   }
 
-  // Re-executions finish on other threads: poll for them while any runs.
-  std::chrono::milliseconds poll_interval(Clock::time_point deadline) const {
-    const auto left = until(deadline);
-    if (auditor_ && auditor_->running() > 0) return std::min(left, std::chrono::milliseconds(20));
-    return std::max(left, std::chrono::milliseconds(20));
+  // How long to wait for the next message: until the round deadline or the
+  // earliest reveal deadline, and briefly while re-executions run on other
+  // threads (their results are polled).
+  std::chrono::milliseconds poll_interval(const RoundState& state, Clock::time_point deadline) const {
+    Clock::time_point wake = deadline;
+    for (const auto& [id, task] : state.tasks) {
+      if (task.stage == TaskStage::kAwaitingReveal) wake = std::min(wake, task.reveal_deadline);
+    }
+    auto wait = std::max(until(wake), std::chrono::milliseconds(1));
+    if (auditor_ && auditor_->running() > 0) wait = std::min(wait, std::chrono::milliseconds(20));
+    return wait;
   }
 
   void apply_audit_outcomes(RoundState& state) {

@@ -34,7 +34,7 @@ local_steps = 30
 keep_momentum = )" + std::string(keep_momentum ? "true" : "false") + R"(
 [round]
 min_workers = )" + std::to_string(workers) + R"(
-registration_timeout_seconds = 20
+registration_timeout_seconds = 10
 [network]
 listen = ")" + socket + R"("
 [proof]
