@@ -88,6 +88,7 @@ JobConfig demo_job(const po::variables_map& vm) {
     job.proof.audit_probability = 0.5;
     job.proof.segments_per_audit = 2;
     job.ledger.registration_grant = 1000.0;
+    if (vm.count("ledger")) job.ledger.path = vm["ledger"].as<std::string>();
   }
   return job;
 }
@@ -102,7 +103,11 @@ std::vector<std::string> worker_args(const std::string& endpoint, const po::vari
                                    "--idle-timeout",  "900",
                                    "--state-dir",     state_dir,
                                    "--coordinator-key", to_hex(coordinator)};
-  if (index < vm["flip-labels"].as<int>()) args.push_back("--flip-labels");
+  if (index < vm["cheaters"].as<int>()) {
+    args.push_back("--cheat-skip-half");
+  } else if (index < vm["cheaters"].as<int>() + vm["flip-labels"].as<int>()) {
+    args.push_back("--flip-labels");
+  }
   if (!vm.count("verbose")) args.push_back("--quiet");
   return args;
 }
@@ -126,8 +131,11 @@ int demo_command(const std::vector<std::string>& args) {
       ("output-dir", po::value<std::string>()->default_value("runs/demo"),
        "where metrics.jsonl and model.ckpt go")
       ("no-proof", "no proof of learning, no ledger: plain federated averaging")
+      ("cheaters", po::value<int>()->default_value(0),
+       "this many workers skip half of their training steps and claim all of them (audits catch them)")
       ("flip-labels", po::value<int>()->default_value(0),
-       "this many workers cheat by training on flipped labels (audits catch them)")
+       "this many (other) workers train on flipped labels (audits catch them too)")
+      ("ledger", po::value<std::string>(), "keep the ledger here (default: <output-dir>/ledger.db)")
       ("json", "end with one JSON line: rounds, workers, test_accuracy, train_seconds, paid, slashed")
       ("verbose,v", "show the workers' logs too");
   int exit_code = kExitOk;
@@ -193,7 +201,8 @@ int demo_command(const std::vector<std::string>& args) {
   if (!vm->count("no-proof")) {
     log.info(std::to_string(audited) + " task(s) audited, " + std::to_string(failed) + " failed; paid " +
              format_amount(paid) + " tokens, slashed " + format_amount(slashed) + "; ledger in " +
-             (std::filesystem::path((*vm)["output-dir"].as<std::string>()) / "ledger.db").string() +
+             (vm->count("ledger") ? (*vm)["ledger"].as<std::string>()
+                                  : (std::filesystem::path((*vm)["output-dir"].as<std::string>()) / "ledger.db").string()) +
              " (`cohort ledger show` / `cohort ledger verify`)");
   }
   if (vm->count("json")) {

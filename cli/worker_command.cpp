@@ -35,6 +35,7 @@ int worker_command(const std::vector<std::string>& args) {
        "where checkpoints of unsettled tasks and receipts are kept (default: "
        "~/.cache/cohort/worker-<key>)")
       ("flip-labels", "Byzantine experiments only: train on flipped labels (y -> 9 - y)")
+      ("cheat-skip-half", "audit demonstrations only: train half of each proof segment and claim all of it")
       ("quiet,q", "log warnings and errors only")
       ("verbose,v", "log debugging detail");
   int exit_code = kExitOk;
@@ -64,6 +65,7 @@ int worker_command(const std::vector<std::string>& args) {
   }
   worker.wire_dtype = *wire_dtype;
   worker.flip_labels = vm->count("flip-labels") > 0;
+  worker.skip_half = vm->count("cheat-skip-half") > 0;
   worker.state_dir = (*vm)["state-dir"].as<std::string>();
   if (vm->count("coordinator-key")) {
     Result<PublicKey> key = read_public_key((*vm)["coordinator-key"].as<std::string>());

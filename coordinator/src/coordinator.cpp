@@ -722,7 +722,9 @@ class Coordinator::Impl {
     Result<ChallengeMessage> message =
         auditor_->challenge(task.task, task.worker_key, *task.commitment, task.start_momentum);
     if (!message.ok()) {
-      close_task(task, Verdict::kRejected, "invalid commitment: " + message.status().message());
+      // A signed commitment that contradicts the task is proof of fraud (an
+      // honest worker checks the step count before training): it slashes.
+      fail_audit(task, "invalid commitment: " + message.status().message());
       reject(routing_id, &state,
              ErrorReply{ErrorCode::kInvalidUpdate, task.outcome, state.round, task.task.task_id});
       return;

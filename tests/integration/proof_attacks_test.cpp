@@ -1,6 +1,7 @@
 // Workers driven by hand against a coordinator that audits every task: one
 // commits to a made-up trajectory and reveals states that are not in it,
-// one equivocates (two signed commitments for one task), one never reveals.
+// one equivocates (two signed commitments for one task), one never reveals,
+// one commits to a trajectory that does not start from the announced model.
 // Each is refused, slashed and banned, gets a signed receipt saying so, and
 // the ledger still verifies. The honest-looking parts (signed task, secret
 // that matches its commitment, challenge the secret selects) are checked
@@ -68,8 +69,9 @@ class ProvingClient {
   }
 
   // A made-up trajectory whose anchors are right: leaf 0 is the announced
-  // model, the last leaf is at the last step. `salt` changes the root.
-  void make_commitment(uint8_t salt) {
+  // model, the last leaf is at the last step (unless `bad_anchor`, which
+  // starts it from another model). `salt` changes the root.
+  void make_commitment(uint8_t salt, bool bad_anchor = false) {
     const uint32_t k = task_.proof.params.segment_steps;
     const uint32_t segments = segment_count(task_.proof.total_steps, k);
     commitment_ = Commitment{};
@@ -81,6 +83,7 @@ class ProvingClient {
       leaf.step = j == 0 ? 0 : segment_end(j, k, task_.proof.total_steps);
       if (j == 0) {
         leaf.parameters = task_.model.digest;
+        if (bad_anchor) leaf.parameters[0] ^= 1;
         leaf.momentum = fresh_momentum_digest();
       } else {
         leaf.parameters.fill(static_cast<uint8_t>(salt + j));
@@ -152,8 +155,8 @@ class ProvingClient {
   }
 
   // The round result must carry a valid receipt of a failed, slashed task;
-  // then the coordinator says goodbye.
-  void expect_slashed_and_banned() {
+  // then the coordinator says goodbye. `reason` is part of the receipt's.
+  void expect_slashed_and_banned(const std::string& reason) {
     Message message = next(milliseconds(120000));
     while (std::holds_alternative<ErrorReply>(message)) message = next(milliseconds(120000));
     ASSERT_TRUE(std::holds_alternative<RoundResult>(message)) << message_kind(message);
@@ -166,6 +169,7 @@ class ProvingClient {
     EXPECT_EQ(result.receipt->verdict, Verdict::kFailed);
     EXPECT_EQ(result.receipt->reward, 0);
     EXPECT_EQ(result.receipt->slashed, 1000 * kMicrosPerToken);
+    EXPECT_NE(result.receipt->reason.find(reason), std::string::npos) << result.receipt->reason;
     Message bye = next();
     ASSERT_TRUE(std::holds_alternative<Bye>(bye));
     EXPECT_NE(std::get<Bye>(bye).reason.find("banned"), std::string::npos);
@@ -180,7 +184,7 @@ class ProvingClient {
   Commitment commitment_;
 };
 
-TEST(ProofAttacks, FakeRevealEquivocationAndMissingRevealAreEachSlashedAndBanned) {
+TEST(ProofAttacks, FakeRevealEquivocationMissingRevealAndBadAnchorAreEachSlashedAndBanned) {
   ScratchDir dir;
   const std::string endpoint = "ipc://" + (dir.path() / "coordinator.sock").string();
   write_file(dir.path() / "job.toml", R"(
@@ -192,7 +196,7 @@ eval_samples = 500
 [training]
 local_steps = 30
 [round]
-min_workers = 3
+min_workers = 4
 [network]
 listen = ")" + endpoint + R"("
 [proof]
@@ -207,10 +211,10 @@ registration_grant = 1000
   CohortProcess coordinator({"coordinator", "--config", (dir.path() / "job.toml").string()},
                             dir.path() / "coordinator.out", dir.path() / "coordinator.err");
   ASSERT_TRUE(coordinator.started());
-  ProvingClient faker(endpoint), equivocator(endpoint), silent(endpoint);
-  // Round 1 starts once all three are registered.
-  for (ProvingClient* client : {&faker, &equivocator, &silent}) client->register_worker();
-  for (ProvingClient* client : {&faker, &equivocator, &silent}) client->take_task();
+  ProvingClient faker(endpoint), equivocator(endpoint), silent(endpoint), misanchored(endpoint);
+  // Round 1 starts once all four are registered.
+  for (ProvingClient* client : {&faker, &equivocator, &silent, &misanchored}) client->register_worker();
+  for (ProvingClient* client : {&faker, &equivocator, &silent, &misanchored}) client->take_task();
   ASSERT_FALSE(HasFailure()) << coordinator.stderr_text();
 
   faker.make_commitment(1);
@@ -227,9 +231,13 @@ registration_grant = 1000
   silent.send_update();
   silent.take_challenge();  // and never reveals
 
-  faker.expect_slashed_and_banned();
-  equivocator.expect_slashed_and_banned();
-  silent.expect_slashed_and_banned();
+  misanchored.make_commitment(5, /*bad_anchor=*/true);
+  misanchored.send_update();  // answered with an error, not a challenge
+
+  faker.expect_slashed_and_banned("do not match leaf");
+  equivocator.expect_slashed_and_banned("equivocation");
+  silent.expect_slashed_and_banned("no reveal");
+  misanchored.expect_slashed_and_banned("invalid commitment");
 
   ASSERT_EQ(coordinator.wait(std::chrono::seconds(120)).value_or(-1), 0) << coordinator.stderr_text();
   const std::string log = coordinator.stderr_text();
@@ -239,7 +247,7 @@ registration_grant = 1000
   EXPECT_EQ(metrics["accepted"], 0);
   EXPECT_FALSE(metrics["model_updated"].get<bool>());
   EXPECT_EQ(metrics["paid"], 0);
-  EXPECT_EQ(metrics["slashed"], 3000 * kMicrosPerToken);
+  EXPECT_EQ(metrics["slashed"], 4000 * kMicrosPerToken);
 
   CohortProcess verify({"ledger", "verify", (dir.path() / "out" / "ledger.db").string()}, dir.path() / "v.out",
                        dir.path() / "v.err");

@@ -18,9 +18,10 @@ struct JobRun {
 };
 
 // A job of `rounds` rounds with every task audited, run with `workers`
-// worker processes; the first `flippers` of them train on flipped labels.
-JobRun run_proof_job(const ScratchDir& dir, int workers, int flippers, int rounds,
-                     const std::string& ledger = "registration_grant = 1000\n", bool keep_momentum = false) {
+// worker processes; the first `cheaters` of them get `cheat` (a worker flag).
+JobRun run_proof_job(const ScratchDir& dir, int workers, int cheaters, int rounds,
+                     const std::string& ledger = "registration_grant = 1000\n", bool keep_momentum = false,
+                     const std::string& cheat = "--flip-labels") {
   const std::string socket = "ipc://" + (dir.path() / "coordinator.sock").string();
   write_file(dir.path() / "job.toml", R"(
 [job]
@@ -51,7 +52,7 @@ reward_per_round = 10
     const std::string name = "w" + std::to_string(i);
     std::vector<std::string> args = {"worker", "--coordinator", socket, "--threads", "1", "--state-dir",
                                      (dir.path() / name).string(), "--idle-timeout", "120"};
-    if (i < flippers) args.push_back("--flip-labels");
+    if (i < cheaters) args.push_back(cheat);
     processes.push_back(std::make_unique<CohortProcess>(args, dir.path() / (name + ".out"),
                                                         dir.path() / (name + ".err")));
   }
@@ -126,6 +127,32 @@ TEST(ProofJob, ALabelFlippingWorkerIsCaughtSlashedAndBannedWhileHonestOnesArePai
     for (const auto& receipt : receipts_of(dir, worker)) EXPECT_EQ(receipt["verdict"], "passed");
   }
   EXPECT_NE(run.coordinator_log.find("failed its audit"), std::string::npos);
+  EXPECT_EQ(ledger_verify(dir), 0);
+}
+
+// The issue's end-to-end case: one worker trains only half of each segment
+// and claims all of it, among three honest ones.
+TEST(ProofJob, AWorkerSkippingHalfItsStepsIsSlashedAndBannedAmongThreeHonestOnes) {
+  ScratchDir dir;
+  JobRun run = run_proof_job(dir, /*workers=*/4, /*cheaters=*/1, /*rounds=*/2, "registration_grant = 1000\n",
+                             /*keep_momentum=*/false, "--cheat-skip-half");
+  ASSERT_EQ(run.coordinator_exit, 0) << run.coordinator_log;
+  ASSERT_EQ(run.rounds.size(), 2u);
+  EXPECT_EQ(run.rounds[0]["accepted"], 3);
+  EXPECT_EQ(run.rounds[0]["audits_failed"], 1);
+  EXPECT_EQ(run.rounds[0]["slashed"], 1'000'000'000);
+  EXPECT_EQ(run.rounds[1]["participants"], 3);
+  EXPECT_EQ(run.rounds[1]["audits_failed"], 0);
+  for (const auto& round : run.rounds) EXPECT_EQ(round["paid"], 9'999'999);  // 10 tokens over 3; 1 unassignable
+  auto cheater = receipts_of(dir, 0);
+  ASSERT_EQ(cheater.size(), 1u);
+  EXPECT_EQ(cheater[0]["verdict"], "failed");
+  for (int worker = 1; worker < 4; ++worker) {
+    auto receipts = receipts_of(dir, worker);
+    ASSERT_EQ(receipts.size(), 2u);
+    for (const auto& receipt : receipts) EXPECT_EQ(receipt["verdict"], "passed");
+  }
+  EXPECT_NE(run.coordinator_log.find("re-execution differs"), std::string::npos) << run.coordinator_log;
   EXPECT_EQ(ledger_verify(dir), 0);
 }
 

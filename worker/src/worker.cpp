@@ -56,7 +56,7 @@ class Session {
         data_digest_(data_digest),
         device_(device),
         log_(log),
-        prover_(identity, options.state_dir) {}
+        prover_(identity, options.state_dir, options.skip_half ? Cheat::kSkipHalf : Cheat::kNone) {}
 
   // Accepts the coordinator's key from its Welcome, unless another one was
   // pinned. Errors: a pinned key that differs.
