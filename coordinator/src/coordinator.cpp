@@ -75,6 +75,8 @@ Hyperparameters hyperparameters_of(const TrainingSection& training) {
   return hyper;
 }
 
+constexpr std::string_view kNoUpdateBeforeDeadline = "no update before the deadline";
+
 Amount tokens(double amount) { return static_cast<Amount>(std::llround(amount * kMicrosPerToken)); }
 
 // The training split workers cut their shards from (for re-executing audits).
@@ -415,16 +417,26 @@ class Coordinator::Impl {
   void collect(RoundState& state) {
     const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                              std::chrono::duration<double>(config_.round.deadline_seconds));
+    bool stragglers_closed = false;
     while (!state.all_settled() && fatal_.ok()) {
-      const bool past_deadline = Clock::now() >= deadline;
-      if (past_deadline && !audits_outstanding(state)) break;
+      if (Clock::now() >= deadline) {
+        if (!stragglers_closed) close_stragglers(state);
+        stragglers_closed = true;
+        if (!audits_outstanding(state)) break;
+      }
       receive_one(poll_interval(state, deadline), &state);
       apply_audit_outcomes(state);
       fail_missing_reveals(state);
     }
+    if (!stragglers_closed) close_stragglers(state);
+  }
+
+  // At the deadline: tasks without an update are closed, so that an update
+  // arriving while audits finish is refused as late.
+  void close_stragglers(RoundState& state) {
     for (auto& [routing_id, task] : state.tasks) {
       if (task.stage == TaskStage::kTraining) {
-        close_task(task, Verdict::kRejected, "no update before the deadline");
+        close_task(task, Verdict::kRejected, std::string(kNoUpdateBeforeDeadline));
         log_.warn("worker " + std::to_string(task.worker_index) + " sent no update for round " +
                   std::to_string(state.round));
       }
@@ -783,6 +795,9 @@ class Coordinator::Impl {
                                                  std::to_string(state->round));
     }
     OpenTask& task = it->second;
+    if (task.stage == TaskStage::kClosed && task.outcome == kNoUpdateBeforeDeadline) {
+      return refuse(ErrorCode::kDeadlineExceeded, "the round's deadline passed before this update arrived");
+    }
     if (task.stage != TaskStage::kTraining) {
       if (equivocates(task, update)) punish_equivocation(*state, task);
       return refuse(ErrorCode::kDuplicate, "duplicate update for this task");
