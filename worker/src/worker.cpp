@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/ops/from_blob.h>
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -32,14 +34,22 @@ DatasetInfo describe(const WorkerOptions& options, const LabeledImages& data) {
                      static_cast<uint64_t>(data.count), static_cast<uint32_t>(classes.size())};
 }
 
+// One line of receipts.jsonl: every field of the receipt, keys and digests
+// in hex, amounts in micro-tokens.
 std::string receipt_json(const Receipt& r) {
-  return "{\"round\":" + std::to_string(r.round) + ",\"task_id\":" + std::to_string(r.task_id) +
-         ",\"worker\":\"" + to_hex(r.worker) + "\",\"update_hash\":\"" + to_hex(r.update_hash) +
-         "\",\"verdict\":\"" + std::string(verdict_name(r.verdict)) + "\",\"reward\":" +
-         std::to_string(r.reward) + ",\"slashed\":" + std::to_string(r.slashed) +
-         ",\"chain_seq\":" + std::to_string(r.chain_seq) + ",\"chain_hash\":\"" + to_hex(r.chain_hash) +
-         "\",\"coordinator\":\"" + to_hex(r.coordinator) + "\",\"signature\":\"" +
-         to_hex(r.signature) + "\"}";
+  return nlohmann::ordered_json{{"round", r.round},
+                                {"task_id", r.task_id},
+                                {"worker", to_hex(r.worker)},
+                                {"update_hash", to_hex(r.update_hash)},
+                                {"verdict", verdict_name(r.verdict)},
+                                {"reason", r.reason},
+                                {"reward", r.reward},
+                                {"slashed", r.slashed},
+                                {"chain_seq", r.chain_seq},
+                                {"chain_hash", to_hex(r.chain_hash)},
+                                {"coordinator", to_hex(r.coordinator)},
+                                {"signature", to_hex(r.signature)}}
+      .dump();
 }
 
 // Everything a worker keeps between tasks: its data, the shard the last task
