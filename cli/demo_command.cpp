@@ -12,6 +12,7 @@
 #include <iostream>
 #include <thread>
 
+#include "cohort/cheats.h"
 #include "cohort/coordinator.h"
 #include "cohort/crypto.h"
 #include "cohort/dataset.h"
@@ -104,7 +105,8 @@ std::vector<std::string> worker_args(const std::string& endpoint, const po::vari
                                    "--state-dir",     state_dir,
                                    "--coordinator-key", to_hex(coordinator)};
   if (index < vm["cheaters"].as<int>()) {
-    args.push_back("--cheat-skip-half");
+    args.push_back("--cheat");
+    args.push_back(vm["cheat"].as<std::string>());
   } else if (index < vm["cheaters"].as<int>() + vm["flip-labels"].as<int>()) {
     args.push_back("--flip-labels");
   }
@@ -132,7 +134,10 @@ int demo_command(const std::vector<std::string>& args) {
        "where metrics.jsonl and model.ckpt go")
       ("no-proof", "no proof of learning, no ledger: plain federated averaging")
       ("cheaters", po::value<int>()->default_value(0),
-       "this many workers skip half of their training steps and claim all of them (audits catch them)")
+       "this many workers cheat (--cheat; by default they skip half of their training steps and claim all "
+       "of them): audits catch them")
+      ("cheat", po::value<std::string>()->default_value("skip-half"),
+       ("how the cheaters cheat: " + cheat_names()).c_str())
       ("flip-labels", po::value<int>()->default_value(0),
        "this many (other) workers train on flipped labels (audits catch them too)")
       ("ledger", po::value<std::string>(), "keep the ledger here (default: <output-dir>/ledger.db)")
@@ -147,6 +152,10 @@ int demo_command(const std::vector<std::string>& args) {
   const int workers = (*vm)["workers"].as<int>();
   if (workers < 1 || workers > 64) {
     std::cerr << "cohort demo: --workers must be in [1, 64]\n";
+    return kExitUsage;
+  }
+  if (auto cheat = parse_cheat((*vm)["cheat"].as<std::string>()); !cheat.ok()) {
+    std::cerr << "cohort demo: --cheat: " << cheat.status().message() << "\n";
     return kExitUsage;
   }
   if (Status s = init_crypto(); !s.ok()) {

@@ -35,7 +35,9 @@ int worker_command(const std::vector<std::string>& args) {
        "where checkpoints of unsettled tasks and receipts are kept (default: "
        "~/.cache/cohort/worker-<key>)")
       ("flip-labels", "Byzantine experiments only: train on flipped labels (y -> 9 - y)")
-      ("cheat-skip-half", "audit demonstrations only: train half of each proof segment and claim all of it")
+      ("cheat", po::value<std::string>()->default_value("none"),
+       ("audit demonstrations and tests only: a dishonest prover (docs/PROOF_OF_LEARNING.md#cheats): " +
+        cheat_names()).c_str())
       ("quiet,q", "log warnings and errors only")
       ("verbose,v", "log debugging detail");
   int exit_code = kExitOk;
@@ -65,7 +67,12 @@ int worker_command(const std::vector<std::string>& args) {
   }
   worker.wire_dtype = *wire_dtype;
   worker.flip_labels = vm->count("flip-labels") > 0;
-  worker.skip_half = vm->count("cheat-skip-half") > 0;
+  auto cheat = parse_cheat((*vm)["cheat"].as<std::string>());
+  if (!cheat.ok()) {
+    std::cerr << "cohort worker: --cheat: " << cheat.status().message() << "\n";
+    return kExitUsage;
+  }
+  worker.cheat = *cheat;
   worker.state_dir = (*vm)["state-dir"].as<std::string>();
   if (vm->count("coordinator-key")) {
     Result<PublicKey> key = read_public_key((*vm)["coordinator-key"].as<std::string>());

@@ -693,12 +693,17 @@ class Coordinator::Impl {
     limits.max_bytes = static_cast<uint64_t>(config_.network.max_model_bytes);
     Result<DecodedPayload> decoded =
         decode_payload(update.delta, std::move(payload), limits, &model_->layout());
-    if (decoded.ok() && !all_finite(decoded->flat)) {
-      decoded = Status::invalid_argument("the update contains NaN or Inf values");
-    }
+    const bool non_finite = decoded.ok() && !all_finite(decoded->flat);
+    if (non_finite) decoded = Status::invalid_argument("the update contains NaN or Inf values");
     if (ledger_) record_submission(*state, task, update);
     if (!decoded.ok()) {
-      close_task(task, Verdict::kRejected, decoded.status().message());
+      // Honest workers check for NaN and Inf before signing (worker.cpp), so
+      // a signed non-finite update is fraud, not bad luck.
+      if (non_finite && ledger_) {
+        fail_audit(task, "it signed " + decoded.status().message());
+      } else {
+        close_task(task, Verdict::kRejected, decoded.status().message());
+      }
       reject(routing_id, state,
              ErrorReply{error_code_for(decoded.status()), decoded.status().message(), update.round,
                         update.task_id});

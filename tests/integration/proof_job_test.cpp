@@ -1,10 +1,13 @@
 // Proof of learning end to end, with real processes: honest workers are
 // audited (re-executed by the coordinator with a different thread count than
 // they trained with), pass and are paid; a worker that trains on flipped
-// labels is caught, slashed and banned; a worker without stake is refused.
-// Every ledger is checked with `cohort ledger verify`.
+// labels is caught, slashed and banned, and so is every dishonest prover of
+// cheats.h (`cohort worker --cheat NAME`); a worker without stake is
+// refused. Every ledger is checked with `cohort ledger verify`.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include <cctype>
 
 #include "harness.h"
 
@@ -21,7 +24,7 @@ struct JobRun {
 // worker processes; the first `cheaters` of them get `cheat` (a worker flag).
 JobRun run_proof_job(const ScratchDir& dir, int workers, int cheaters, int rounds,
                      const std::string& ledger = "registration_grant = 1000\n", bool keep_momentum = false,
-                     const std::string& cheat = "--flip-labels") {
+                     const std::vector<std::string>& cheat = {"--flip-labels"}) {
   const std::string socket = "ipc://" + (dir.path() / "coordinator.sock").string();
   write_file(dir.path() / "job.toml", R"(
 [job]
@@ -52,7 +55,7 @@ reward_per_round = 10
     const std::string name = "w" + std::to_string(i);
     std::vector<std::string> args = {"worker", "--coordinator", socket, "--threads", "1", "--state-dir",
                                      (dir.path() / name).string(), "--idle-timeout", "120"};
-    if (i < cheaters) args.push_back(cheat);
+    if (i < cheaters) args.insert(args.end(), cheat.begin(), cheat.end());
     processes.push_back(std::make_unique<CohortProcess>(args, dir.path() / (name + ".out"),
                                                         dir.path() / (name + ".err")));
   }
@@ -136,7 +139,7 @@ TEST(ProofJob, ALabelFlippingWorkerIsCaughtSlashedAndBannedWhileHonestOnesArePai
 TEST(ProofJob, AWorkerSkippingHalfItsStepsIsSlashedAndBannedAmongThreeHonestOnes) {
   ScratchDir dir;
   JobRun run = run_proof_job(dir, /*workers=*/4, /*cheaters=*/1, /*rounds=*/2, "registration_grant = 1000\n",
-                             /*keep_momentum=*/false, "--cheat-skip-half");
+                             /*keep_momentum=*/false, {"--cheat", "skip-half"});
   ASSERT_EQ(run.coordinator_exit, 0) << run.coordinator_log;
   ASSERT_EQ(run.rounds.size(), 2u);
   EXPECT_EQ(run.rounds[0]["accepted"], 3);
@@ -156,6 +159,58 @@ TEST(ProofJob, AWorkerSkippingHalfItsStepsIsSlashedAndBannedAmongThreeHonestOnes
   EXPECT_NE(run.coordinator_log.find("re-execution differs"), std::string::npos) << run.coordinator_log;
   EXPECT_EQ(ledger_verify(dir), 0);
 }
+
+// Every cheat of cheats.h, by a worker process beside an honest one. Each
+// task has 3 segments and is audited (one random segment plus the last),
+// so every cheat below is caught in the round it is first tried: those
+// that change every segment, fake-segments:1 (both non-last segments),
+// and the forged updates (the last segment). replay-update trains honestly
+// once and replays that update in round 2; a non-finite update is refused
+// on arrival.
+struct CheatCase {
+  std::string cheat;
+  int caught_in_round;  // 1-based
+};
+
+class CheatingWorker : public ::testing::TestWithParam<CheatCase> {};
+
+TEST_P(CheatingWorker, IsSlashedAndBannedWhileTheHonestOneIsPaid) {
+  const CheatCase& c = GetParam();
+  ScratchDir dir;
+  const int rounds = c.caught_in_round + 1;  // one more, to see the ban
+  JobRun run = run_proof_job(dir, /*workers=*/2, /*cheaters=*/1, rounds, "registration_grant = 1000\n",
+                             /*keep_momentum=*/false, {"--cheat", c.cheat});
+  ASSERT_EQ(run.coordinator_exit, 0) << run.coordinator_log;
+  ASSERT_EQ(run.rounds.size(), static_cast<size_t>(rounds));
+  const nlohmann::json& caught = run.rounds[c.caught_in_round - 1];
+  EXPECT_EQ(caught["accepted"], 1);
+  EXPECT_EQ(caught["slashed"], 1'000'000'000);  // the whole granted stake
+  EXPECT_EQ(caught["paid"], 10'000'000);         // the budget, all to the honest worker
+  EXPECT_EQ(run.rounds.back()["participants"], 1);
+
+  auto cheater = receipts_of(dir, 0);
+  ASSERT_EQ(cheater.size(), static_cast<size_t>(c.caught_in_round));
+  for (size_t i = 0; i + 1 < cheater.size(); ++i) EXPECT_EQ(cheater[i]["verdict"], "passed");
+  EXPECT_EQ(cheater.back()["verdict"], "failed");
+  EXPECT_EQ(cheater.back()["reward"], 0);
+  EXPECT_EQ(cheater.back()["slashed"], 1'000'000'000);
+  auto honest = receipts_of(dir, 1);
+  ASSERT_EQ(honest.size(), static_cast<size_t>(rounds));
+  for (const auto& receipt : honest) EXPECT_EQ(receipt["verdict"], "passed");
+  EXPECT_EQ(ledger_verify(dir), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryCheat, CheatingWorker,
+    ::testing::Values(CheatCase{"fake-segments:1", 1}, CheatCase{"short-segments", 1}, CheatCase{"lr-0.99", 1},
+                      CheatCase{"batch-order", 1}, CheatCase{"bf16-states", 1}, CheatCase{"forged-momentum", 1},
+                      CheatCase{"no-training", 1}, CheatCase{"random-update", 1},
+                      CheatCase{"replay-update", 2}, CheatCase{"non-finite", 1}),
+    [](const ::testing::TestParamInfo<CheatCase>& info) {
+      std::string name;
+      for (char ch : info.param.cheat) name += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+      return name;
+    });
 
 TEST(ProofJob, AWorkerWithoutStakeIsRefusedWithTheReason) {
   ScratchDir dir;

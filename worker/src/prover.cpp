@@ -1,6 +1,5 @@
 #include "prover.h"
 
-#include <ATen/ATen.h>
 
 namespace cohort {
 
@@ -25,8 +24,9 @@ Result<Prover::Trained> Prover::train(const Task& task, Model& model, const Tens
   while (pending_.size() >= kMaxPendingTasks) settle(pending_.begin()->first);
   const std::filesystem::path dir = state_dir_ / ("task-" + std::to_string(task.task_id));
   COHORT_ASSIGN_OR_RETURN(ProvenTraining proven,
-                          cheat_ == Cheat::kSkipHalf
-                              ? train_skipping_half(task, model, shard, dir)
+                          cheat_.kind != CheatKind::kNone
+                              ? train_dishonestly(cheat_, model, shard, task.hyper, task.seed, task.task_id,
+                                                  task.proof.params, dir, cheat_memory_)
                               : train_with_proof(model, shard, task.hyper, task.seed, task.task_id,
                                                  task.proof.params, dir, momentum));
   const Commitment& c = proven.commitment;
@@ -35,41 +35,6 @@ Result<Prover::Trained> Prover::train(const Task& task, Model& model, const Tens
               UpdateCommitment{c.root, c.total_steps, c.segment_steps, open_leaf(c, task.task_id, 0),
                                open_leaf(c, task.task_id, last)}};
   pending_[task.task_id] = Pending{task, c, dir};
-  return out;
-}
-
-Result<ProvenTraining> Prover::train_skipping_half(const Task& task, Model& model, const TensorDataset& shard,
-                                                  const std::filesystem::path& dir) const {
-  const uint32_t k = task.proof.params.segment_steps;
-  const uint32_t total = task.proof.total_steps;
-  std::error_code error;
-  std::filesystem::create_directories(dir, error);
-  if (error) return Status::io_error("cannot create " + dir.string() + ": " + error.message());
-  const at::Tensor start = model.flat_parameters();
-  SgdTrainer trainer(model, shard, task.hyper, task.seed);
-  ProvenTraining out;
-  out.commitment.total_steps = total;
-  out.commitment.segment_steps = k;
-  for (uint32_t j = 0; j <= segment_count(total, k); ++j) {
-    Digest batches{};
-    if (j > 0) {
-      const uint64_t begin = segment_begin(j, k);
-      const uint64_t end = segment_end(j, k, total);
-      COHORT_RETURN_IF_ERROR(trainer.run(std::max<uint64_t>(1, (end - begin) / 2)));
-      batches = batch_digest(shard.size(), task.hyper.batch_size, task.seed, begin, end);
-    }
-    TrainingState state = trainer.state();
-    state.step = j == 0 ? 0 : segment_end(j, k, total);  // the claim
-    const LeafData leaf = leaf_of(model.layout(), state, j, batches);
-    COHORT_RETURN_IF_ERROR(write_training_state(checkpoint_path(dir, j), state, leaf_hash(task.task_id, leaf)));
-    out.commitment.leaves.push_back(leaf);
-  }
-  out.commitment.root = commitment_root(task.task_id, out.commitment.leaves);
-  out.training.delta = model.flat_parameters() - start;
-  out.training.samples_seen = uint64_t{total} * task.hyper.batch_size;  // also a claim
-  out.training.metrics.steps = total;
-  out.training.metrics.local_loss = trainer.mean_loss();
-  out.training.metrics.local_accuracy = trainer.accuracy();
   return out;
 }
 

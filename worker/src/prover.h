@@ -8,17 +8,12 @@
 #include <map>
 #include <optional>
 
+#include "cohort/cheats.h"
 #include "cohort/proof_of_learning.h"
 #include "cohort/protocol.h"
 #include "cohort/reveal_payload.h"
 
 namespace cohort {
-
-// A dishonest prover, for tests and demos of the audits: kSkipHalf runs only
-// the first half of every segment's steps but commits to each state as if
-// the segment were complete (right step numbers, right batch digests,
-// consistent checkpoints): only re-executing a segment shows it.
-enum class Cheat { kNone, kSkipHalf };
 
 class Prover {
  public:
@@ -28,8 +23,9 @@ class Prover {
   static constexpr size_t kMaxPendingTasks = 8;
 
   // Deletes checkpoints a previous run left in `state_dir`: their
-  // commitments belonged to sessions that are gone.
-  Prover(const Identity& identity, std::filesystem::path state_dir, Cheat cheat = Cheat::kNone);
+  // commitments belonged to sessions that are gone. A `cheat` other than
+  // kNone makes a dishonest prover, for tests and demos (cheats.h).
+  Prover(const Identity& identity, std::filesystem::path state_dir, Cheat cheat = {});
 
   // Trains `task` on `shard` from the parameters already in `model` and
   // returns the local result with the commitment the update must carry.
@@ -56,9 +52,6 @@ class Prover {
   void settle(uint64_t task_id);
 
  private:
-  Result<ProvenTraining> train_skipping_half(const Task& task, Model& model, const TensorDataset& shard,
-                                             const std::filesystem::path& dir) const;
-
   struct Pending {
     Task task;
     Commitment commitment;
@@ -68,6 +61,7 @@ class Prover {
   const Identity& identity_;
   std::filesystem::path state_dir_;
   Cheat cheat_;
+  CheatMemory cheat_memory_;
   std::map<uint64_t, Pending> pending_;  // by task id
 };
 

@@ -66,7 +66,7 @@ class Session {
         data_digest_(data_digest),
         device_(device),
         log_(log),
-        prover_(identity, options.state_dir, options.skip_half ? Cheat::kSkipHalf : Cheat::kNone) {}
+        prover_(identity, options.state_dir, options.cheat) {}
 
   // Accepts the coordinator's key from its Welcome, unless another one was
   // pinned. Errors: a pinned key that differs.
@@ -183,6 +183,11 @@ class Session {
       commitment = std::move(proven.commitment);
     } else {
       COHORT_ASSIGN_OR_RETURN(trained, train_locally(*model, *shard, task.hyper, task.seed, momentum));
+    }
+    // A signed non-finite update is slashed as fraud, so an honest worker
+    // reports the failure instead of sending one.
+    if (options_.cheat.kind == CheatKind::kNone && !all_finite(trained.delta)) {
+      return Status::internal("training produced NaN or Inf parameters");
     }
     COHORT_ASSIGN_OR_RETURN(EncodedPayload encoded,
                             encode_payload(model->layout(), trained.delta, options_.chunk_bytes,

@@ -24,6 +24,7 @@
 
 #include <zmq.hpp>
 
+#include "cohort/cheats.h"
 #include "cohort/crypto.h"
 #include "cohort/dataset.h"
 #include "cohort/log.h"
@@ -47,9 +48,8 @@ struct WorkerOptions {
   // A Byzantine behaviour for robustness experiments: train honestly on
   // flipped labels (y -> 9 - y), as ByzFL, Blades and epfml define it.
   bool flip_labels = false;
-  // A dishonest prover, for tests and demos of the audits: commits to
-  // segments of which it trained only the first half.
-  bool skip_half = false;
+  // A dishonest prover, for tests and demos of the audits (cheats.h).
+  Cheat cheat;
   // Checkpoints of tasks awaiting settlement, and receipts; empty = the
   // key's own directory, $XDG_CACHE_HOME (or ~/.cache)/cohort/worker-<key>.
   std::filesystem::path state_dir;
