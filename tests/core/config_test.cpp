@@ -158,8 +158,8 @@ TEST(ConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(d.attack.byzantine, 0);
   EXPECT_TRUE(d.attack.params.empty());
   EXPECT_EQ(d.proof.segment_steps, 0);
-  EXPECT_EQ(d.proof.audit_probability, 0.25);
-  EXPECT_EQ(d.proof.segments_per_audit, 2);
+  EXPECT_EQ(d.proof.audit_probability, 0.1);
+  EXPECT_EQ(d.proof.segments_per_audit, 7);
   EXPECT_EQ(d.proof.profile, "cpu-exact");
   EXPECT_EQ(d.proof.tolerance, 0.0);
   EXPECT_EQ(d.proof.reveal_seconds, 60.0);
@@ -167,11 +167,11 @@ TEST(ConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(d.ledger.path.string(), "");
   EXPECT_EQ(d.ledger.key.string(), "");
   EXPECT_EQ(d.ledger.reward_per_round, 100.0);
-  EXPECT_EQ(d.ledger.min_stake, 400.0);
+  EXPECT_EQ(d.ledger.min_stake, 1000.0);
   EXPECT_EQ(d.ledger.slash_fraction, 1.0);
   EXPECT_EQ(d.ledger.registration_grant, 0.0);
-  // The defaults satisfy the stake rule: 100 * (1 / 0.25 - 1) = 300 <= 400.
-  EXPECT_DOUBLE_EQ(minimum_slashable_stake(d), 300.0);
+  // The defaults satisfy the stake rule: 100 * (1 / 0.1 - 1) = 900 <= 1000.
+  EXPECT_DOUBLE_EQ(minimum_slashable_stake(d), 900.0);
 }
 
 TEST(ConfigTest, EmptyConfigGivesDefaults) {
@@ -440,7 +440,7 @@ TEST(ConfigTest, InconsistentKeysAreErrors) {
        "job.toml: proof.tolerance: must be > 0 with proof.profile = \"tolerant\""},
       {"[proof]\nsegment_steps = 10\n[ledger]\nmin_stake = 200\n",
        "job.toml: ledger.min_stake: too small to make cheating a loss: slash_fraction * min_stake = "
-       "200 but the stake rule needs >= 300 (reward_per_round * (1 / (audit_probability * d) - 1), "
+       "200 but the stake rule needs >= 900 (reward_per_round * (1 / (audit_probability * d) - 1), "
        "docs/LEDGER.md)"},
       {"[network]\nmax_message_bytes = 1048576\nchunk_bytes = 2097152\n",
        "job.toml: network.chunk_bytes: must be <= network.max_message_bytes (1048576), got 2097152"},

@@ -11,6 +11,8 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -647,6 +649,53 @@ TEST_F(ProofOfLearningTest, ChallengeDistributionMatchesTheParameters) {
   const double expected = audited * 3.0 / 11.0;
   const double sigma = std::sqrt(audited * (3.0 / 11.0) * (8.0 / 11.0));
   for (uint32_t s = 1; s < kCount; ++s) EXPECT_NEAR(picked[s], expected, 4 * sigma) << "segment " << s;
+}
+
+// A cheater that fakes half of segments 1..40 (of 41) and can re-roll its
+// root (by perturbing anything it commits to) grinds for a root whose
+// challenge misses every faked segment. If the challenge came from what the
+// worker knows (here: a secret derived from the root itself, as in a
+// self-audit), grinding wins every time; with the coordinator's secret,
+// known to the worker only as secret_commitment(secret) until its root is
+// in, the best the grinder can do is guess, and it escapes only as often
+// as an honest draw lets it: C(20, 2) / C(40, 2) = 0.244 with s = 2.
+TEST_F(ProofOfLearningTest, AChallengeCannotBeGroundFromWhatTheWorkerKnows) {
+  constexpr uint32_t kCount = 41;
+  const ChallengeParams params{1.0, 2};
+  const PublicKey worker = numbered(3);
+  std::set<uint32_t> faked;
+  for (uint32_t j = 1; j < kCount; j += 2) faked.insert(j);  // 20 of the 40 that can be faked
+  auto escapes = [&](const Challenge& c) {
+    return std::none_of(c.segments.begin(), c.segments.end(), [&](uint32_t j) { return faked.contains(j); });
+  };
+  // The grinder's search: the first of up to 64 roots that escapes under
+  // `predicted_secret(root)`.
+  auto grind = [&](uint64_t task, const std::function<Digest(const Digest&)>& predicted_secret) {
+    Digest root = numbered(task << 8);
+    for (uint64_t nonce = 0; nonce < 64; ++nonce) {
+      root = numbered((task << 8) + nonce);
+      if (escapes(derive_challenge(predicted_secret(root), root, worker, task, kCount, params))) break;
+    }
+    return root;
+  };
+  constexpr int kTasks = 2000;
+  int escaped_self_derived = 0, escaped_committed = 0;
+  for (uint64_t task = 1; task <= kTasks; ++task) {
+    // Strawman: the secret is a function of the root, so the worker computes it.
+    auto self_derived = [](const Digest& root) { return blake2b_256(root); };
+    const Digest ground = grind(task, self_derived);
+    escaped_self_derived += escapes(derive_challenge(self_derived(ground), ground, worker, task, kCount, params));
+    // Ours: the real secret is fresh and the worker sees only its commitment;
+    // it grinds against that commitment, its best available guess.
+    const Digest secret = numbered(900'000 + task);
+    const Digest known = secret_commitment(secret);
+    const Digest chosen = grind(task, [&](const Digest&) { return known; });
+    escaped_committed += escapes(derive_challenge(secret, chosen, worker, task, kCount, params));
+  }
+  EXPECT_EQ(escaped_self_derived, kTasks);
+  // 0.244 +- 5 sigma (sigma = sqrt(p (1 - p) / n) = 0.0096).
+  const double p = 20.0 * 19.0 / (40.0 * 39.0);
+  EXPECT_NEAR(static_cast<double>(escaped_committed) / kTasks, p, 5 * std::sqrt(p * (1 - p) / kTasks));
 }
 
 // ---- Tolerant profile -------------------------------------------------------------------

@@ -56,13 +56,15 @@ class CheatsTest : public ::testing::Test {
   // returns the segments whose audit fails.
   std::set<uint32_t> failing_segments(const Cheat& cheat, uint64_t task_id, at::Tensor* delta = nullptr) {
     const at::Tensor start = model_->flat_parameters();
+    const uint32_t segments = segment_count(hyper_.local_steps, params_.segment_steps);
+    at::set_num_threads(train_threads_);
     const std::filesystem::path dir = root_ / ("task-" + std::to_string(task_id));
     auto proven = train_dishonestly(cheat, *model_, shard_, hyper_, kSeed, task_id, params_, dir, memory_);
     EXPECT_TRUE(proven.ok()) << proven.status().to_string();
     if (!proven.ok()) return {};
     if (delta != nullptr) *delta = proven->training.delta;
-    EXPECT_EQ(proven->commitment.leaves.size(), kSegments + 1);
-    EXPECT_EQ(proven->training.samples_seen, 96u);  // what an honest worker reports
+    EXPECT_EQ(proven->commitment.leaves.size(), segments + 1);
+    EXPECT_EQ(proven->training.samples_seen, hyper_.local_steps * hyper_.batch_size);  // an honest claim
 
     AuditContext context;
     context.shard = &shard_;
@@ -71,11 +73,12 @@ class CheatsTest : public ::testing::Test {
     context.task_id = task_id;
     context.params = params_;
     context.root = proven->commitment.root;
-    context.total_steps = 12;
+    context.total_steps = hyper_.local_steps;
     context.start_parameters = start;
     context.submitted_delta = proven->training.delta;
+    at::set_num_threads(verify_threads_);
     std::set<uint32_t> failing;
-    for (uint32_t j = 1; j <= kSegments; ++j) {
+    for (uint32_t j = 1; j <= segments; ++j) {
       auto opening = open_segment(proven->commitment, task_id, dir, j);
       EXPECT_TRUE(opening.ok()) << "the cheat's checkpoints must open like honest ones: "
                                 << opening.status().to_string();
@@ -95,6 +98,8 @@ class CheatsTest : public ::testing::Test {
   Hyperparameters hyper_ = task_hyper();
   ProofParams params_{2, DeterminismProfile::kCpuExact, 0.0};
   CheatMemory memory_;
+  int train_threads_ = 1;
+  int verify_threads_ = 1;
 
   void TearDown() override { std::filesystem::remove_all(root_); }
 };
@@ -134,6 +139,22 @@ TEST_F(CheatsTest, FakedSegmentsAreTheFractionOfAllButTheLast) {
 
 TEST_F(CheatsTest, HonestProverPassesEverySegment) {
   EXPECT_TRUE(failing_segments(Cheat{}, 1).empty());
+}
+
+// The bar for false positives: 100 honest tasks, each from another
+// model, trained at 1 thread and every segment re-executed at 2 (as a
+// coordinator does), and not one segment fails.
+TEST_F(CheatsTest, HundredHonestAuditedTasksHaveNoFalsePositive) {
+  hyper_.local_steps = 4;
+  params_.segment_steps = 2;
+  train_threads_ = 1;
+  verify_threads_ = 2;
+  int false_positives = 0;
+  for (uint64_t task = 100; task < 200; ++task) {
+    model_ = std::move(Model::create("mlp", task)).value();
+    false_positives += static_cast<int>(failing_segments(Cheat{}, task).size());
+  }
+  EXPECT_EQ(false_positives, 0);
 }
 
 TEST_F(CheatsTest, FakedSegmentsFailAndOnlyThey) {

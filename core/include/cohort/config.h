@@ -118,8 +118,8 @@ struct AttackSection {
 // drawn for audit. Off when segment_steps is 0; then nothing is paid.
 struct ProofSection {
   int segment_steps = 0;              // k, >= 0; 0 = off
-  double audit_probability = 0.25;    // rho, in (0, 1]
-  int segments_per_audit = 2;         // s random segments (>= 1), plus always the last
+  double audit_probability = 0.1;     // rho, in (0, 1]
+  int segments_per_audit = 7;         // s random segments (>= 1), plus always the last
   std::string profile = "cpu-exact";  // "cpu-exact" (bitwise) | "tolerant"
   double tolerance = 0.0;             // tau for "tolerant": relative L2 error, in (0, 0.05]
   double reveal_seconds = 60.0;       // a challenged worker's time to reveal, > 0
@@ -132,7 +132,7 @@ struct LedgerSection {
   std::filesystem::path path;       // SQLite file; "" = <job.output_dir>/ledger.db
   std::filesystem::path key;        // coordinator's secret key; "" = <job.output_dir>/coordinator.key (made if absent)
   double reward_per_round = 100.0;  // split over the round's paid work by samples, >= 0
-  double min_stake = 400.0;         // stake a worker needs to be given tasks, >= 0
+  double min_stake = 1000.0;        // stake a worker needs to be given tasks, >= 0
   double slash_fraction = 1.0;      // of the stake, taken on a failed audit, in (0, 1]
   // Stake credited to each new account at registration (a test network's
   // faucet; 0 in production, where stake comes from `cohort ledger deposit`).
