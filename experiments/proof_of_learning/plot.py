@@ -106,16 +106,17 @@ def plot_detection(detection, out):
     fig.savefig(out / "detection.png", dpi=120)
 
 
-def plot_cost(detection, cost, out):
+def plot_cost(detection, cost, segments, out):
+    """Both axes for the detection study's tasks (`segments` segments)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for rho in (0.1, 0.25, 0.5):
         for q in (0.1, 0.5):
             cells = [d for d in detection if d["q"] == q]
-            x = [100 * verification_fraction(cost, rho, d["s"]) for d in cells]
+            x = [100 * verification_fraction(cost, rho, d["s"], segments) for d in cells]
             # Per task: P(audited and caught) = rho * P(caught | audited).
             ax.plot(x, [rho * d["empirical"] for d in cells], "o-", ms=4,
                     label=f"rho = {rho:g}, q = {q:g}")
-    ax.set_xlabel(f"verification compute, % of training (task of {DEFAULT_TASK_SEGMENTS} segments)")
+    ax.set_xlabel(f"verification compute, % of training (tasks of {segments} segments)")
     ax.set_ylabel("P(caught) per task")
     ax.set_title("Detection against audit cost (s = 1, 2, 4, 7, 8)")
     ax.legend(fontsize=7)
@@ -150,12 +151,13 @@ def write_summary(detection, honest, cost, out):
 
 def main():
     out = Path(sys.argv[1])
-    detection = summarise_detection(read(out / "detection.csv"))
+    detection_rows = read(out / "detection.csv")
+    detection = summarise_detection(detection_rows)
     honest = read(out / "honest.csv")
     cost = summarise_cost(read(out / "cost.csv")) if (out / "cost.csv").exists() else None
     plot_detection(detection, out)
     if cost:
-        plot_cost(detection, cost, out)
+        plot_cost(detection, cost, int(detection_rows[0]["segments"]), out)
     write_summary(detection, honest, cost, out)
     print((out / "summary.md").read_text())
 
