@@ -260,6 +260,7 @@ enum ErrorCode {
   unavailable @10;
   badSignature @11;
   forbidden @12;             # banned key, or not enough stake
+  rateLimited @13;           # more messages than [network] messages_per_second allows
 }
 
 struct Error {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -19,11 +20,19 @@
 #include "cohort/reveal_payload.h"
 #include "cohort/training.h"
 #include "cohort/wire.h"
+#include "rate_limiter.h"
 #include "round_state.h"
 #include "worker_registry.h"
 
 namespace cohort {
 namespace {
+
+// A number as a person writes it: "50", "0.5", "1e+06".
+std::string short_number(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", value);
+  return text;
+}
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -102,7 +111,10 @@ Result<Identity> load_or_make_identity(const std::filesystem::path& path, Logger
 class Coordinator::Impl {
  public:
   Impl(zmq::context_t& context, JobConfig config, Logger& log)
-      : config_(std::move(config)), log_(log), socket_(context, zmq::socket_type::router) {}
+      : config_(std::move(config)),
+        log_(log),
+        socket_(context, zmq::socket_type::router),
+        rate_limiter_(config_.network.messages_per_second, config_.network.message_burst) {}
 
   Status init(const RuleRegistry& rules, StartMode mode) {
     // Before any tensor operation: it pins ATen's CPU kernels.
@@ -170,6 +182,8 @@ class Coordinator::Impl {
   Status bind() {
     socket_.set(zmq::sockopt::router_mandatory, 1);  // sends to a gone peer fail
     socket_.set(zmq::sockopt::maxmsgsize, config_.network.max_message_bytes);
+    // Per peer: ZeroMQ stops reading from a peer whose queue is full.
+    socket_.set(zmq::sockopt::rcvhwm, config_.network.max_pending_messages);
     socket_.set(zmq::sockopt::linger, 2000);
     try {
       socket_.bind(config_.network.listen);
@@ -345,6 +359,10 @@ class Coordinator::Impl {
     metrics.participants = static_cast<int>(state.tasks.size());
     metrics.accepted = static_cast<int>(ready.size());
     metrics.rejected = state.rejected;
+    metrics.limits_exceeded = state.limits_exceeded;
+    for (const auto& [id, task] : state.tasks) {
+      if (task.stage == TaskStage::kClosed) metrics.not_aggregated.emplace_back(task.worker_index, task.outcome);
+    }
     double loss_sum = 0.0;
     for (const OpenTask* task : ready) loss_sum += task->local_loss;
     metrics.mean_local_loss = ready.empty() ? 0.0 : loss_sum / static_cast<double>(ready.size());
@@ -649,6 +667,7 @@ class Coordinator::Impl {
     if (state != nullptr) state->bytes_in += incoming->bytes;
     const std::string routing_id(static_cast<const char*>(incoming->routing_id->data()),
                                  incoming->routing_id->size());
+    if (!admitted(routing_id, state)) return;
     if (!incoming->message.ok()) {
       const Status& status = incoming->message.status();
       reject(routing_id, state, ErrorReply{error_code_for(status), status.message(), 0, 0});
@@ -677,6 +696,41 @@ class Coordinator::Impl {
     }
   }
 
+  // [network] messages_per_second: a message over the peer's rate is
+  // dropped; the first of a streak is answered, the others only counted.
+  bool admitted(const std::string& routing_id, RoundState* state) {
+    switch (rate_limiter_.admit(routing_id, Clock::now())) {
+      case RateLimiter::Decision::kAllow:
+        return true;
+      case RateLimiter::Decision::kRefuseAndTell:
+        reject(routing_id, state,
+               ErrorReply{ErrorCode::kRateLimited,
+                          "more than " + short_number(config_.network.messages_per_second) +
+                              " messages per second (burst " + std::to_string(config_.network.message_burst) +
+                              "): messages are dropped until the rate falls",
+                          0, 0});
+        return false;
+      case RateLimiter::Decision::kRefuseSilently:
+        if (state != nullptr) {
+          ++state->rejected;
+          ++state->limits_exceeded;
+        }
+        return false;
+    }
+    return false;
+  }
+
+  // Refuses, before anything else sees it, an update whose L2 norm is above
+  // aggregation.max_update_norm (a finite update can still be absurd).
+  Status check_norm(const at::Tensor& flat) const {
+    const double limit = config_.aggregation.max_update_norm;
+    if (limit <= 0.0) return Status();
+    const double norm = flat.norm().item<double>();
+    if (norm <= limit) return Status();
+    return Status::invalid_argument("the update's L2 norm " + short_number(norm) +
+                                    " is above aggregation.max_update_norm = " + short_number(limit));
+  }
+
   void handle_update(const std::string& routing_id, const Update& update,
                      std::vector<zmq::message_t> payload, RoundState* state) {
     if (auto refusal = check_update(routing_id, update, state)) {
@@ -695,6 +749,9 @@ class Coordinator::Impl {
         decode_payload(update.delta, std::move(payload), limits, &model_->layout());
     const bool non_finite = decoded.ok() && !all_finite(decoded->flat);
     if (non_finite) decoded = Status::invalid_argument("the update contains NaN or Inf values");
+    if (decoded.ok()) {
+      if (Status norm = check_norm(decoded->flat); !norm.ok()) decoded = norm;
+    }
     if (ledger_) record_submission(*state, task, update);
     if (!decoded.ok()) {
       // Honest workers check for NaN and Inf before signing (worker.cpp), so
@@ -903,7 +960,10 @@ class Coordinator::Impl {
   void reject(const std::string& routing_id, RoundState* state, ErrorReply error) {
     log_.warn("rejected a message (" + std::string(error_code_name(error.code)) +
               "): " + error.message);
-    if (state != nullptr) ++state->rejected;
+    if (state != nullptr) {
+      ++state->rejected;
+      if (error.code == ErrorCode::kTooLarge || error.code == ErrorCode::kRateLimited) ++state->limits_exceeded;
+    }
     send_to(routing_id, std::move(error));
   }
 
@@ -939,6 +999,7 @@ class Coordinator::Impl {
   JobConfig config_;
   Logger& log_;
   zmq::socket_t socket_;
+  RateLimiter rate_limiter_;  // [network] messages_per_second, per peer
   std::unique_ptr<AggregationPipeline> pipeline_;
   std::unique_ptr<Attack> attack_;  // simulated Byzantine workers, when configured
   at::Tensor previous_aggregate_;

@@ -9,6 +9,8 @@ std::string RoundMetrics::to_json() const {
   for (const auto& [worker, weight] : worker_weights) {
     weights.push_back({{"worker", worker}, {"weight", weight}});
   }
+  nlohmann::ordered_json refused = nlohmann::ordered_json::array();
+  for (const auto& [worker, reason] : not_aggregated) refused.push_back({{"worker", worker}, {"reason", reason}});
   nlohmann::ordered_json json = {
       {"round", round},
       {"test_accuracy", test_accuracy},
@@ -16,6 +18,8 @@ std::string RoundMetrics::to_json() const {
       {"participants", participants},
       {"accepted", accepted},
       {"rejected", rejected},
+      {"limits_exceeded", limits_exceeded},
+      {"not_aggregated", refused},
       {"model_updated", model_updated},
       {"mean_local_loss", mean_local_loss},
       {"bytes_in", bytes_in},

@@ -54,6 +54,7 @@ struct RoundState {
   at::Tensor start;                          // the global model the tasks announced
   std::map<std::string, OpenTask> tasks;     // by routing id
   int rejected = 0;
+  int limits_exceeded = 0;  // messages refused by a size or rate limit
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
 

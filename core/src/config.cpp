@@ -356,6 +356,7 @@ Status read_aggregation(TableReader r, AggregationSection& s) {
   r.read("server_learning_rate", s.server_learning_rate, DoubleRange{.min = 0, .min_open = true});
   r.read("f", s.f, IntRange{.min = 0});
   r.read("root_samples", s.root_samples, IntRange{.min = 0});
+  r.read("max_update_norm", s.max_update_norm, DoubleRange{.min = 0});
   r.read("params", s.params);
   return r.finish();
 }
@@ -375,6 +376,9 @@ Status read_network(TableReader r, NetworkSection& s) {
   r.read("max_message_bytes", s.max_message_bytes, IntRange{.min = kMiB});
   r.read("chunk_bytes", s.chunk_bytes, IntRange{.min = 4 * kKiB});
   r.read("max_model_bytes", s.max_model_bytes, IntRange{.min = 1});
+  r.read("messages_per_second", s.messages_per_second, DoubleRange{.min = 0});
+  r.read("message_burst", s.message_burst, IntRange{.min = 1});
+  r.read("max_pending_messages", s.max_pending_messages, IntRange{.min = 1});
   return r.finish();
 }
 

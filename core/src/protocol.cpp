@@ -444,7 +444,7 @@ RoundResult read(proto::RoundResult::Reader in, const DecodeLimits& limits) {
 }
 
 ErrorReply read(proto::Error::Reader in, const DecodeLimits& limits) {
-  return ErrorReply{read_enum<ErrorCode>(static_cast<uint16_t>(in.getCode()), 12, "error code"),
+  return ErrorReply{read_enum<ErrorCode>(static_cast<uint16_t>(in.getCode()), 13, "error code"),
                     read_text(in.getMessage(), limits, "error message"), in.getRound(),
                     in.getTaskId()};
 }
@@ -528,6 +528,7 @@ std::string_view error_code_name(ErrorCode code) {
     case ErrorCode::kUnavailable: return "unavailable";
     case ErrorCode::kBadSignature: return "bad signature";
     case ErrorCode::kForbidden: return "forbidden";
+    case ErrorCode::kRateLimited: return "rate limited";
   }
   return "unknown";
 }

@@ -43,6 +43,7 @@ void expect_same(const JobConfig& got, const JobConfig& want) {
   EXPECT_EQ(got.aggregation.server_learning_rate, want.aggregation.server_learning_rate);
   EXPECT_EQ(got.aggregation.f, want.aggregation.f);
   EXPECT_EQ(got.aggregation.root_samples, want.aggregation.root_samples);
+  EXPECT_EQ(got.aggregation.max_update_norm, want.aggregation.max_update_norm);
   EXPECT_EQ(got.aggregation.params, want.aggregation.params);
   EXPECT_EQ(got.round.min_workers, want.round.min_workers);
   EXPECT_EQ(got.round.workers_per_round, want.round.workers_per_round);
@@ -53,6 +54,9 @@ void expect_same(const JobConfig& got, const JobConfig& want) {
   EXPECT_EQ(got.network.max_message_bytes, want.network.max_message_bytes);
   EXPECT_EQ(got.network.chunk_bytes, want.network.chunk_bytes);
   EXPECT_EQ(got.network.max_model_bytes, want.network.max_model_bytes);
+  EXPECT_EQ(got.network.messages_per_second, want.network.messages_per_second);
+  EXPECT_EQ(got.network.message_burst, want.network.message_burst);
+  EXPECT_EQ(got.network.max_pending_messages, want.network.max_pending_messages);
   EXPECT_EQ(got.attack.name, want.attack.name);
   EXPECT_EQ(got.attack.byzantine, want.attack.byzantine);
   EXPECT_EQ(got.attack.params, want.attack.params);
@@ -144,6 +148,7 @@ TEST(ConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(d.aggregation.server_learning_rate, 1.0);
   EXPECT_EQ(d.aggregation.f, 0);
   EXPECT_EQ(d.aggregation.root_samples, 0);
+  EXPECT_EQ(d.aggregation.max_update_norm, 1e6);
   EXPECT_TRUE(d.aggregation.params.empty());
   EXPECT_EQ(d.round.min_workers, 1);
   EXPECT_EQ(d.round.workers_per_round, 0);
@@ -154,6 +159,9 @@ TEST(ConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(d.network.max_message_bytes, 1073741824);
   EXPECT_EQ(d.network.chunk_bytes, 16777216);
   EXPECT_EQ(d.network.max_model_bytes, 2147483648);
+  EXPECT_EQ(d.network.messages_per_second, 50.0);
+  EXPECT_EQ(d.network.message_burst, 100);
+  EXPECT_EQ(d.network.max_pending_messages, 64);
   EXPECT_EQ(d.attack.name, "sign-flip");
   EXPECT_EQ(d.attack.byzantine, 0);
   EXPECT_TRUE(d.attack.params.empty());
@@ -218,6 +226,7 @@ rule = "multi-krum"
 server_learning_rate = 0.5
 f = 2
 root_samples = 500
+max_update_norm = 250.5
 
 [aggregation.params]
 m = 3
@@ -240,6 +249,9 @@ listen = "ipc:///tmp/cohort.sock"
 max_message_bytes = 2097152
 chunk_bytes = 4096
 max_model_bytes = 1048576
+messages_per_second = 10
+message_burst = 20
+max_pending_messages = 8
 
 [attack]
 name = "alie"
@@ -277,12 +289,13 @@ registration_grant = 1000
   want.aggregation.server_learning_rate = 0.5;
   want.aggregation.f = 2;
   want.aggregation.root_samples = 500;
+  want.aggregation.max_update_norm = 250.5;
   want.aggregation.params = {{"m", "3"},       {"trim_fraction", "0.1"},
                              {"clip", "1e+300"}, {"third", "0.30000000000000004"},
                              {"sign", "positive"}, {"normalize", "true"},
                              {"offset", "-7"}};
   want.round = {10, 8, 6, 30.0, 2.5};
-  want.network = {"ipc:///tmp/cohort.sock", 2097152, 4096, 1048576};
+  want.network = {"ipc:///tmp/cohort.sock", 2097152, 4096, 1048576, 10.0, 20, 8};
   want.attack = {"alie", 3, {{"z", "1.5"}}};
   want.proof = {25, 0.5, 4, "tolerant", 0.004, 12.5, 2};
   want.ledger = {"/tmp/runs/ledger.db", "/tmp/keys/coordinator.key", 10, 30, 0.75, 1000};
@@ -327,7 +340,7 @@ TEST(ConfigTest, UnknownTablesAndKeysAreErrors) {
        "keep_momentum"},
       {"[aggregation.other]\n",
        "job.toml: aggregation.other: unknown key 'aggregation.other'; valid keys in "
-       "[aggregation]: pre, rule, server_learning_rate, f, root_samples, params"},
+       "[aggregation]: pre, rule, server_learning_rate, f, root_samples, max_update_norm, params"},
       // An unknown key is reported ahead of a bad value in the same table.
       {"[round]\nmin_updates = 0\nquorum = 3\n",
        "job.toml: round.quorum: unknown key 'round.quorum'; valid keys in [round]: min_workers, "
@@ -388,6 +401,8 @@ TEST(ConfigTest, OutOfRangeValuesAreErrors) {
        "job.toml: network.max_message_bytes: must be >= 1048576, got 1048575"},
       {"[network]\nchunk_bytes = 4095\n", "job.toml: network.chunk_bytes: must be >= 4096, got 4095"},
       {"[network]\nmax_model_bytes = 0\n", "job.toml: network.max_model_bytes: must be >= 1, got 0"},
+      {"[network]\nmessage_burst = 0\n", "job.toml: network.message_burst: must be >= 1, got 0"},
+      {"[network]\nmax_pending_messages = 0\n", "job.toml: network.max_pending_messages: must be >= 1, got 0"},
   });
 }
 

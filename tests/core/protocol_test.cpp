@@ -581,7 +581,7 @@ TEST(ProtocolDecodeTest, FirstOutOfRangeValueOfEachEnumIsCorruption) {
     capnp::MallocMessageBuilder builder;
     auto envelope = builder.initRoot<proto::Envelope>();
     envelope.setVersion(kProtocolVersion);
-    envelope.getBody().initError().setCode(static_cast<proto::ErrorCode>(13));
+    envelope.getBody().initError().setCode(static_cast<proto::ErrorCode>(14));
     EXPECT_EQ(decode_message(to_bytes(builder)).status().code(), Status::Code::kCorruption);
   }
   {

@@ -1,14 +1,16 @@
-// A client that misbehaves in every way it can short of flooding: garbage,
-// a wrong protocol version, updates before registering, unsigned or signed
-// by another key, for the wrong round, for an unknown task, with NaN
-// values, and twice. Each gets a typed error,
-// and the coordinator goes on to finish the round with a second, honest
-// client. Both clients are driven from the test so that the order of events
-// is fixed.
+// A client that misbehaves in every way it can: garbage, a wrong protocol
+// version, updates before registering, unsigned or signed by another key,
+// for the wrong round, for an unknown task, with NaN values, with an absurd
+// norm, twice, and a flood of messages. Each gets a typed error (a flood:
+// one), is counted in metrics.jsonl with the reason, and the coordinator
+// goes on to finish the round with a second, honest client. Both clients
+// are driven from the test so that the order of events is fixed.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
+
+#include <map>
 
 #include "cohort/tensor_codec.h"
 #include "cohort/wire.h"
@@ -19,7 +21,8 @@ namespace {
 
 using std::chrono::milliseconds;
 
-std::string job_toml(const std::filesystem::path& dir, double deadline_seconds = 60) {
+std::string job_toml(const std::filesystem::path& dir, double deadline_seconds = 60,
+                     const std::string& network_extra = "", const std::string& aggregation = "") {
   return R"(
 [job]
 name = "hostile"
@@ -36,7 +39,7 @@ deadline_seconds = )" + std::to_string(deadline_seconds) + R"(
 registration_timeout_seconds = 120
 [network]
 listen = "ipc://)" + (dir / "coordinator.sock").string() + R"("
-)";
+)" + network_extra + "\n[aggregation]\n" + aggregation + "\n";
 }
 
 // A worker driven by hand; it signs what it sends with its own key.
@@ -62,6 +65,7 @@ class RawClient {
   }
 
   void send_raw(const std::string& bytes) { socket_.send(zmq::buffer(bytes)); }
+  zmq::socket_t& socket() { return socket_; }
   void send(Message message, std::vector<zmq::message_t> payload = {}) {
     ASSERT_TRUE(send_message(socket_, {std::move(message), std::move(payload)}).ok());
   }
@@ -190,7 +194,71 @@ TEST(HostileInput, CoordinatorAnswersEachBadMessageWithATypedErrorAndFinishesThe
   EXPECT_EQ(metrics["participants"], 2);
   EXPECT_EQ(metrics["accepted"], 1);
   EXPECT_EQ(metrics["rejected"], 6);  // 2 bad signatures, wrong round, unknown task, NaN, duplicate
+  EXPECT_EQ(metrics["limits_exceeded"], 0);
   EXPECT_TRUE(metrics["model_updated"].get<bool>());
+  ASSERT_EQ(metrics["not_aggregated"].size(), 1u);
+  EXPECT_NE(metrics["not_aggregated"][0]["reason"].get<std::string>().find("NaN"), std::string::npos);
+}
+
+// Two limits a peer controls: the norm of its update, and how fast it sends.
+TEST(HostileInput, AbsurdNormsAndFloodsAreRefusedCountedAndExplained) {
+  ScratchDir dir;
+  write_file(dir.path() / "job.toml",
+             job_toml(dir.path(), 60, "messages_per_second = 5\nmessage_burst = 5\n", "max_update_norm = 10\n"));
+  const std::string endpoint = "ipc://" + (dir.path() / "coordinator.sock").string();
+  CohortProcess coordinator({"coordinator", "--config", (dir.path() / "job.toml").string()},
+                            dir.path() / "coordinator.out", dir.path() / "coordinator.err");
+  ASSERT_TRUE(coordinator.started());
+  RawClient client(endpoint), honest(endpoint);
+  client.send(client.hello());
+  ASSERT_TRUE(std::holds_alternative<Welcome>(client.next().message.value()));
+  honest.send(honest.hello());
+  ASSERT_TRUE(std::holds_alternative<Welcome>(honest.next().message.value()));
+  Incoming task_message = client.next();
+  const Task* task = std::get_if<Task>(&task_message.message.value());
+  ASSERT_NE(task, nullptr);
+  Incoming honest_task_message = honest.next();
+  const Task* honest_task = std::get_if<Task>(&honest_task_message.message.value());
+  ASSERT_NE(honest_task, nullptr);
+
+  // Finite, but with an L2 norm of 100 * sqrt(n).
+  Layout layout{task->model.tensors};
+  auto huge = encode_payload(layout, at::full({layout.numel()}, 100.0f), 1 << 20);
+  ASSERT_TRUE(huge.ok());
+  Update absurd = update_for(*task);
+  absurd.delta = huge->header();
+  client.send(client.signed_update(absurd), huge->chunks());
+  EXPECT_EQ(client.next_error_code(), ErrorCode::kInvalidUpdate);
+
+  // 30 messages at once against a burst of 5 (2 already spent): a few are
+  // answered (as garbage), then one rateLimited, then silence.
+  for (int i = 0; i < 30; ++i) client.send_raw("flood");
+  std::map<ErrorCode, int> answers;
+  while (auto in = receive_message(client.socket(), false, milliseconds(1500))) {
+    ASSERT_TRUE(in->message.ok());
+    auto* error = std::get_if<ErrorReply>(&in->message.value());
+    ASSERT_NE(error, nullptr);
+    ++answers[error->code];
+  }
+  EXPECT_EQ(answers[ErrorCode::kRateLimited], 1);
+  EXPECT_GE(answers[ErrorCode::kMalformedMessage], 1);
+  EXPECT_LE(answers[ErrorCode::kMalformedMessage], 5);
+
+  auto zero = encode_payload(layout, at::zeros({layout.numel()}), 1 << 20);
+  ASSERT_TRUE(zero.ok());
+  Update valid = update_for(*honest_task);
+  valid.delta = zero->header();
+  honest.send(honest.signed_update(valid), zero->chunks());
+  ASSERT_EQ(coordinator.wait(std::chrono::seconds(120)).value_or(-1), 0) << coordinator.stderr_text();
+  auto metrics = nlohmann::json::parse(read_lines(dir.path() / "out" / "metrics.jsonl").at(0));
+  EXPECT_EQ(metrics["accepted"], 1);
+  const int malformed = answers[ErrorCode::kMalformedMessage];
+  EXPECT_EQ(metrics["limits_exceeded"], 30 - malformed);  // every flood message past the bucket
+  EXPECT_EQ(metrics["rejected"], 1 + 30);                 // the norm, then the whole flood
+  ASSERT_EQ(metrics["not_aggregated"].size(), 1u);
+  EXPECT_NE(metrics["not_aggregated"][0]["reason"].get<std::string>().find("max_update_norm = 10"),
+            std::string::npos)
+      << metrics["not_aggregated"].dump();
 }
 
 TEST(HostileInput, AWorkerThatVanishesMidRoundCostsOnlyItsUpdateAtTheDeadline) {

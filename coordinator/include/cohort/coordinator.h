@@ -65,6 +65,10 @@ struct RoundMetrics {
   int participants = 0;     // tasks sent
   int accepted = 0;         // updates aggregated
   int rejected = 0;         // messages answered with an Error this round
+  int limits_exceeded = 0;  // of them, over a size or rate limit ([network])
+  // (worker index, why) for every task whose update was not aggregated:
+  // refused (invalid, NaN/Inf, norm), failed or voided audit, left, late.
+  std::vector<std::pair<uint32_t, std::string>> not_aggregated;
   bool model_updated = false;
   double mean_local_loss = 0.0;  // over accepted updates
   // (worker index, weight of its update in the aggregate): 0 for an update a

@@ -76,6 +76,9 @@ struct AggregationSection {
   // which the coordinator trains its own root update each round, for rules
   // that need one (fltrust); 0 = none.
   int root_samples = 0;
+  // Updates with a larger L2 norm are refused before aggregation (the
+  // reason goes to metrics.jsonl and the ledger); 0 = no limit.
+  double max_update_norm = 1e6;
   // Rule-specific parameters, kept as text and checked by the rule itself:
   // strings as written, integers in decimal, booleans as "true"/"false",
   // floats in the shortest form that parses back to the same double.
@@ -98,6 +101,13 @@ struct NetworkSection {
   // Tensor payload frame size, >= 4 KiB and <= max_message_bytes.
   int64_t chunk_bytes = int64_t{16} << 20;
   int64_t max_model_bytes = int64_t{2} << 30;    // largest model/update accepted, >= 1
+  // Per worker: messages per second on average and at once (a token
+  // bucket); more are refused with rateLimited. 0 = no limit.
+  double messages_per_second = 50.0;
+  int message_burst = 100;                       // >= 1
+  // Per worker: messages ZeroMQ queues before it stops reading from that
+  // peer (its receive high-water mark), so one peer cannot fill memory.
+  int max_pending_messages = 64;                 // >= 1
 };
 
 // Simulated Byzantine workers, for robustness experiments: each round the

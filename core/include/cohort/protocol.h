@@ -225,6 +225,7 @@ enum class ErrorCode : uint16_t {
   kUnavailable = 10,
   kBadSignature = 11,
   kForbidden = 12,  // a banned key, or not enough stake
+  kRateLimited = 13,
 };
 std::string_view error_code_name(ErrorCode code);
 
