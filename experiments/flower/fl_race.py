@@ -263,7 +263,10 @@ def run_flower(args, run_dir):
             if time.perf_counter() > deadline or superlink.poll() is not None:
                 raise RuntimeError(f"flwr run failed: {done.stdout}\n{done.stderr}")
             time.sleep(1.0)
-        wait_for_rounds(metrics, args.rounds, procs, deadline)
+        try:
+            wait_for_rounds(metrics, args.rounds, procs, deadline)
+        except TimeoutError as stopped:  # keep the rounds it finished
+            record["stopped"] = str(stopped)
     finally:
         sampler.stop()
         stop_tree([p.pid for _, p in procs])
@@ -288,7 +291,8 @@ def parse_args():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--flower-port", type=int, default=9850)
-    p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per run")
+    p.add_argument("--timeout", type=float, default=5400.0, help="seconds allowed per run")
+    p.add_argument("--flower-only", action="store_true", help="only the Flower runs of the plan")
     return p.parse_args()
 
 
@@ -305,6 +309,8 @@ def main():
     for i in range(args.pairs):
         plan += [("cohort", i, False), ("flower", i, False)]
     plan += [("cohort-proof", i, True) for i in range(args.proof_runs)]
+    if args.flower_only:
+        plan = [step for step in plan if step[0] == "flower"]
     results = args.out / "runs.jsonl"
     done = {json.loads(line)["run"] for line in open(results)} if results.exists() else set()
     plan = [step for step in plan if f"{step[0]}-{step[1] + 1}" not in done]

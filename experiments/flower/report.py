@@ -28,7 +28,11 @@ def memory_by_role(run):
     summing every process ever seen would count each client once per round:
     ClientApps count once per client (the largest one seen) instead.
     """
+    if not run.get("memory"):
+        return None
     by_name = run["memory"]["by_name"]
+    if "flwr-clientapp" not in by_name:  # every process lives for the whole run
+        return run["memory"]["sum_max_rss_mb"]
     supernodes = by_name.get("flower-supernod", {"processes": 0})["processes"]
     total = 0.0
     for name, entry in by_name.items():
@@ -44,13 +48,16 @@ def run_metrics(run):
     return {
         "round_median": statistics.median(times),
         "overhead_median": statistics.median(overhead) if overhead else None,
+        "train_median": statistics.median(r["max_train_seconds"] for r in rounds if r["max_train_seconds"]),
         "train_seconds": run["train_seconds"],
         "seconds_to_85": run["seconds_to_85"],
         "end_to_end": run["end_to_end_seconds"],
-        "peak_rss": run["memory"]["peak_total_rss_mb"],
+        "peak_rss": run["memory"]["peak_total_rss_mb"] if run.get("memory") else None,
         "role_rss": memory_by_role(run),
         "final_accuracy": run["final_accuracy"],
         "load": run["load_before"][0],
+        "startup": statistics.median(
+            [r["max_clientapp_startup_seconds"] for r in rounds if r.get("max_clientapp_startup_seconds")] or [0.0]),
     }
 
 
@@ -63,22 +70,29 @@ def spread(values):
     return med, text
 
 
+def cell(value, digits=1):
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
 def ratio(a, b):
     return "n/a" if a is None or b is None else f"{a / b:.2f}"
 
 
 def fl_tables(runs):
     lines = ["## Federated job: Cohort vs Flower", ""]
-    lines += ["| run | load (1 min) before | median round s | median overhead s | rounds total s | "
-              "s to 85% | end to end s | peak RSS MB | RSS by role MB | final accuracy |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| run | load (1 min) before | median round s | median overhead s | slowest ClientApp start s | "
+              "rounds total s | s to 85% | end to end s | peak RSS MB | RSS by role MB | final accuracy |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         m = run_metrics(run)
+        name = run["run"] + (f" ({len(run['rounds'])} rounds, stopped)" if run.get("stopped") else "")
         lines.append(
-            f"| {run['run']} | {m['load']:.1f} | {m['round_median']:.1f} | "
-            f"{m['overhead_median']:.1f} | {m['train_seconds']:.1f} | "
+            f"| {name} | {m['load']:.1f} | {m['round_median']:.1f} | "
+            f"{m['overhead_median']:.1f} | {format(m['startup'], '.1f') if m['startup'] else '-'} | "
+            f"{m['train_seconds']:.1f} | "
             f"{'-' if m['seconds_to_85'] is None else format(m['seconds_to_85'], '.1f')} | "
-            f"{m['end_to_end']:.1f} | {m['peak_rss']:.0f} | {m['role_rss']:.0f} | {m['final_accuracy']:.4f} |")
+            f"{cell(m['end_to_end'])} | {cell(m['peak_rss'], 0)} | {cell(m['role_rss'], 0)} | "
+            f"{m['final_accuracy']:.4f} |")
     lines.append("")
     groups = {}
     for run in runs:
@@ -86,7 +100,7 @@ def fl_tables(runs):
     keys = [("round_median", "wall time per round (median over rounds), s"),
             ("seconds_to_85", "time to 85% test accuracy, s"),
             ("overhead_median", "per-round overhead outside local training, s"),
-            ("train_seconds", "all rounds, s"),
+            ("train_median", "slowest client's local training per round (same computation: a load gauge), s"),
             ("peak_rss", "peak memory, sampled total RSS, MB"),
             ("role_rss", "sum of per-process max RSS (one per role), MB")]
     header = "| metric | " + " | ".join(LABELS[k] for k in groups) + " | cohort / Flower | cohort with proof / Flower |"

@@ -8,6 +8,7 @@
 # --quick: 2 rounds x 2 clients of 0.1 local epoch, one run each, aggregation
 # at n = 10, d = 1e5 only; everything under runs/experiments/flower-quick/.
 #
+# COHORT_FLOWER_PORT (default 9850) moves Flower's ports (it uses N + 1 of them).
 # Re-running starts from scratch and overwrites the previous results. The
 # measurements run at normal priority (they are timings); setup runs niced.
 set -euo pipefail
@@ -21,7 +22,7 @@ quick=0
 for arg in "$@"; do
   case "$arg" in
     --quick) quick=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$arg' (use --quick or nothing)" >&2; exit 2 ;;
   esac
 done
@@ -52,7 +53,7 @@ mkdir -p "$work" "$results"
 rm -f "$results/fl_runs.jsonl" "$results/aggregation.jsonl"
 
 echo "== 1/3 federated job, Cohort and Flower interleaved (load: $(cut -d' ' -f1-3 /proc/loadavg))"
-"$python" "$here/fl_race.py" --out "$work/fl" --cohort "$cohort" "${race[@]}"
+"$python" "$here/fl_race.py" --out "$work/fl" --cohort "$cohort" --flower-port "${COHORT_FLOWER_PORT:-9850}" "${race[@]}"
 cp "$work/fl/runs.jsonl" "$results/fl_runs.jsonl"
 
 echo "== 2/3 aggregation rules alone (load: $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -1,6 +1,8 @@
 """Flower ClientApp: trains the CNN on its shard as a Cohort worker does."""
 import os
+import time
 
+import psutil
 import torch
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -29,6 +31,9 @@ def _shard(data_dir, parts, part, seed, cache_dir):
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
+    # From this process's start to here: interpreter, imports, Flower's setup
+    # and fetching the message (the SuperNode starts a process per message).
+    startup = time.time() - psutil.Process().create_time()
     run = context.run_config
     torch.set_num_threads(int(run["client-threads"]))
     part = int(context.node_config["partition-id"])
@@ -49,6 +54,7 @@ def train(msg: Message, context: Context) -> Message:
         lr=float(run["lr"]),
         momentum=float(run["momentum"]),
     )
-    metrics = MetricRecord({"num-examples": seen, "train-loss": loss, "train-seconds": seconds})
+    metrics = MetricRecord(
+        {"num-examples": seen, "train-loss": loss, "train-seconds": seconds, "startup-seconds": startup})
     content = RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics})
     return Message(content=content, reply_to=msg)
