@@ -201,6 +201,7 @@ def plot_aggregation(rows, path):
     cases = list(dict.fromkeys((r["n"], r["d"]) for r in rows))
     fig, ax = plt.subplots(figsize=(8, 4.5))
     width = 0.8 / len(rules)
+    smallest = 1.0
     for k, rule in enumerate(rules):
         xs, ys, hatch = [], [], []
         for i, case in enumerate(cases):
@@ -212,11 +213,13 @@ def plot_aggregation(rows, path):
             xs.append(i + (k - (len(rules) - 1) / 2) * width)
             ys.append(r["cohort_cli_seconds"] / flower)
             hatch.append("flower_median" not in r)
+        smallest = min([smallest] + ys)
         bars = ax.bar(xs, ys, width, label=rule)
         for bar, estimated in zip(bars, hatch):
             if estimated:
                 bar.set_hatch("//")
     ax.set_yscale("log")
+    ax.set_ylim(bottom=smallest / 2)
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_xticks(range(len(cases)), [f"n={n}\nd={d:.0e}" for n, d in cases])
     ax.set_ylabel("time ratio Cohort / Flower (log; < 1: Cohort faster)")
