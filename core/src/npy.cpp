@@ -1,9 +1,10 @@
 #include "cohort/npy.h"
 
+#include <cctype>
 #include <cstring>
 #include <fstream>
 #include <limits>
-#include <regex>
+#include <string_view>
 
 namespace cohort {
 namespace {
@@ -22,14 +23,55 @@ uint32_t read_le(const uint8_t* p, int bytes) {
   return v;
 }
 
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
+
+size_t skip_spaces(std::string_view text, size_t pos) {
+  while (pos < text.size() && is_space(text[pos])) ++pos;
+  return pos;
+}
+
+bool is_quote(char c) { return c == '\'' || c == '"'; }
+
+// The length of the value `match` recognises at the start of its argument; 0
+// for none.
+using ValueMatcher = size_t (*)(std::string_view);
+
+size_t quoted_string(std::string_view text) {
+  if (text.empty() || !is_quote(text[0])) return 0;
+  const size_t close = text.find(text[0], 1);
+  return close == std::string_view::npos ? 0 : close + 1;
+}
+
+size_t python_bool(std::string_view text) {
+  if (text.starts_with("True")) return 4;
+  if (text.starts_with("False")) return 5;
+  return 0;
+}
+
+size_t parenthesised(std::string_view text) {
+  if (text.empty() || text[0] != '(') return 0;
+  const size_t close = text.find(')');
+  return close == std::string_view::npos ? 0 : close + 1;
+}
+
 // Finds `'key': <value>` in the header dictionary and returns the value text.
-bool dict_value(const std::string& header, const std::string& key, const std::string& pattern,
-                std::string& value) {
-  std::smatch match;
-  std::regex re("['\"]" + key + "['\"]\\s*:\\s*(" + pattern + ")");
-  if (!std::regex_search(header, match, re)) return false;
-  value = match[1].str();
-  return true;
+// A plain scan: std::regex recursed once per character and overflowed the
+// stack on a header of some ten thousand bytes.
+bool dict_value(std::string_view header, std::string_view key, ValueMatcher match, std::string& value) {
+  for (size_t at = header.find(key); at != std::string_view::npos; at = header.find(key, at + 1)) {
+    const size_t after_key = at + key.size();
+    if (at == 0 || after_key >= header.size() || !is_quote(header[at - 1]) || !is_quote(header[after_key])) {
+      continue;
+    }
+    const size_t colon = skip_spaces(header, after_key + 1);
+    if (colon >= header.size() || header[colon] != ':') continue;
+    const std::string_view rest = header.substr(skip_spaces(header, colon + 1));
+    if (const size_t length = match(rest); length > 0) {
+      value = std::string(rest.substr(0, length));
+      return true;
+    }
+  }
+  return false;
 }
 
 Result<DType> parse_descr(const std::string& descr, const std::string& origin) {
@@ -39,14 +81,20 @@ Result<DType> parse_descr(const std::string& descr, const std::string& origin) {
                                   "' (expected little-endian float32 '<f4' or float64 '<f8')");
 }
 
+// Every run of digits in the tuple is a dimension.
 Result<std::vector<int64_t>> parse_shape(const std::string& tuple, const std::string& origin) {
   std::vector<int64_t> shape;
-  static const std::regex kNumber("\\d+");
-  for (auto it = std::sregex_iterator(tuple.begin(), tuple.end(), kNumber);
-       it != std::sregex_iterator(); ++it) {
-    const std::string digits = it->str();
+  for (size_t pos = 0; pos < tuple.size();) {
+    if (!std::isdigit(static_cast<unsigned char>(tuple[pos]))) {
+      ++pos;
+      continue;
+    }
+    size_t end = pos;
+    while (end < tuple.size() && std::isdigit(static_cast<unsigned char>(tuple[end]))) ++end;
+    const std::string digits = tuple.substr(pos, end - pos);
     if (digits.size() > 15) return bad(origin, "dimension " + digits + " is too large");
     shape.push_back(std::stoll(digits));
+    pos = end;
   }
   return shape;
 }
@@ -98,9 +146,9 @@ Result<NpyArray> parse_npy(std::span<const uint8_t> bytes, const std::string& or
   const std::string header(reinterpret_cast<const char*>(bytes.data() + prefix), header_size);
 
   std::string descr, fortran, tuple;
-  if (!dict_value(header, "descr", "'[^']*'|\"[^\"]*\"", descr) ||
-      !dict_value(header, "fortran_order", "True|False", fortran) ||
-      !dict_value(header, "shape", "\\([^)]*\\)", tuple)) {
+  if (!dict_value(header, "descr", quoted_string, descr) ||
+      !dict_value(header, "fortran_order", python_bool, fortran) ||
+      !dict_value(header, "shape", parenthesised, tuple)) {
     return bad(origin, "malformed header dictionary: " + header);
   }
   if (fortran == "True") {

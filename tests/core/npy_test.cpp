@@ -121,6 +121,21 @@ TEST(NpyTest, RejectsMalformedHeaderAndHugeShapes) {
   EXPECT_EQ(s.code(), Status::Code::kResourceExhausted);
 }
 
+// Found while writing fuzz/npy_fuzzer: the header was matched with std::regex,
+// which recursed once per character and overflowed the stack (a segfault in
+// `cohort aggregate`) on a header of 50,000 bytes.
+TEST(NpyTest, MegabyteHeaderParsesWithoutExhaustingTheStack) {
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1" + std::string(1 << 20, ' ') +
+                       "), }\n";
+  const auto length = static_cast<uint32_t>(header.size());
+  std::string file = std::string("\x93NUMPY\x02\x00", 8);
+  for (int shift : {0, 8, 16, 24}) file.push_back(static_cast<char>((length >> shift) & 0xff));
+  file += header + std::string(8, '\0');
+  auto array = parse_npy(std::vector<uint8_t>(file.begin(), file.end()), "long.npy");
+  ASSERT_TRUE(array.ok()) << array.status().to_string();
+  EXPECT_EQ(array->shape, (std::vector<int64_t>{2, 1}));
+}
+
 TEST(NpyTest, FilesRoundTripAndMissingFileIsNotFound) {
   const auto path = std::filesystem::temp_directory_path() / "cohort-npy-test.npy";
   ASSERT_TRUE(write_npy(path, float64_vector({3.0, 4.0})).ok());
