@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <limits>
+#include <type_traits>
+
 namespace cohort::ledger {
 namespace {
 
@@ -13,6 +16,21 @@ Digest digest_at(const json& j, const char* key) {
   Result<Digest> digest = parse_digest(j.at(key).get<std::string>());
   if (!digest.ok()) throw std::invalid_argument(std::string(key) + ": " + digest.status().message());
   return *digest;
+}
+
+// An integer of type T. get<T>() alone would cast any number: a float out
+// of T's range is undefined behaviour, and -1 would become 2^32 - 1.
+template <class T>
+T integer_at(const json& j, const char* key) {
+  const json& value = j.at(key);
+  bool valid = false;
+  if (value.is_number_unsigned()) {
+    valid = value.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+  } else if (value.is_number_integer()) {  // negative
+    valid = std::is_signed_v<T>;
+  }
+  if (!valid) throw std::invalid_argument(std::string(key) + ": " + value.dump() + " is not a valid integer");
+  return value.get<T>();
 }
 
 Verdict verdict_at(const json& j, const char* key) {
@@ -53,27 +71,28 @@ EntryBody from_json(std::string_view kind, const json& j) {
   if (kind == "genesis") return GenesisEntry{digest_at(j, "coordinator")};
   if (kind == "account") return AccountEntry{digest_at(j, "key")};
   if (kind == "deposit") {
-    return DepositEntry{digest_at(j, "worker"), j.at("amount").get<Amount>(), j.at("memo").get<std::string>()};
+    return DepositEntry{digest_at(j, "worker"), integer_at<Amount>(j, "amount"), j.at("memo").get<std::string>()};
   }
   if (kind == "submission") {
-    return SubmissionEntry{{j.at("round").get<uint32_t>(), j.at("task").get<uint64_t>(), digest_at(j, "worker"),
-                            digest_at(j, "root"), digest_at(j, "update"), j.at("samples").get<uint64_t>()}};
+    return SubmissionEntry{{integer_at<uint32_t>(j, "round"), integer_at<uint64_t>(j, "task"), digest_at(j, "worker"),
+                            digest_at(j, "root"), digest_at(j, "update"), integer_at<uint64_t>(j, "samples")}};
   }
   if (kind == "incident") {
-    return IncidentEntry{digest_at(j, "worker"), j.at("round").get<uint32_t>(), j.at("task").get<uint64_t>(),
+    return IncidentEntry{digest_at(j, "worker"), integer_at<uint32_t>(j, "round"), integer_at<uint64_t>(j, "task"),
                          j.at("kind").get<std::string>(), j.at("detail").get<std::string>()};
   }
   if (kind == "verdict") {
-    return VerdictEntry{j.at("task").get<uint64_t>(), verdict_at(j, "verdict"), j.at("reason").get<std::string>()};
+    return VerdictEntry{integer_at<uint64_t>(j, "task"), verdict_at(j, "verdict"), j.at("reason").get<std::string>()};
   }
   if (kind == "slash") {
-    return SlashEntry{digest_at(j, "worker"), j.at("task").get<uint64_t>(), j.at("amount").get<Amount>(),
+    return SlashEntry{digest_at(j, "worker"), integer_at<uint64_t>(j, "task"), integer_at<Amount>(j, "amount"),
                       j.at("ban").get<bool>(), j.at("reason").get<std::string>()};
   }
   if (kind == "round") {
-    RoundEntry e{j.at("round").get<uint32_t>(), j.at("budget").get<Amount>(), {}, j.at("unassigned").get<Amount>()};
+    RoundEntry e{integer_at<uint32_t>(j, "round"), integer_at<Amount>(j, "budget"), {},
+                 integer_at<Amount>(j, "unassigned")};
     for (const json& p : j.at("rewards")) {
-      e.rewards.push_back({p.at("task").get<uint64_t>(), digest_at(p, "worker"), p.at("amount").get<Amount>()});
+      e.rewards.push_back({integer_at<uint64_t>(p, "task"), digest_at(p, "worker"), integer_at<Amount>(p, "amount")});
     }
     return e;
   }

@@ -158,6 +158,26 @@ TEST(Amount, VerdictNamesRoundTrip) {
   EXPECT_FALSE(parse_verdict("accepted").ok());
 }
 
+// Found by fuzz/ledger_entry_fuzzer: a stored body with a float out of a
+// field's range ("round": 1e300) reached nlohmann's get<uint32_t>(), a cast
+// that is undefined behaviour. Every integer field is now type-checked.
+TEST(LedgerChain, IntegersOfTheWrongTypeOrRangeAreCorruptionNamingTheField) {
+  const std::string worker(64, 'a');
+  auto incident = [&](const std::string& round) {
+    return "{\"detail\":\"d\",\"kind\":\"k\",\"round\":" + round + ",\"task\":7,\"worker\":\"" + worker + "\"}";
+  };
+  ASSERT_TRUE(ledger::decode("incident", incident("4294967295")).ok());
+  for (const std::string round : {"1e300", "-1", "4294967296", "4.0", "\"4\""}) {
+    Status status = ledger::decode("incident", incident(round)).status();
+    EXPECT_EQ(status.code(), Status::Code::kCorruption) << round;
+    EXPECT_THAT(status.message(), HasSubstr("bad incident body: round: ")) << round;
+    EXPECT_THAT(status.message(), HasSubstr(" is not a valid integer")) << round;
+  }
+  const std::string deposit = "{\"amount\":9223372036854775808,\"memo\":\"m\",\"worker\":\"" + worker + "\"}";
+  EXPECT_THAT(ledger::decode("deposit", deposit).status().message(),
+              HasSubstr("bad deposit body: amount: 9223372036854775808 is not a valid integer"));
+}
+
 TEST_F(LedgerTest, NewLedgerHasASignedGenesisAndVerifies) {
   ASSERT_TRUE(open());
   Result<LedgerReport> report = verify_ledger(path(), coordinator_.public_key());
