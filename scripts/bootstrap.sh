@@ -25,6 +25,7 @@ APT_PACKAGES=(
   libzmq3-dev cppzmq-dev capnproto libcapnp-dev libsodium-dev libsqlite3-dev
   libtomlplusplus-dev nlohmann-json3-dev zlib1g-dev libboost-program-options-dev
   libgtest-dev libgmock-dev libbenchmark-dev dataset-fashion-mnist
+  clang libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer and the sanitizer runtimes
 )
 
 install_debian_packages() {
