@@ -23,19 +23,13 @@ TARGETS=${COHORT_FUZZ_TARGETS:-"message tensor_codec idx config npy ledger_entry
 SUPPRESSIONS=$ROOT/fuzz/sanitizers
 
 log() { echo "[fuzz] $*"; }
+# shellcheck source=scripts/build_dir.sh
+source "$ROOT/scripts/build_dir.sh"
 
 configure_and_build() {
-  local prefix
-  prefix=$("$CACHE/venv/bin/python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
-  export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
-  export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
-  export CCACHE_BASEDIR=$ROOT
-  mkdir -p "$BUILD"
   log "configuring $BUILD (clang, libFuzzer + ASan + UBSan)"
-  CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD" -G Ninja -Wno-dev -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCOHORT_FUZZ=ON -DCOHORT_BUILD_TESTS=OFF -DCOHORT_BUILD_BENCHMARKS=OFF \
-    -DCMAKE_PREFIX_PATH="$prefix" >"$BUILD/configure.log" 2>&1 ||
-    { cat "$BUILD/configure.log"; exit 1; }
+  CC=clang CXX=clang++ configure_build_dir "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCOHORT_FUZZ=ON -DCOHORT_BUILD_TESTS=OFF -DCOHORT_BUILD_BENCHMARKS=OFF
   log "building the fuzzers"
   ninja -C "$BUILD" ${COHORT_JOBS:+-j"$COHORT_JOBS"} fuzzers
 }
