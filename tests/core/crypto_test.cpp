@@ -55,7 +55,7 @@ TEST_F(CryptoTest, CanonicalBytesSeparateDomainsAndFieldBoundaries) {
   EXPECT_NE(CanonicalBytes("x").u32(1).data(), CanonicalBytes("x").u64(1).data());
   EXPECT_EQ(CanonicalBytes("x").u64(0x0102).data().size(), 8u + 1u + 8u);
   // Little-endian, fixed width.
-  const auto& data = CanonicalBytes("").u32(0x01020304).data();
+  const std::vector<uint8_t> data = CanonicalBytes("").u32(0x01020304).data();
   EXPECT_EQ(std::vector<uint8_t>(data.end() - 4, data.end()), (std::vector<uint8_t>{4, 3, 2, 1}));
 }
 

@@ -486,7 +486,7 @@ TEST_F(LedgerTest, ReopeningKeepsEverythingAndAnotherKeyIsRefused) {
 
 TEST_F(LedgerTest, TextThatIsNotUtf8IsStoredSoThatTheLedgerStillVerifies) {
   auto ledger = open();
-  ASSERT_TRUE(ledger->deposit(worker_key(1), kToken, std::string("memo \xff\xfe end", 13)).ok());
+  ASSERT_TRUE(ledger->deposit(worker_key(1), kToken, std::string("memo \xff\xfe end", 11)).ok());
   ASSERT_TRUE(ledger->record_incident(worker_key(2), 1, 1, "bad-signature", std::string("nul \0 byte", 10)).ok());
   ledger.reset();
   ASSERT_TRUE(verify_ledger(path()).ok()) << verify_ledger(path()).status().to_string();
