@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <variant>
+#include <vector>
 
 #include "cohort/protocol.h"
 #include "fuzz_check.h"

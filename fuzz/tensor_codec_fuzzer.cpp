@@ -15,10 +15,11 @@
 // opening per revealed segment with states of the announced size.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <span>
+#include <variant>
 #include <vector>
 
 #include <zmq.hpp>
