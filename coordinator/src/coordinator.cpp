@@ -129,7 +129,8 @@ class Coordinator::Impl {
     if (config_.attack.byzantine > 0) {
       COHORT_ASSIGN_OR_RETURN(attack_, make_attack(config_.attack.name,
                                                    RuleParams(config_.attack.byzantine,
-                                                              config_.attack.params)));
+                                                              config_.attack.params),
+                                                   pipeline_.get()));
       log_.warn("simulating " + std::to_string(config_.attack.byzantine) + " Byzantine update(s) per round (" +
                 config_.attack.name + ")");
     }

@@ -36,8 +36,16 @@ class Attack {
 // "zero", "large-norm", "inf".
 std::vector<std::string> attack_names();
 
+// "optimal-alie", "optimal-ipm": ByzFL's tuned attacks, which choose their
+// strength each round by a line search against the server's pipeline.
+std::vector<std::string> optimal_attack_names();
+
 // Errors: an unknown name (listing the known ones), a bad parameter, or a
-// parameter the attack does not have.
-Result<std::unique_ptr<Attack>> make_attack(std::string_view name, RuleParams params);
+// parameter the attack does not have; an optimal attack without `target`
+// (FailedPrecondition). `target` is the pipeline the server aggregates
+// with; it must outlive the attack, which runs it (equal weights, an empty
+// context but for the seed) on each candidate stack.
+Result<std::unique_ptr<Attack>> make_attack(std::string_view name, RuleParams params,
+                                            const AggregationPipeline* target = nullptr);
 
 }  // namespace cohort

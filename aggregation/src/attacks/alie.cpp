@@ -86,8 +86,9 @@ class Alie final : public Attack {
   double sign_;              // +1 or -1
 };
 
-// Parameter sign: "+" gives +1, "-" gives -1.
-Result<double> read_sign(RuleParams& params) {
+}  // namespace
+
+Result<double> read_alie_sign(RuleParams& params) {
   COHORT_ASSIGN_OR_RETURN(std::string sign, params.get_string("sign", "+"));
   // Compared by character: GCC 12 misreports == on a moved-in one-character
   // string as "maybe uninitialized".
@@ -96,13 +97,11 @@ Result<double> read_sign(RuleParams& params) {
   return Status::invalid_argument("alie's sign must be '+' or '-', got '" + sign + "'");
 }
 
-}  // namespace
-
 Result<std::unique_ptr<Attack>> make_alie_attack(RuleParams& params) {
   // get_double rejects a non-finite value, so NaN can only mean "not given".
   COHORT_ASSIGN_OR_RETURN(double z, params.get_double("z", std::numeric_limits<double>::quiet_NaN()));
   if (z < 0.0) return Status::invalid_argument("alie needs z >= 0, got z=" + number_text(z));
-  COHORT_ASSIGN_OR_RETURN(double sign, read_sign(params));
+  COHORT_ASSIGN_OR_RETURN(double sign, read_alie_sign(params));
   std::optional<double> given_z = std::isnan(z) ? std::nullopt : std::optional<double>(z);
   return std::unique_ptr<Attack>(std::make_unique<Alie>(given_z, sign));
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <string_view>
 
 #include "cohort/attacks.h"
 
@@ -21,5 +22,12 @@ Result<std::unique_ptr<Attack>> make_min_max_attack(RuleParams& params);
 Result<std::unique_ptr<Attack>> make_min_sum_attack(RuleParams& params);
 Result<std::unique_ptr<Attack>> make_sign_flip_attack(RuleParams& params);
 Result<std::unique_ptr<Attack>> make_zero_attack(RuleParams& params);
+
+// "optimal-alie" or "optimal-ipm" (attacks/optimal.cpp), tuned against `target`.
+Result<std::unique_ptr<Attack>> make_optimal_attack(std::string_view name, RuleParams& params,
+                                                    const AggregationPipeline& target);
+
+// ALIE's parameter `sign`: "+" (default) gives +1, "-" gives -1.
+Result<double> read_alie_sign(RuleParams& params);
 
 }  // namespace cohort

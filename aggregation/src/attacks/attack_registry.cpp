@@ -35,13 +35,27 @@ std::vector<std::string> attack_names() {
   return names;
 }
 
-Result<std::unique_ptr<Attack>> make_attack(std::string_view name, RuleParams params) {
+std::vector<std::string> optimal_attack_names() { return {"optimal-alie", "optimal-ipm"}; }
+
+Result<std::unique_ptr<Attack>> make_attack(std::string_view name, RuleParams params,
+                                            const AggregationPipeline* target) {
+  const std::vector<std::string> optimal = optimal_attack_names();
+  if (std::find(optimal.begin(), optimal.end(), name) != optimal.end()) {
+    if (target == nullptr) {
+      return Status::failed_precondition("attack '" + std::string(name) +
+                                         "' is tuned against the server's aggregation pipeline, and none was given");
+    }
+    COHORT_ASSIGN_OR_RETURN(auto attack, make_optimal_attack(name, params, *target));
+    COHORT_RETURN_IF_ERROR(params.check_all_used("attack '" + std::string(name) + "'"));
+    return attack;
+  }
   auto it = std::find_if(kAttacks.begin(), kAttacks.end(),
                          [&](const NamedAttack& attack) { return attack.name == name; });
   if (it == kAttacks.end()) {
     std::string known;
     for (const std::string& n : attack_names()) known += (known.empty() ? "" : ", ") + n;
-    return Status::invalid_argument("unknown attack '" + std::string(name) + "' (known: " + known + ")");
+    return Status::invalid_argument("unknown attack '" + std::string(name) + "' (known: " + known +
+                                    ") or, tuned against the pipeline, optimal-alie, optimal-ipm");
   }
   COHORT_ASSIGN_OR_RETURN(auto attack, it->make(params));
   COHORT_RETURN_IF_ERROR(params.check_all_used("attack '" + std::string(name) + "'"));
