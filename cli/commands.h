@@ -14,6 +14,7 @@ inline constexpr int kExitUsage = 2;
 
 int coordinator_command(const std::vector<std::string>& args);
 int worker_command(const std::vector<std::string>& args);
+int simulate_command(const std::vector<std::string>& args);
 int demo_command(const std::vector<std::string>& args);
 int aggregate_command(const std::vector<std::string>& args);
 int keygen_command(const std::vector<std::string>& args);

@@ -15,6 +15,7 @@ commands:
                 and several worker processes on loopback
   coordinator   serve a job described by a TOML file (docs/CONFIG.md)
   worker        contribute this machine: train tasks from a coordinator
+  simulate      run a job with all its workers in this process (experiments)
   aggregate     run a robust aggregation rule on saved updates (.npy)
   keygen        make an Ed25519 identity (a worker's account, a coordinator's key)
   ledger        verify a payout ledger, show balances and history, deposit stake
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   if (command == "demo") return demo_command(args);
   if (command == "coordinator") return coordinator_command(args);
   if (command == "worker") return worker_command(args);
+  if (command == "simulate") return simulate_command(args);
   if (command == "aggregate") return aggregate_command(args);
   if (command == "keygen") return keygen_command(args);
   if (command == "ledger") return ledger_command(args);

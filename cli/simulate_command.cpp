@@ -1,0 +1,355 @@
+// `cohort simulate --config JOB.toml`: the job's rounds with every worker in
+// this process, for experiments that need many short rounds.
+//
+// It runs what the coordinator and its workers run, minus the wire and the
+// checks that guard it: round.min_workers honest workers (indices 0..n-1,
+// as registered), each with its shard of the same partition, its task seed
+// Rng(job.seed).fork(round << 32 | index) and its momentum buffers
+// (training.keep_momentum); the same train_locally(); the updates in worker
+// order with their sample counts as weights; the same root update, [attack]
+// rows, pre-aggregators, rule and server step, with the aggregation seed
+// Rng(job.seed).fork(round). Proof of learning, the ledger and [network]
+// are ignored. Training runs the workers' kernels
+// (use_deterministic_cpu_training), so its bits do not depend on --threads;
+// tests/integration/simulate_test.cpp checks that a small job ends with the
+// same model, bit for bit, as coordinator + worker processes when the
+// coordinator aggregates with the same kernels on one thread.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <numeric>
+
+#include "cohort/attacks.h"
+#include "cohort/config.h"
+#include "cohort/coordinator.h"
+#include "cohort/dataset.h"
+#include "cohort/models.h"
+#include "cohort/partition.h"
+#include "cohort/proof_of_learning.h"
+#include "cohort/random.h"
+#include "cohort/training.h"
+#include "commands.h"
+#include "options.h"
+
+namespace cohort::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+LabeledImages first_samples(const LabeledImages& all, int64_t count) {
+  std::vector<int64_t> first(static_cast<size_t>(std::min(count, all.count)));
+  std::iota(first.begin(), first.end(), 0);
+  return select_samples(all, first);
+}
+
+// The split the workers cut their shards from: `cohort worker` reads the
+// standard files in data.dir (or data.train_* for dataset = "idx").
+Result<LabeledImages> load_training_split(const DataSection& data) {
+  if (data.dataset == "idx") return load_idx_pair(data.train_images, data.train_labels);
+  return load_mnist_format_dir(data.dir, Split::kTrain);
+}
+
+Result<TensorDataset> load_test_set(const DataSection& data) {
+  Result<LabeledImages> images = data.dataset == "idx" ? load_idx_pair(data.test_images, data.test_labels)
+                                                       : load_mnist_format_dir(data.dir, Split::kTest);
+  if (!images.ok()) return images.status().with_context("loading the test set");
+  const int64_t count = data.eval_samples > 0 ? data.eval_samples : images->count;
+  return to_tensors(first_samples(*images, count));
+}
+
+Hyperparameters hyperparameters_of(const TrainingSection& training) {
+  Hyperparameters hyper;
+  hyper.local_steps = static_cast<uint32_t>(training.local_steps);
+  hyper.local_epochs = training.local_epochs;
+  hyper.batch_size = static_cast<uint32_t>(training.batch_size);
+  hyper.learning_rate = training.learning_rate;
+  hyper.momentum = training.momentum;
+  hyper.weight_decay = training.weight_decay;
+  hyper.keep_momentum = training.keep_momentum;
+  return hyper;
+}
+
+struct SimulatedWorker {
+  uint32_t index = 0;
+  TensorDataset shard;
+  MomentumBuffers momentum;
+};
+
+// One job, all in memory. Not thread-safe.
+class SimulatedJob {
+ public:
+  SimulatedJob(JobConfig config, int eval_every, Logger& log)
+      : config_(std::move(config)), eval_every_(eval_every), log_(log) {}
+
+  Status init(const RuleRegistry& rules) {
+    COHORT_ASSIGN_OR_RETURN(
+        AggregationPipeline pipeline,
+        rules.create_pipeline(config_.aggregation.pre, config_.aggregation.rule,
+                              RuleParams(config_.aggregation.f, config_.aggregation.params)));
+    pipeline_ = std::make_unique<AggregationPipeline>(std::move(pipeline));
+    if (config_.attack.byzantine > 0) {
+      COHORT_ASSIGN_OR_RETURN(attack_, make_attack(config_.attack.name,
+                                                   RuleParams(config_.attack.byzantine, config_.attack.params),
+                                                   pipeline_.get()));
+    }
+    COHORT_ASSIGN_OR_RETURN(model_, Model::create(config_.model.name, config_.job.seed));
+    global_ = model_->flat_parameters();
+    COHORT_ASSIGN_OR_RETURN(test_set_, load_test_set(config_.data));
+    COHORT_ASSIGN_OR_RETURN(LabeledImages train, load_training_split(config_.data));
+    COHORT_RETURN_IF_ERROR(make_workers(train));
+    if (config_.aggregation.root_samples > 0) {
+      root_set_ = to_tensors(first_samples(train, config_.aggregation.root_samples));
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(config_.job.output_dir, ec);
+    if (ec) return Status::io_error("cannot create " + config_.job.output_dir.string() + ": " + ec.message());
+    metrics_file_.open(config_.job.output_dir / "metrics.jsonl", std::ios::trunc);
+    if (!metrics_file_) return Status::io_error("cannot open metrics.jsonl in " + config_.job.output_dir.string());
+    log_.info("simulating " + std::to_string(workers_.size()) + " workers, aggregation " +
+              pipeline_->description() + " (f = " + std::to_string(config_.aggregation.f) + ")" +
+              (attack_ ? ", " + std::to_string(config_.attack.byzantine) + " x " + config_.attack.name : ""));
+    return Status();
+  }
+
+  // Runs every round; `on_round` sees each round's metrics. The model is
+  // checkpointed once, after the last round.
+  Result<JobSummary> run(const RoundCallback& on_round) {
+    const auto start = Clock::now();
+    JobSummary summary;
+    for (int r = 1; r <= config_.job.rounds; ++r) {
+      COHORT_ASSIGN_OR_RETURN(RoundMetrics metrics, run_round(static_cast<uint32_t>(r)));
+      metrics_file_ << metrics.to_json() << '\n';
+      metrics_file_.flush();
+      if (on_round) on_round(metrics);
+      summary.rounds_completed = r;
+      summary.test_accuracy = metrics.test_accuracy;
+      summary.test_loss = metrics.test_loss;
+    }
+    summary.seconds = seconds_since(start);
+    summary.checkpoint = config_.job.output_dir / "model.ckpt";
+    COHORT_RETURN_IF_ERROR(write_checkpoint(
+        summary.checkpoint, Checkpoint{static_cast<uint32_t>(config_.job.rounds), config_.model.name,
+                                       model_->layout(), global_, digest_of(model_->layout(), global_),
+                                       previous_}));
+    return summary;
+  }
+
+ private:
+  Status make_workers(const LabeledImages& train) {
+    COHORT_ASSIGN_OR_RETURN(PartitionScheme scheme, parse_partition_scheme(config_.data.partition));
+    const int n = config_.round.min_workers;
+    PartitionSpec spec{scheme, n, config_.data.alpha, config_.data.gamma, config_.job.seed};
+    COHORT_ASSIGN_OR_RETURN(auto parts, partition_indices(train.labels, spec));
+    for (int i = 0; i < n; ++i) {
+      workers_.push_back(SimulatedWorker{static_cast<uint32_t>(i),
+                                         to_tensors(select_samples(train, parts[static_cast<size_t>(i)])), {}});
+    }
+    return Status();
+  }
+
+  // As the coordinator: every worker, or workers_per_round of them drawn
+  // by Rng(seed).fork(round).
+  std::vector<SimulatedWorker*> select_participants(uint32_t round) {
+    std::vector<SimulatedWorker*> chosen;
+    for (SimulatedWorker& worker : workers_) chosen.push_back(&worker);
+    const auto wanted = static_cast<size_t>(config_.round.workers_per_round);
+    if (wanted > 0 && wanted < chosen.size()) {
+      Rng(config_.job.seed).fork(round).shuffle(std::span<SimulatedWorker*>(chosen));
+      chosen.resize(wanted);
+    }
+    // The coordinator aggregates in worker order.
+    std::sort(chosen.begin(), chosen.end(),
+              [](const SimulatedWorker* a, const SimulatedWorker* b) { return a->index < b->index; });
+    return chosen;
+  }
+
+  Result<RoundMetrics> run_round(uint32_t round) {
+    const auto round_start = Clock::now();
+    RoundMetrics metrics;
+    metrics.round = round;
+    std::vector<at::Tensor> rows;
+    std::vector<double> weights;
+    double loss_sum = 0.0;
+    const Hyperparameters hyper = hyperparameters_of(config_.training);
+    auto t = Clock::now();
+    for (SimulatedWorker* worker : select_participants(round)) {
+      const uint64_t task_id = (uint64_t{round} << 32) | worker->index;
+      const uint64_t seed = Rng(config_.job.seed).fork(task_id).next_u64();
+      COHORT_RETURN_IF_ERROR(model_->set_flat_parameters(global_));
+      MomentumBuffers* momentum = hyper.keep_momentum ? &worker->momentum : nullptr;
+      COHORT_ASSIGN_OR_RETURN(LocalTraining trained, train_locally(*model_, worker->shard, hyper, seed, momentum));
+      rows.push_back(trained.delta);
+      weights.push_back(static_cast<double>(trained.samples_seen));
+      loss_sum += trained.metrics.local_loss;
+      metrics.worker_weights.push_back({worker->index, 0.0});
+    }
+    metrics.seconds.collect = seconds_since(t);
+    metrics.participants = metrics.accepted = static_cast<int>(rows.size());
+    metrics.mean_local_loss = loss_sum / static_cast<double>(rows.size());
+
+    t = Clock::now();
+    metrics.model_updated = aggregate(round, rows, weights, metrics);
+    metrics.seconds.aggregate = seconds_since(t);
+
+    metrics.test_accuracy = metrics.test_loss = std::numeric_limits<double>::quiet_NaN();
+    if (round % static_cast<uint32_t>(eval_every_) == 0 || round == static_cast<uint32_t>(config_.job.rounds)) {
+      t = Clock::now();
+      COHORT_RETURN_IF_ERROR(model_->set_flat_parameters(global_));
+      const Evaluation eval = evaluate(*model_, test_set_);
+      metrics.test_accuracy = eval.accuracy;
+      metrics.test_loss = eval.loss;
+      metrics.seconds.evaluate = seconds_since(t);
+    }
+    metrics.seconds.total = seconds_since(round_start);
+    return metrics;
+  }
+
+  // As the coordinator: a failed aggregation keeps the previous model.
+  bool aggregate(uint32_t round, const std::vector<at::Tensor>& rows, std::vector<double> weights,
+                 RoundMetrics& metrics) {
+    if (static_cast<int>(rows.size()) < config_.round.min_updates) {
+      log_.warn("round " + std::to_string(round) + ": fewer updates than round.min_updates; keeping the model");
+      return false;
+    }
+    Status status = aggregate_rows(round, rows, std::move(weights), metrics);
+    if (!status.ok()) {
+      log_.error("round " + std::to_string(round) + ": " + status.to_string() + "; keeping the previous model");
+      return false;
+    }
+    return true;
+  }
+
+  // Root update (if configured) -> simulated attack (if configured) ->
+  // pipeline -> global model step.
+  Status aggregate_rows(uint32_t round, const std::vector<at::Tensor>& rows, std::vector<double> weights,
+                        RoundMetrics& metrics) {
+    AggregationContext context;
+    context.previous = previous_;
+    context.seed = Rng(config_.job.seed).fork(round).next_u64();
+    if (config_.aggregation.root_samples > 0) {
+      Result<at::Tensor> root = root_update(context.seed);
+      if (!root.ok()) return root.status().with_context("the root update failed");
+      context.root_update = *root;
+    }
+    at::Tensor stacked = at::stack(rows);
+    if (attack_) {
+      Result<at::Tensor> byzantine = attack_->byzantine_rows(stacked, config_.attack.byzantine, context.seed);
+      if (!byzantine.ok()) return byzantine.status().with_context("the simulated attack failed");
+      const double mean_weight = std::accumulate(weights.begin(), weights.end(), 0.0) / static_cast<double>(weights.size());
+      weights.insert(weights.end(), static_cast<size_t>(config_.attack.byzantine), mean_weight);
+      stacked = at::cat({stacked, byzantine->to(stacked.scalar_type())});
+      metrics.byzantine = config_.attack.byzantine;
+    }
+    Result<AggregationResult> result = pipeline_->run(stacked, weights, context);
+    if (!result.ok()) return result.status().with_context("aggregation failed");
+    for (size_t i = 0; i < result->row_weights.size(); ++i) {
+      if (i < rows.size()) {
+        metrics.worker_weights[i].second = result->row_weights[i];
+      } else {
+        metrics.byzantine_weight += result->row_weights[i];
+      }
+    }
+    previous_ = result->aggregate;
+    global_.add_(result->aggregate, config_.aggregation.server_learning_rate);
+    return Status();
+  }
+
+  Result<at::Tensor> root_update(uint64_t seed) {
+    if (!root_model_) {
+      COHORT_ASSIGN_OR_RETURN(root_model_, Model::create(config_.model.name, config_.job.seed));
+    }
+    COHORT_RETURN_IF_ERROR(root_model_->set_flat_parameters(global_));
+    MomentumBuffers* momentum = config_.training.keep_momentum ? &root_momentum_ : nullptr;
+    COHORT_ASSIGN_OR_RETURN(LocalTraining trained, train_locally(*root_model_, root_set_,
+                                                                 hyperparameters_of(config_.training), seed,
+                                                                 momentum));
+    return trained.delta;
+  }
+
+  JobConfig config_;
+  int eval_every_;
+  Logger& log_;
+  std::unique_ptr<AggregationPipeline> pipeline_;
+  std::unique_ptr<Attack> attack_;  // declared after the pipeline it is tuned against
+  std::unique_ptr<Model> model_;
+  at::Tensor global_;
+  at::Tensor previous_;  // last round's aggregate (centered clipping starts there)
+  TensorDataset test_set_;
+  std::vector<SimulatedWorker> workers_;
+  TensorDataset root_set_;
+  std::unique_ptr<Model> root_model_;
+  MomentumBuffers root_momentum_;
+  std::ofstream metrics_file_;
+};
+
+}  // namespace
+
+int simulate_command(const std::vector<std::string>& args) {
+  po::options_description options("options");
+  options.add_options()
+      ("help,h", "show this help")
+      ("config,c", po::value<std::string>()->required(), "job description (TOML, see docs/CONFIG.md)")
+      ("eval-every", po::value<int>()->default_value(1),
+       "evaluate the global model every K rounds and after the last (the coordinator evaluates every round)")
+      ("threads", po::value<int>()->default_value(0), "intra-op threads (0 = LibTorch's default)")
+      ("json", "print each round's metrics as one JSON line on stdout")
+      ("quiet,q", "log warnings and errors only")
+      ("verbose,v", "log debugging detail");
+  int exit_code = kExitOk;
+  auto vm = parse_args("simulate",
+                       "Runs the job described by a TOML file with all workers in this process: the same "
+                       "training, partition, attack, aggregation and server step as coordinator + workers, "
+                       "without the network, proof of learning or ledger.",
+                       options, args, exit_code);
+  if (!vm) return exit_code;
+  const int eval_every = (*vm)["eval-every"].as<int>();
+  const int threads = (*vm)["threads"].as<int>();
+  if (eval_every < 1 || threads < 0) {
+    std::cerr << "cohort simulate: --eval-every must be >= 1 and --threads >= 0\n";
+    return kExitUsage;
+  }
+  Result<JobConfig> config = load_job_config((*vm)["config"].as<std::string>());
+  if (!config.ok()) {
+    std::cerr << "cohort simulate: " << config.status().message() << "\n";
+    return kExitUsage;
+  }
+  Logger log(std::cerr, log_level_of(*vm), "simulate");
+  // As `cohort worker` does, before any tensor operation: the workers'
+  // training kernels (AVX2, no oneDNN, single-threaded BLAS in training).
+  if (Status s = use_deterministic_cpu_training(); !s.ok()) {
+    log.error(s.to_string());
+    return kExitFailure;
+  }
+  if (threads > 0) at::set_num_threads(threads);
+  if (config->proof.segment_steps > 0) log.warn("[proof] and [ledger] are ignored in simulation");
+  RuleRegistry rules;
+  register_builtin_rules(rules);
+  SimulatedJob job(std::move(config).value(), eval_every, log);
+  if (Status s = job.init(rules); !s.ok()) {
+    log.error(s.to_string());
+    return kExitUsage;
+  }
+  const bool json = vm->count("json") > 0;
+  Result<JobSummary> summary = job.run([&](const RoundMetrics& m) {
+    if (json) std::cout << m.to_json() << std::endl;
+  });
+  if (!summary.ok()) {
+    log.error(summary.status().to_string());
+    return kExitFailure;
+  }
+  log.info("done: " + std::to_string(summary->rounds_completed) + " rounds in " +
+           std::to_string(summary->seconds) + " s, test accuracy " + std::to_string(summary->test_accuracy) +
+           ", model in " + summary->checkpoint.string());
+  return kExitOk;
+}
+
+}  // namespace cohort::cli
