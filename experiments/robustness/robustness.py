@@ -234,14 +234,10 @@ def cell_table(grid, results, system, aggregators, gammas, fs, attacks=tuple(ATT
             for f in fs:
                 per_attack = {}
                 for attack in attacks:
-                    summaries = [load_summary(results, Run(system, aggregator, gamma, f, attack, s))
-                                 for s in grid.seeds]
-                    if any(s is None for s in summaries):
+                    best = best_of(results, grid, Run(system, aggregator, gamma, f, attack, 0))
+                    if best is None:
                         break
-                    curves = [s["test_accuracy"] for s in summaries]
-                    points = min(len(c) for c in curves)
-                    mean_curve = [sum(c[i] for c in curves) / len(curves) for i in range(points)]
-                    per_attack[attack] = max(mean_curve)
+                    per_attack[attack] = best
                 else:
                     worst = min(per_attack, key=per_attack.get)
                     rows.append({"system": system, "aggregator": aggregator, "gamma": gamma, "f": f,
@@ -259,7 +255,25 @@ def write_csv(path, rows):
         writer.writerows(rows)
 
 
-def markdown_tables(grid, cohort_rows, peer_rows):
+SYSTEMS = ("cohort", "byzfl")
+
+
+def best_of(results, grid, run):
+    """The seed-averaged curve's maximum, or None while a seed is missing."""
+    summaries = [load_summary(results, Run(run.system, run.aggregator, run.gamma, run.f, run.attack, s))
+                 for s in grid.seeds]
+    if any(s is None for s in summaries):
+        return None
+    curves = [s["test_accuracy"] for s in summaries]
+    points = min(len(c) for c in curves)
+    return max(sum(c[i] for c in curves) / len(curves) for i in range(points))
+
+
+def worst_of(rows):
+    return {(r["gamma"], r["f"]): r["worst_accuracy"] for r in rows if r["aggregator"] == "tm"}
+
+
+def markdown_tables(grid, results, cohort_rows, peer_rows):
     lines = [f"Worst-case test accuracy over {{sign flip, optimal IPM, optimal ALIE}} ({grid.steps} steps, "
              f"seeds {list(grid.seeds)}), cohort simulate:", "",
              "| aggregator | gamma | " + " | ".join(f"f={f}" for f in grid.fs) + " |",
@@ -272,18 +286,18 @@ def markdown_tables(grid, cohort_rows, peer_rows):
                 continue
             text = [f"{c['worst_accuracy']:.3f} ({c['worst_attack']})" if c else "-" for c in cells]
             lines.append(f"| {AGGREGATOR_LABELS[aggregator]} | {gamma:g} | " + " | ".join(text) + " |")
-    if peer_rows:
-        peer = {(r["gamma"], r["f"]): r for r in peer_rows}
-        lines += ["", "Side by side, clip>NNM>TM, per attack (best accuracy over the evaluation points):", "",
-                  "| gamma | f | attack | Cohort | ByzFL |", "|---|---|---|---|---|"]
-        for (gamma, f), row in sorted(peer.items(), key=lambda kv: (-kv[0][0], kv[0][1])):
-            ours = by_key.get(("tm", gamma, f))
+    lines += ["", "Side by side, clip>NNM>TM, per attack (best test accuracy over the evaluation points; "
+              "- = not run or not finished):", "",
+              "| gamma | f | attack | Cohort | ByzFL |", "|---|---|---|---|---|"]
+    for gamma in sorted(grid.peer_gammas, reverse=True):
+        for f in grid.peer_fs:
             for attack in grid.peer_attacks:
-                theirs = row[f"acc_{attack}"]
-                mine = f"{ours[f'acc_{attack}']:.3f}" if ours else "-"
-                lines.append(f"| {gamma:g} | {f} | {attack} | {mine} | {theirs:.3f} |")
-            mine = f"{ours['worst_accuracy']:.3f}" if ours else "-"
-            lines.append(f"| {gamma:g} | {f} | **worst** | {mine} | {row['worst_accuracy']:.3f} |")
+                both = [best_of(results, grid, Run(system, "tm", gamma, f, attack, 0)) for system in SYSTEMS]
+                text = [f"{b:.3f}" if b is not None else "-" for b in both]
+                lines.append(f"| {gamma:g} | {f} | {attack} | {text[0]} | {text[1]} |")
+            worst = [peer_worst.get((gamma, f)) for peer_worst in (worst_of(cohort_rows), worst_of(peer_rows))]
+            text = [f"{w:.3f}" if w is not None else "-" for w in worst]
+            lines.append(f"| {gamma:g} | {f} | **worst** | {text[0]} | {text[1]} |")
     return "\n".join(lines) + "\n"
 
 
@@ -331,7 +345,7 @@ def report(grid, results):
                          "final_accuracy": summary["test_accuracy"][-1],
                          "wall_seconds": round(summary["wall_seconds"], 1)})
     write_csv(os.path.join(results, "runs.csv"), runs)
-    table = markdown_tables(grid, cohort_rows, peer_rows)
+    table = markdown_tables(grid, results, cohort_rows, peer_rows)
     with open(os.path.join(results, "table.md"), "w") as out:
         out.write(table)
     plot_heatmaps(grid, cohort_rows, os.path.join(results, "heatmaps.png"),
