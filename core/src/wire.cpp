@@ -1,5 +1,7 @@
 #include "cohort/wire.h"
 
+#include "cohort/transport.h"
+
 namespace cohort {
 
 Result<size_t> send_message(zmq::socket_t& socket, Outgoing outgoing,
@@ -69,6 +71,7 @@ std::optional<Incoming> receive_message(zmq::socket_t& socket, bool has_routing_
   } else {
     envelope = std::move(first);
   }
+  in.user_id = authenticated_user(envelope);
   size_t dropped = 0;
   in.bytes += drain_frames(socket, in.payload, max_payload_frames, dropped);
   if (dropped > 0) {

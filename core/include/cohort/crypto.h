@@ -17,6 +17,8 @@
 
 namespace cohort {
 
+class CurveKeyPair;  // transport.h
+
 using Digest = std::array<uint8_t, 32>;
 using PublicKey = std::array<uint8_t, 32>;
 using Signature = std::array<uint8_t, 64>;
@@ -92,6 +94,7 @@ class Identity {
  private:
   Identity() = default;
   friend Status write_key_pair(const Identity& identity, const std::filesystem::path& secret_path);
+  friend class CurveKeyPair;  // derives the transport key pair from the secret
 
   PublicKey public_key_{};
   std::array<uint8_t, 64> secret_key_{};

@@ -35,6 +35,9 @@ struct Incoming {
   Result<Message> message = Status::internal("no message");
   std::vector<zmq::message_t> payload;
   size_t bytes = 0;  // all frames, for metrics
+  // The CURVE key the sender's connection authenticated with, in hex (the
+  // ZAP user id, transport.h); "" on a connection without CURVE.
+  std::string user_id;
 };
 
 // Sends one message. Returns the bytes sent, or IoError if ZeroMQ refused
