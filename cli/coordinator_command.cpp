@@ -42,8 +42,6 @@ int coordinator_command(const std::vector<std::string>& args) {
     log.error(coordinator.status().to_string());
     return kExitUsage;
   }
-  log.info("coordinator key " + to_hex((*coordinator)->public_key()) +
-           " (workers pin it with --coordinator-key)");
   const bool json = vm->count("json") > 0;
   auto summary = (*coordinator)->run([&](const RoundMetrics& m) {
     if (json) std::cout << m.to_json() << std::endl;

@@ -30,7 +30,9 @@ int worker_command(const std::vector<std::string>& args) {
        "this worker's secret key file (`cohort keygen`); its public key is the account that "
        "is paid. Without it a key is made for this session only")
       ("coordinator-key", po::value<std::string>(),
-       "the coordinator's public key (hex or .pub file); tasks signed by any other key are refused")
+       "the coordinator's public key (hex, or the coordinator.pub file in its output directory); required "
+       "with CURVE: it authenticates the coordinator, and tasks signed by any other key are refused")
+      ("no-curve", "connect without CurveZMQ, to a coordinator with [network] curve = false (plaintext)")
       ("state-dir", po::value<std::string>()->default_value(""),
        "where checkpoints of unsettled tasks and receipts are kept (default: "
        "~/.cache/cohort/worker-<key>)")
@@ -74,6 +76,7 @@ int worker_command(const std::vector<std::string>& args) {
   }
   worker.cheat = *cheat;
   worker.state_dir = (*vm)["state-dir"].as<std::string>();
+  worker.curve = vm->count("no-curve") == 0;
   if (vm->count("coordinator-key")) {
     Result<PublicKey> key = read_public_key((*vm)["coordinator-key"].as<std::string>());
     if (!key.ok()) {

@@ -19,6 +19,7 @@
 #include "cohort/random.h"
 #include "cohort/reveal_payload.h"
 #include "cohort/training.h"
+#include "cohort/transport.h"
 #include "cohort/wire.h"
 #include "rate_limiter.h"
 #include "round_state.h"
@@ -106,6 +107,21 @@ Result<Identity> load_or_make_identity(const std::filesystem::path& path, Logger
   return read_identity(path);
 }
 
+// Through a temporary file and a rename: a worker reading the file while
+// the coordinator starts sees a whole key, never part of one.
+Status publish_public_key(const PublicKey& key, const std::filesystem::path& path) {
+  const std::filesystem::path temp = path.string() + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << to_hex(key) << '\n';
+    if (!out.flush()) return Status::io_error("cannot write " + temp.string());
+  }
+  std::error_code ec;
+  std::filesystem::rename(temp, path, ec);
+  if (ec) return Status::io_error("cannot rename " + temp.string() + " to " + path.string() + ": " + ec.message());
+  return Status();
+}
+
 }  // namespace
 
 class Coordinator::Impl {
@@ -113,6 +129,7 @@ class Coordinator::Impl {
   Impl(zmq::context_t& context, JobConfig config, Logger& log)
       : config_(std::move(config)),
         log_(log),
+        context_(context),
         socket_(context, zmq::socket_type::router),
         rate_limiter_(config_.network.messages_per_second, config_.network.message_burst) {}
 
@@ -186,12 +203,27 @@ class Coordinator::Impl {
     // Per peer: ZeroMQ stops reading from a peer whose queue is full.
     socket_.set(zmq::sockopt::rcvhwm, config_.network.max_pending_messages);
     socket_.set(zmq::sockopt::linger, 2000);
+    if (config_.network.curve) COHORT_RETURN_IF_ERROR(secure_transport());
     try {
       socket_.bind(config_.network.listen);
     } catch (const zmq::error_t& e) {
       return Status::io_error("cannot listen on " + config_.network.listen + ": " + e.what());
     }
-    log_.info("listening on " + endpoint());
+    log_.info("listening on " + endpoint() + (!config_.network.curve ? " without CURVE (plaintext)"
+                                              : config_.network.allow_list.empty()
+                                                  ? " with CURVE, open registration"
+                                                  : " with CURVE, allow-list " + config_.network.allow_list.string()));
+    return Status();
+  }
+
+  // CurveZMQ with the identity's key; a ZAP handler admits clients.
+  Status secure_transport() {
+    Admission admission;
+    if (!config_.network.allow_list.empty()) {
+      COHORT_ASSIGN_OR_RETURN(admission.allow_list, read_allow_list(config_.network.allow_list));
+    }
+    COHORT_ASSIGN_OR_RETURN(zap_, ZapHandler::start(context_, admission, log_));
+    make_curve_server(socket_, *identity_);
     return Status();
   }
 
@@ -214,17 +246,19 @@ class Coordinator::Impl {
     return Status();
   }
 
-  // Tasks are always signed. A job that pays keeps its key (the ledger is
-  // bound to it); any other job may sign with a key made for the session.
+  // Tasks are always signed, the ledger is bound to the key, and with CURVE
+  // it authenticates the coordinator to workers, who must know it before
+  // they connect: so the key is kept across restarts and its public half is
+  // published in the output directory.
   Status init_identity() {
-    if (!proof_on() && config_.ledger.key.empty()) {
-      identity_ = Identity::generate();
-      return Status();
-    }
     const std::filesystem::path path =
         config_.ledger.key.empty() ? config_.job.output_dir / "coordinator.key" : config_.ledger.key;
     COHORT_ASSIGN_OR_RETURN(Identity identity, load_or_make_identity(path, log_));
     identity_ = std::move(identity);
+    const std::filesystem::path published = config_.job.output_dir / "coordinator.pub";
+    COHORT_RETURN_IF_ERROR(publish_public_key(public_key(), published));
+    log_.info("coordinator key " + to_hex(public_key()) + " (in " + published.string() +
+              "; workers pass it to --coordinator-key)");
     return Status();
   }
 
@@ -675,6 +709,12 @@ class Coordinator::Impl {
       return;
     }
     Message& message = incoming->message.value();
+    if (config_.network.curve) {
+      if (std::optional<std::string> refusal = impersonation(routing_id, message, incoming->user_id)) {
+        reject(routing_id, state, ErrorReply{ErrorCode::kForbidden, *refusal, 0, 0});
+        return;
+      }
+    }
     if (auto* hello = std::get_if<Hello>(&message)) {
       register_worker(routing_id, *hello);
     } else if (auto* update = std::get_if<Update>(&message)) {
@@ -730,6 +770,22 @@ class Coordinator::Impl {
     if (norm <= limit) return Status();
     return Status::invalid_argument("the update's L2 norm " + short_number(norm) +
                                     " is above aggregation.max_update_norm = " + short_number(limit));
+  }
+
+  // With CURVE, a Hello must name the key its connection authenticated
+  // with, and a registered worker's messages must come over a connection
+  // authenticated with its key. Returns why not, if so.
+  std::optional<std::string> impersonation(const std::string& routing_id, const Message& message,
+                                           const std::string& user_id) const {
+    const PublicKey* claimed = nullptr;
+    if (const auto* hello = std::get_if<Hello>(&message)) {
+      claimed = &hello->worker_key;
+    } else if (const WorkerEntry* worker = workers_.find(routing_id)) {
+      claimed = &worker->hello.worker_key;
+    }
+    if (claimed == nullptr || authenticated_as(user_id, *claimed)) return std::nullopt;
+    return "the connection authenticated with CURVE key " + (user_id.empty() ? "(none)" : user_id) +
+           ", which is not the transport key of worker key " + to_hex(*claimed);
   }
 
   void handle_update(const std::string& routing_id, const Update& update,
@@ -999,6 +1055,8 @@ class Coordinator::Impl {
 
   JobConfig config_;
   Logger& log_;
+  zmq::context_t& context_;
+  std::unique_ptr<ZapHandler> zap_;  // with CURVE; declared before socket_ so that it outlives it
   zmq::socket_t socket_;
   RateLimiter rate_limiter_;  // [network] messages_per_second, per peer
   std::unique_ptr<AggregationPipeline> pipeline_;

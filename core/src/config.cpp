@@ -379,6 +379,8 @@ Status read_network(TableReader r, NetworkSection& s) {
   r.read("messages_per_second", s.messages_per_second, DoubleRange{.min = 0});
   r.read("message_burst", s.message_burst, IntRange{.min = 1});
   r.read("max_pending_messages", s.max_pending_messages, IntRange{.min = 1});
+  r.read("curve", s.curve);
+  r.read("allow_list", s.allow_list);
   return r.finish();
 }
 
@@ -448,6 +450,10 @@ Status check_relations(const JobConfig& c, std::string_view origin) {
            format_double(c.ledger.slash_fraction * c.ledger.min_stake) + " but the stake rule needs >= " +
            format_double(minimum_slashable_stake(c)) +
            " (reward_per_round * (1 / (audit_probability * d) - 1), docs/LEDGER.md)"},
+      {c.network.curve && c.network.listen.starts_with("inproc://"), "network.listen",
+       "inproc:// connections carry no CURVE security; use tcp:// or ipc://, or set network.curve = false"},
+      {!c.network.curve && !c.network.allow_list.empty(), "network.allow_list",
+       "needs network.curve = true (keys are checked in the CURVE handshake)"},
       {c.network.chunk_bytes > c.network.max_message_bytes, "network.chunk_bytes",
        "must be <= network.max_message_bytes (" + std::to_string(c.network.max_message_bytes) +
            "), got " + std::to_string(c.network.chunk_bytes)},

@@ -57,6 +57,8 @@ void expect_same(const JobConfig& got, const JobConfig& want) {
   EXPECT_EQ(got.network.messages_per_second, want.network.messages_per_second);
   EXPECT_EQ(got.network.message_burst, want.network.message_burst);
   EXPECT_EQ(got.network.max_pending_messages, want.network.max_pending_messages);
+  EXPECT_EQ(got.network.curve, want.network.curve);
+  EXPECT_EQ(got.network.allow_list, want.network.allow_list);
   EXPECT_EQ(got.attack.name, want.attack.name);
   EXPECT_EQ(got.attack.byzantine, want.attack.byzantine);
   EXPECT_EQ(got.attack.params, want.attack.params);
@@ -162,6 +164,8 @@ TEST(ConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(d.network.messages_per_second, 50.0);
   EXPECT_EQ(d.network.message_burst, 100);
   EXPECT_EQ(d.network.max_pending_messages, 64);
+  EXPECT_TRUE(d.network.curve);
+  EXPECT_EQ(d.network.allow_list, "");
   EXPECT_EQ(d.attack.name, "sign-flip");
   EXPECT_EQ(d.attack.byzantine, 0);
   EXPECT_TRUE(d.attack.params.empty());
@@ -252,6 +256,8 @@ max_model_bytes = 1048576
 messages_per_second = 10
 message_burst = 20
 max_pending_messages = 8
+curve = true
+allow_list = "/tmp/keys/workers.txt"
 
 [attack]
 name = "alie"
@@ -295,7 +301,7 @@ registration_grant = 1000
                              {"sign", "positive"}, {"normalize", "true"},
                              {"offset", "-7"}};
   want.round = {10, 8, 6, 30.0, 2.5};
-  want.network = {"ipc:///tmp/cohort.sock", 2097152, 4096, 1048576, 10.0, 20, 8};
+  want.network = {"ipc:///tmp/cohort.sock", 2097152, 4096, 1048576, 10.0, 20, 8, true, "/tmp/keys/workers.txt"};
   want.attack = {"alie", 3, {{"z", "1.5"}}};
   want.proof = {25, 0.5, 4, "tolerant", 0.004, 12.5, 2};
   want.ledger = {"/tmp/runs/ledger.db", "/tmp/keys/coordinator.key", 10, 30, 0.75, 1000};
@@ -312,7 +318,8 @@ TEST(ConfigTest, ParamFloatsRoundTripThroughText) {
 TEST(ConfigTest, OtherValidForms) {
   EXPECT_EQ(parse_ok("[training]\nlearning_rate = 1\n").training.learning_rate, 1.0);
   EXPECT_EQ(parse_ok("[training]\nlocal_epochs = 0.5\n").training.local_epochs, 0.5);
-  EXPECT_EQ(parse_ok("[network]\nlisten = \"inproc://cohort\"\n").network.listen, "inproc://cohort");
+  EXPECT_EQ(parse_ok("[network]\nlisten = \"inproc://cohort\"\ncurve = false\n").network.listen, "inproc://cohort");
+  EXPECT_FALSE(parse_ok("[network]\ncurve = false\n").network.curve);
   EXPECT_EQ(parse_ok("job.seed = 9223372036854775807").job.seed, 9223372036854775807u);
   EXPECT_EQ(parse_ok("[aggregation]\nrule = \"MyRule\"\n").aggregation.rule, "MyRule");
   // workers_per_round = 0 (all workers) places no bound on min_updates.
@@ -359,6 +366,8 @@ TEST(ConfigTest, WrongTypesAreErrors) {
        "job.toml: training.momentum: expected float or integer, got boolean"},
       {"[model]\nname = 1\n", "job.toml: model.name: expected string, got integer"},
       {"[data]\ndir = [\"a\"]\n", "job.toml: data.dir: expected string, got array"},
+      {"[network]\ncurve = 1\n", "job.toml: network.curve: expected boolean, got integer"},
+      {"[network]\nallow_list = true\n", "job.toml: network.allow_list: expected string, got boolean"},
       {"[job]\nrounds = 1979-05-27\n", "job.toml: job.rounds: expected integer, got date"},
       {"training = 5\n", "job.toml: training: expected table, got integer"},
       {"[aggregation]\nparams = 3\n", "job.toml: aggregation.params: expected table, got integer"},
@@ -459,6 +468,11 @@ TEST(ConfigTest, InconsistentKeysAreErrors) {
        "docs/LEDGER.md)"},
       {"[network]\nmax_message_bytes = 1048576\nchunk_bytes = 2097152\n",
        "job.toml: network.chunk_bytes: must be <= network.max_message_bytes (1048576), got 2097152"},
+      {"[network]\nlisten = \"inproc://cohort\"\n",
+       "job.toml: network.listen: inproc:// connections carry no CURVE security; use tcp:// or ipc://, or "
+       "set network.curve = false"},
+      {"[network]\ncurve = false\nallow_list = \"workers.txt\"\n",
+       "job.toml: network.allow_list: needs network.curve = true (keys are checked in the CURVE handshake)"},
   });
 }
 

@@ -50,18 +50,26 @@ TEST(Cli, CoordinatorRejectsAnUnknownAggregationRule) {
 TEST(Cli, WorkerAskedForCudaWithoutCudaFailsClearly) {
   if (torch::cuda::is_available()) GTEST_SKIP() << "this machine has CUDA";
   ScratchDir dir;
-  CommandRun run = run_cohort({"worker", "--device", "cuda:0", "--idle-timeout", "1"}, dir);
+  CommandRun run = run_cohort({"worker", "--no-curve", "--device", "cuda:0", "--idle-timeout", "1"}, dir);
   EXPECT_EQ(run.code, 2);
   EXPECT_NE(run.err.find("CUDA is not available"), std::string::npos) << run.err;
 }
 
 TEST(Cli, WorkerWithMissingDataNamesTheFile) {
   ScratchDir dir;
-  CommandRun run = run_cohort({"worker", "--images", "/nonexistent/images.gz", "--labels",
+  CommandRun run = run_cohort({"worker", "--no-curve", "--images", "/nonexistent/images.gz", "--labels",
                         "/nonexistent/labels.gz", "--idle-timeout", "1"},
                        dir);
   EXPECT_EQ(run.code, 2);
   EXPECT_NE(run.err.find("/nonexistent/images.gz"), std::string::npos) << run.err;
+}
+
+TEST(Cli, WorkerWithoutTheCoordinatorKeyExplainsWhereToFindIt) {
+  ScratchDir dir;
+  CommandRun run = run_cohort({"worker", "--idle-timeout", "1"}, dir);
+  EXPECT_EQ(run.code, 2);
+  EXPECT_NE(run.err.find("pass --coordinator-key"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("coordinator.pub"), std::string::npos) << run.err;
 }
 
 TEST(Cli, DemoEndsWithAJsonSummaryLine) {

@@ -1,5 +1,6 @@
 // Helpers for tests that run real `cohort` processes: a child process with
-// its output in a file, a scratch directory, and a job file writer.
+// its output in a file, a scratch directory, a job file writer, and the
+// coordinator's published key.
 #pragma once
 
 #include <fcntl.h>
@@ -109,6 +110,21 @@ inline std::vector<std::string> read_lines(const std::filesystem::path& path) {
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
+}
+
+// The public key (hex) a coordinator with job.output_dir = `output_dir`
+// publishes in coordinator.pub when it starts, which workers need to
+// connect with CURVE; "" if the file did not appear within `timeout`.
+inline std::string coordinator_key(const std::filesystem::path& output_dir,
+                                   std::chrono::seconds timeout = std::chrono::seconds(60)) {
+  const std::filesystem::path path = output_dir / "coordinator.pub";
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!std::filesystem::exists(path)) {
+    if (std::chrono::steady_clock::now() >= deadline) return "";
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::vector<std::string> lines = read_lines(path);
+  return lines.empty() ? "" : lines.front();
 }
 
 }  // namespace cohort::testing

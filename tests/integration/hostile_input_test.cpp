@@ -13,6 +13,7 @@
 #include <map>
 
 #include "cohort/tensor_codec.h"
+#include "cohort/transport.h"
 #include "cohort/wire.h"
 #include "harness.h"
 
@@ -42,12 +43,18 @@ listen = "ipc://)" + (dir / "coordinator.sock").string() + R"("
 )" + network_extra + "\n[aggregation]\n" + aggregation + "\n";
 }
 
-// A worker driven by hand; it signs what it sends with its own key.
+// A worker driven by hand over CURVE (the coordinator's key is read from
+// the file it publishes); it signs what it sends with its own key.
 class RawClient {
  public:
-  explicit RawClient(const std::string& endpoint)
+  RawClient(const std::string& endpoint, const std::filesystem::path& output_dir)
       : identity_(Identity::generate()), socket_(context_, zmq::socket_type::dealer) {
     socket_.set(zmq::sockopt::linger, 0);
+    Result<PublicKey> coordinator = parse_public_key(coordinator_key(output_dir));
+    EXPECT_TRUE(coordinator.ok()) << coordinator.status().to_string();
+    if (coordinator.ok()) {
+      EXPECT_TRUE(make_curve_client(socket_, identity_, *coordinator).ok());
+    }
     socket_.connect(endpoint);
   }
 
@@ -112,7 +119,7 @@ TEST(HostileInput, CoordinatorAnswersEachBadMessageWithATypedErrorAndFinishesThe
   CohortProcess coordinator({"coordinator", "--config", (dir.path() / "job.toml").string()},
                             dir.path() / "coordinator.out", dir.path() / "coordinator.err");
   ASSERT_TRUE(coordinator.started());
-  RawClient client(endpoint);
+  RawClient client(endpoint, dir.path() / "out");
 
   client.send_raw("this is not a Cap'n Proto message");
   EXPECT_EQ(client.next_error_code(), ErrorCode::kMalformedMessage);
@@ -124,7 +131,7 @@ TEST(HostileInput, CoordinatorAnswersEachBadMessageWithATypedErrorAndFinishesThe
   EXPECT_EQ(client.next_error_code(), ErrorCode::kNotRegistered);
 
   // Register both clients; round 1 starts once two workers are known.
-  RawClient honest(endpoint);
+  RawClient honest(endpoint, dir.path() / "out");
   client.send(client.hello());
   ASSERT_TRUE(std::holds_alternative<Welcome>(client.next().message.value()));
   honest.send(honest.hello());
@@ -209,7 +216,7 @@ TEST(HostileInput, AbsurdNormsAndFloodsAreRefusedCountedAndExplained) {
   CohortProcess coordinator({"coordinator", "--config", (dir.path() / "job.toml").string()},
                             dir.path() / "coordinator.out", dir.path() / "coordinator.err");
   ASSERT_TRUE(coordinator.started());
-  RawClient client(endpoint), honest(endpoint);
+  RawClient client(endpoint, dir.path() / "out"), honest(endpoint, dir.path() / "out");
   client.send(client.hello());
   ASSERT_TRUE(std::holds_alternative<Welcome>(client.next().message.value()));
   honest.send(honest.hello());
@@ -268,9 +275,9 @@ TEST(HostileInput, AWorkerThatVanishesMidRoundCostsOnlyItsUpdateAtTheDeadline) {
   CohortProcess coordinator({"coordinator", "--config", (dir.path() / "job.toml").string()},
                             dir.path() / "coordinator.out", dir.path() / "coordinator.err");
   ASSERT_TRUE(coordinator.started());
-  RawClient honest(endpoint);
+  RawClient honest(endpoint, dir.path() / "out");
   {
-    RawClient vanishing(endpoint);
+    RawClient vanishing(endpoint, dir.path() / "out");
     vanishing.send(vanishing.hello());
     ASSERT_TRUE(std::holds_alternative<Welcome>(vanishing.next().message.value()));
     honest.send(honest.hello());

@@ -14,6 +14,7 @@
 #include "cohort/proof_of_learning.h"
 #include "cohort/reveal_payload.h"
 #include "cohort/tensor_codec.h"
+#include "cohort/transport.h"
 #include "cohort/wire.h"
 #include "harness.h"
 
@@ -24,9 +25,15 @@ using std::chrono::milliseconds;
 
 class ProvingClient {
  public:
-  explicit ProvingClient(const std::string& endpoint)
+  // Connects with CURVE to the coordinator whose published key is `coordinator_key`.
+  ProvingClient(const std::string& endpoint, const std::string& coordinator_key)
       : identity_(Identity::generate()), socket_(context_, zmq::socket_type::dealer) {
     socket_.set(zmq::sockopt::linger, 0);
+    Result<PublicKey> coordinator = parse_public_key(coordinator_key);
+    EXPECT_TRUE(coordinator.ok()) << coordinator.status().to_string();
+    if (coordinator.ok()) {
+      EXPECT_TRUE(make_curve_client(socket_, identity_, *coordinator).ok());
+    }
     socket_.connect(endpoint);
   }
 
@@ -211,7 +218,8 @@ registration_grant = 1000
   CohortProcess coordinator({"coordinator", "--config", (dir.path() / "job.toml").string()},
                             dir.path() / "coordinator.out", dir.path() / "coordinator.err");
   ASSERT_TRUE(coordinator.started());
-  ProvingClient faker(endpoint), equivocator(endpoint), silent(endpoint), misanchored(endpoint);
+  const std::string key = coordinator_key(dir.path() / "out");
+  ProvingClient faker(endpoint, key), equivocator(endpoint, key), silent(endpoint, key), misanchored(endpoint, key);
   // Round 1 starts once all four are registered.
   for (ProvingClient* client : {&faker, &equivocator, &silent, &misanchored}) client->register_worker();
   for (ProvingClient* client : {&faker, &equivocator, &silent, &misanchored}) client->take_task();

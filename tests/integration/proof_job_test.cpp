@@ -50,11 +50,13 @@ reward_per_round = 10
 )" + ledger);
   CohortProcess coordinator({"coordinator", "--config", (dir.path() / "job.toml").string()},
                             dir.path() / "coordinator.out", dir.path() / "coordinator.err");
+  const std::string key = coordinator_key(dir.path() / "out");
+  EXPECT_FALSE(key.empty()) << coordinator.stderr_text();
   std::vector<std::unique_ptr<CohortProcess>> processes;
   for (int i = 0; i < workers; ++i) {
     const std::string name = "w" + std::to_string(i);
-    std::vector<std::string> args = {"worker", "--coordinator", socket, "--threads", "1", "--state-dir",
-                                     (dir.path() / name).string(), "--idle-timeout", "120"};
+    std::vector<std::string> args = {"worker", "--coordinator", socket, "--coordinator-key", key, "--threads", "1",
+                                     "--state-dir", (dir.path() / name).string(), "--idle-timeout", "120"};
     if (i < cheaters) args.insert(args.end(), cheat.begin(), cheat.end());
     processes.push_back(std::make_unique<CohortProcess>(args, dir.path() / (name + ".out"),
                                                         dir.path() / (name + ".err")));

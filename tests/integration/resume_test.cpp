@@ -36,7 +36,7 @@ int run_job(const ScratchDir& dir, const std::string& name, bool resume) {
   if (resume) args.push_back("--resume");
   CohortProcess coordinator(args, dir.path() / (name + ".out"), dir.path() / (name + ".err"));
   CohortProcess worker({"worker", "--coordinator", "ipc://" + (dir.path() / "coordinator.sock").string(),
-                        "--threads", "1", "--idle-timeout", "60", "--state-dir", (dir.path() / "w").string()},
+                        "--coordinator-key", coordinator_key(dir.path() / "out"), "--threads", "1", "--idle-timeout", "60", "--state-dir", (dir.path() / "w").string()},
                        dir.path() / (name + "-worker.out"), dir.path() / (name + "-worker.err"));
   return coordinator.wait(std::chrono::seconds(240)).value_or(-1);
 }

@@ -30,10 +30,12 @@ min_updates = 3
 listen = ")" + socket + "\"\n" + aggregation + extra);
   CohortProcess coordinator({"coordinator", "--config", (dir.path() / "job.toml").string()},
                             dir.path() / "coordinator.out", dir.path() / "coordinator.err");
+  const std::string key = coordinator_key(dir.path() / "out");
+  EXPECT_FALSE(key.empty()) << coordinator.stderr_text();
   std::vector<std::unique_ptr<CohortProcess>> workers;
   for (int i = 0; i < 3; ++i) {
     workers.push_back(std::make_unique<CohortProcess>(
-        std::vector<std::string>{"worker", "--coordinator", socket, "--threads", "1"},
+        std::vector<std::string>{"worker", "--coordinator", socket, "--coordinator-key", key, "--threads", "1"},
         dir.path() / ("w" + std::to_string(i) + ".out"), dir.path() / ("w" + std::to_string(i) + ".err")));
   }
   EXPECT_EQ(coordinator.wait(std::chrono::seconds(300)).value_or(-1), 0) << coordinator.stderr_text();

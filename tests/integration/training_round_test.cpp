@@ -47,13 +47,15 @@ TEST(TrainingRound, ThreeWorkerProcessesTrainTwoRoundsAndAccuracyRises) {
   CohortProcess coordinator({"coordinator", "--config", (dir.path() / "job.toml").string(), "--json"},
                             dir.path() / "coordinator.out", dir.path() / "coordinator.err");
   ASSERT_TRUE(coordinator.started());
+  const std::string key = coordinator_key(dir.path() / "out");
+  ASSERT_FALSE(key.empty()) << coordinator.stderr_text();
   std::vector<std::unique_ptr<CohortProcess>> workers;
   for (int i = 0; i < 3; ++i) {
     const std::string name = "worker" + std::to_string(i);
     workers.push_back(std::make_unique<CohortProcess>(
         std::vector<std::string>{"worker", "--coordinator",
                                  "ipc://" + (dir.path() / "coordinator.sock").string(),
-                                 "--threads", "1", "--idle-timeout", "120"},
+                                 "--coordinator-key", key, "--threads", "1", "--idle-timeout", "120"},
         dir.path() / (name + ".out"), dir.path() / (name + ".err")));
   }
 

@@ -17,6 +17,7 @@
 #include "cohort/partition.h"
 #include "cohort/tensor_codec.h"
 #include "cohort/training.h"
+#include "cohort/transport.h"
 #include "cohort/wire.h"
 #include "prover.h"
 
@@ -250,6 +251,18 @@ class Session {
   std::optional<DataSelection> shard_selection_;
 };
 
+// With CURVE the coordinator's key authenticates the server, so it must be
+// known before connecting; a handshake that keeps failing is reported.
+Status connect_to_coordinator(zmq::context_t& context, zmq::socket_t& socket, const WorkerOptions& options,
+                              const Identity& identity) {
+  if (!options.curve) {
+    socket.connect(options.coordinator);
+    return Status();
+  }
+  COHORT_RETURN_IF_ERROR(make_curve_client(socket, identity, *options.coordinator_key));
+  return connect_authenticated(context, socket, options.coordinator, options.idle_timeout);
+}
+
 }  // namespace
 
 Result<LabeledImages> load_worker_data(const WorkerOptions& options, Digest* digest) {
@@ -281,6 +294,11 @@ std::filesystem::path default_state_dir(const PublicKey& key) {
 Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& given_options,
                                  const Identity& identity, Logger& log) {
   WorkerOptions options = given_options;
+  if (options.curve && !options.coordinator_key) {
+    return Status::invalid_argument(
+        "the coordinator's public key is needed to connect with CURVE: pass --coordinator-key (hex, or the "
+        "coordinator.pub file in the coordinator's output directory)");
+  }
   // Created when first needed: jobs without proof of learning leave nothing.
   if (options.state_dir.empty()) options.state_dir = default_state_dir(identity.public_key());
   COHORT_ASSIGN_OR_RETURN(at::Device device, parse_device(options.device));
@@ -290,7 +308,7 @@ Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& g
 
   zmq::socket_t socket(context, zmq::socket_type::dealer);
   socket.set(zmq::sockopt::linger, 5000);
-  socket.connect(options.coordinator);
+  COHORT_RETURN_IF_ERROR(connect_to_coordinator(context, socket, options, identity));
 
   Hello hello;
   hello.worker_key = identity.public_key();

@@ -21,6 +21,11 @@
 // round's budget over the settled, paid work and each participant gets a
 // signed receipt (docs/LEDGER.md).
 //
+// With network.curve (the default) all traffic is CurveZMQ under the
+// coordinator's key; a ZAP handler admits any client key or only those of
+// network.allow_list, and a Hello must carry the Ed25519 key whose CURVE key
+// the connection authenticated with (cohort/transport.h).
+//
 // A round with fewer accepted updates than `round.min_updates` keeps the old
 // model. Malformed, wrong-round and duplicate messages are answered with a
 // typed Error and counted; they never stop the round. A worker that
@@ -110,8 +115,10 @@ class Coordinator {
   // Validates the job, loads the test set, builds the initial model (or
   // loads the checkpoint, for kResume) and the aggregation rule, and binds
   // the listen endpoint. Errors: an unknown rule or bad rule parameter,
-  // unreadable test data, an endpoint in use; for kResume, no checkpoint
-  // (NotFound) or one of another model (FailedPrecondition).
+  // unreadable test data, an endpoint in use, an unreadable allow-list, a
+  // second coordinator with CURVE in `context` (one ZAP handler per
+  // context); for kResume, no checkpoint (NotFound) or one of another model
+  // (FailedPrecondition).
   static Result<std::unique_ptr<Coordinator>> create(zmq::context_t& context, JobConfig config,
                                                      const RuleRegistry& rules, Logger& log,
                                                      StartMode mode = StartMode::kFresh);
@@ -122,8 +129,10 @@ class Coordinator {
   // The bound endpoint (resolves "tcp://127.0.0.1:*" to the chosen port).
   std::string endpoint() const;
 
-  // The key that signs tasks, challenges, receipts and the ledger; workers
-  // pin it with `cohort worker --coordinator-key`.
+  // The key that signs tasks, challenges, receipts and the ledger and
+  // (with CURVE) authenticates the coordinator; kept in [ledger] key or
+  // <output_dir>/coordinator.key and published in <output_dir>/coordinator.pub.
+  // Workers pin it with `cohort worker --coordinator-key`.
   const PublicKey& public_key() const;
 
   // Waits for round.min_workers registrations, runs every round, then sends

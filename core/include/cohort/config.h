@@ -108,6 +108,11 @@ struct NetworkSection {
   // Per worker: messages ZeroMQ queues before it stops reading from that
   // peer (its receive high-water mark), so one peer cannot fill memory.
   int max_pending_messages = 64;                 // >= 1
+  // CurveZMQ for all worker traffic (transport.h); needs tcp:// or ipc://.
+  bool curve = true;
+  // A file of worker public keys (hex, one per line) admitted to connect;
+  // "" = open registration (any key). Needs curve.
+  std::filesystem::path allow_list;
 };
 
 // Simulated Byzantine workers, for robustness experiments: each round the

@@ -53,9 +53,14 @@ struct WorkerOptions {
   // Checkpoints of tasks awaiting settlement, and receipts; empty = the
   // key's own directory, $XDG_CACHE_HOME (or ~/.cache)/cohort/worker-<key>.
   std::filesystem::path state_dir;
-  // The coordinator's public key, when known in advance; otherwise the key
-  // in its Welcome is trusted for the session (and logged).
+  // The coordinator's public key. Required with `curve`: it authenticates
+  // the server in the CURVE handshake. Without CURVE it may be left out,
+  // and the key in the coordinator's Welcome is trusted for the session
+  // (and logged).
   std::optional<PublicKey> coordinator_key;
+  // CurveZMQ to the coordinator ([network] curve), with the transport key
+  // derived from the worker's identity (cohort/transport.h).
+  bool curve = true;
 };
 
 struct WorkerSummary {
@@ -77,8 +82,11 @@ std::filesystem::path default_state_dir(const PublicKey& key);
 // Connects, registers and serves tasks. `identity` is the worker's account.
 // Proof-of-learning tasks need use_deterministic_cpu_training()
 // (proof_of_learning.h) to have been called first thing in the process.
-// Errors: the device is unavailable, local data cannot be read, the
-// coordinator could not be reached or rejected the registration.
+// Errors: the device is unavailable, local data cannot be read, no
+// coordinator_key with curve (InvalidArgument), the CURVE handshake failed
+// (FailedPrecondition: a wrong coordinator key, or this key is not on the
+// allow-list) or none completed within idle_timeout (DeadlineExceeded), the
+// coordinator rejected the registration.
 Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& options,
                                  const Identity& identity, Logger& log);
 
