@@ -30,6 +30,15 @@
 //   stack_ms           at::stack alone (part of aggregate_ms)
 //   busy_ms            announce + collect_active + aggregate: the
 //                      coordinator's own work per round
+//   io_cpu_ms          CPU time of the coordinator context's ZeroMQ I/O
+//                      thread (framing, TCP and, with CURVE, encryption of
+//                      what it sends and decryption of what it receives),
+//                      read from /proc/self/task
+// With curve = 1 every connection is CurveZMQ (cohort/transport.h): the
+// coordinator's ROUTER is a CURVE server with a ZAP handler (open
+// admission), each worker a CURVE client with its own derived key, so
+// every frame is encrypted and authenticated both ways; curve = 0 is
+// plaintext. The difference is the price of transport security.
 // Everything runs in one process on the same cores: the worker thread and
 // both contexts' I/O threads compete with the coordinator thread, so the
 // wall-clock numbers are upper bounds of what a coordinator alone would see.
@@ -39,9 +48,17 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <benchmark/benchmark.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
 #include <mutex>
+#include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -51,7 +68,9 @@
 #include <zmq.hpp>
 
 #include "cohort/aggregation.h"
+#include "cohort/log.h"
 #include "cohort/tensor_codec.h"
+#include "cohort/transport.h"
 #include "cohort/wire.h"
 
 namespace {
@@ -60,6 +79,36 @@ using Clock = std::chrono::steady_clock;
 
 constexpr size_t kChunkBytes = size_t{16} << 20;
 constexpr auto kReplyTimeout = std::chrono::seconds(120);
+
+// Names the I/O threads of the coordinator's ZeroMQ context
+// "<prefix>/ZMQbg/...", to tell their CPU time from the workers' context's.
+constexpr int kCoordinatorThreadPrefix = 42;
+
+zmq::context_t& with_named_threads(zmq::context_t& context) {
+  context.set(zmq::ctxopt::thread_name_prefix, kCoordinatorThreadPrefix);
+  return context;
+}
+
+// CPU seconds (user + system) of this process's threads whose name starts
+// with "<prefix>/".
+double thread_cpu_seconds(int prefix) {
+  const std::string wanted = std::to_string(prefix) + "/";
+  double ticks = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::string name, stat;
+    std::getline(std::ifstream(task.path() / "comm"), name);
+    if (!name.starts_with(wanted)) continue;
+    std::getline(std::ifstream(task.path() / "stat"), stat);
+    // After "pid (comm) ": state is field 3, utime field 14, stime field 15.
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+    std::string skipped;
+    for (int field = 3; field < 14; ++field) fields >> skipped;
+    double utime = 0, stime = 0;
+    fields >> utime >> stime;
+    ticks += utime + stime;
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -84,6 +133,10 @@ T take(cohort::Result<T> result) {
   return std::move(result).value();
 }
 
+void take_status(const cohort::Status& status) {
+  if (!status.ok()) throw std::runtime_error(status.to_string());
+}
+
 std::string worker_id(int index) {
   char id[16];
   std::snprintf(id, sizeof(id), "w%03d", index);
@@ -98,11 +151,13 @@ cohort::PayloadLimits payload_limits() {
 }
 
 // N DEALER sockets on one thread, answering every Task with the same
-// precomputed delta until each receives a Bye.
+// precomputed delta until each receives a Bye. With `server` set they
+// connect with CURVE, each under its own identity.
 class SimulatedWorkers {
  public:
-  SimulatedWorkers(std::string endpoint, int count, const cohort::EncodedPayload& delta)
-      : endpoint_(std::move(endpoint)), count_(count), delta_(delta),
+  SimulatedWorkers(std::string endpoint, int count, const cohort::EncodedPayload& delta,
+                   std::optional<cohort::PublicKey> server)
+      : endpoint_(std::move(endpoint)), count_(count), delta_(delta), server_(server),
         thread_([this] { run(); }) {}
 
   ~SimulatedWorkers() { join(); }
@@ -133,6 +188,7 @@ class SimulatedWorkers {
       zmq::socket_t& socket = sockets.emplace_back(context, zmq::socket_type::dealer);
       socket.set(zmq::sockopt::routing_id, worker_id(i));
       socket.set(zmq::sockopt::linger, 0);
+      if (server_) take_status(cohort::make_curve_client(socket, cohort::Identity::generate(), *server_));
       socket.connect(endpoint_);
       take(cohort::send_message(socket, cohort::Outgoing{cohort::Hello{}, {}}));
     }
@@ -173,6 +229,7 @@ class SimulatedWorkers {
   std::string endpoint_;
   int count_;
   const cohort::EncodedPayload& delta_;
+  std::optional<cohort::PublicKey> server_;
   std::mutex mutex_;
   std::string error_;
   std::thread thread_;
@@ -186,10 +243,15 @@ struct Phases {
 // The coordinator's side of the benchmark.
 class BenchCoordinator {
  public:
-  BenchCoordinator(int workers, int64_t numel)
-      : router_(context_, zmq::socket_type::router), layout_(make_layout(numel)) {
+  BenchCoordinator(int workers, int64_t numel, bool curve)
+      : identity_(cohort::Identity::generate()), log_(std::cerr, cohort::LogLevel::kQuiet, "bench"),
+        router_(with_named_threads(context_), zmq::socket_type::router), layout_(make_layout(numel)) {
     router_.set(zmq::sockopt::router_mandatory, 1);
     router_.set(zmq::sockopt::linger, 0);
+    if (curve) {
+      zap_ = take(cohort::ZapHandler::start(context_, cohort::Admission{}, log_));
+      cohort::make_curve_server(router_, identity_);
+    }
     router_.bind("tcp://127.0.0.1:*");
     for (int i = 0; i < workers; ++i) {
       const std::string id = worker_id(i);
@@ -201,6 +263,10 @@ class BenchCoordinator {
 
   std::string endpoint() const { return router_.get(zmq::sockopt::last_endpoint); }
   const cohort::Layout& layout() const { return layout_; }
+  // The key workers must pin when CURVE is on.
+  std::optional<cohort::PublicKey> curve_key() const {
+    return zap_ ? std::optional(identity_.public_key()) : std::nullopt;
+  }
 
   // Waits for every worker's Hello, so that sends can be routed.
   void await_workers() {
@@ -283,7 +349,10 @@ class BenchCoordinator {
   }
 
  private:
+  cohort::Identity identity_;
+  cohort::Logger log_;
   zmq::context_t context_;
+  std::unique_ptr<cohort::ZapHandler> zap_;  // with CURVE; outlives router_
   zmq::socket_t router_;
   std::vector<zmq::message_t> routing_ids_;
   cohort::Layout layout_;
@@ -292,16 +361,18 @@ class BenchCoordinator {
 
 void BM_Round(benchmark::State& state) {
   at::set_num_threads(1);
+  take_status(cohort::init_crypto());
   const int workers = static_cast<int>(state.range(0));
   const int64_t numel = state.range(1);
+  const bool curve = state.range(2) != 0;
 
-  BenchCoordinator coordinator(workers, numel);
+  BenchCoordinator coordinator(workers, numel, curve);
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(2);
   const cohort::EncodedPayload delta = take(cohort::encode_payload(
       coordinator.layout(), at::randn({numel}, generator) * 1e-3, kChunkBytes));
   std::string error;
   {
-    SimulatedWorkers simulated(coordinator.endpoint(), workers, delta);
+    SimulatedWorkers simulated(coordinator.endpoint(), workers, delta, coordinator.curve_key());
     try {
       coordinator.await_workers();
       Phases warmup;
@@ -309,7 +380,9 @@ void BM_Round(benchmark::State& state) {
 
       Phases phases;
       uint32_t round = 1;
+      const double io_cpu_start = thread_cpu_seconds(kCoordinatorThreadPrefix);
       for (auto _ : state) coordinator.run_round(round++, phases);
+      const double io_cpu = thread_cpu_seconds(kCoordinatorThreadPrefix) - io_cpu_start;
 
       using benchmark::Counter;
       const auto avg_ms = [](double seconds) {
@@ -321,6 +394,7 @@ void BM_Round(benchmark::State& state) {
       state.counters["aggregate_ms"] = avg_ms(phases.aggregate);
       state.counters["stack_ms"] = avg_ms(phases.stack);
       state.counters["busy_ms"] = avg_ms(phases.announce + phases.collect_active + phases.aggregate);
+      state.counters["io_cpu_ms"] = avg_ms(io_cpu);
       state.counters["MB_out"] = Counter(phases.bytes_out / 1e6, Counter::kAvgIterations);
       state.counters["MB_in"] = Counter(phases.bytes_in / 1e6, Counter::kAvgIterations);
     } catch (const std::exception& e) {
@@ -337,14 +411,15 @@ void BM_Round(benchmark::State& state) {
 constexpr int64_t kHalfMillion = 500'000;
 constexpr int64_t kTenMillion = 10'000'000;
 
-BENCHMARK(BM_Round)->ArgNames({"workers", "params"})->Args({8, kHalfMillion})->Iterations(20)
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Round)->ArgNames({"workers", "params"})->Args({64, kHalfMillion})->Iterations(10)
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Round)->ArgNames({"workers", "params"})->Args({8, kTenMillion})->Iterations(5)
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Round)->ArgNames({"workers", "params"})->Args({64, kTenMillion})->Iterations(2)
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+// Each size plaintext and with CURVE.
+BENCHMARK(BM_Round)->ArgNames({"workers", "params", "curve"})->ArgsProduct({{8}, {kHalfMillion}, {0, 1}})
+    ->Iterations(20)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Round)->ArgNames({"workers", "params", "curve"})->ArgsProduct({{64}, {kHalfMillion}, {0, 1}})
+    ->Iterations(10)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Round)->ArgNames({"workers", "params", "curve"})->ArgsProduct({{8}, {kTenMillion}, {0, 1}})
+    ->Iterations(5)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Round)->ArgNames({"workers", "params", "curve"})->ArgsProduct({{64}, {kTenMillion}, {0, 1}})
+    ->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
