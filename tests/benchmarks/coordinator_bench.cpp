@@ -4,17 +4,28 @@
 // The benchmark thread plays the coordinator: a ROUTER socket, the same
 // steps as Coordinator's round (coordinator/src/coordinator.cpp) minus
 // evaluation, checkpoint and results:
-//   announce   encode the global model once (encode_payload), send a Task
-//              and the model's chunks to each of N workers (send_message)
-//   collect    receive N Updates (receive_message), decode each delta with
-//              decode_payload (verify_digest on, expected layout), check
+//   announce   encode the global model once (encode_payload), sign a Task
+//              for each of N workers and send it with the model's chunks
+//              (send_message)
+//   collect    receive N Updates (receive_message), verify each one's
+//              Ed25519 signature, decode its delta with decode_payload
+//              (verify_digest on, expected layout), check
 //              at::isfinite(...).all()
 //   aggregate  at::stack, cohort::fedavg with sample-count weights,
 //              global += aggregate
 // N simulated workers are N DEALER sockets driven by one helper thread with
-// their own ZeroMQ context (as separate processes would have): each decodes
-// its task payload (verify on) and at once replies with a precomputed Update
-// and delta payload. They do not train.
+// their own ZeroMQ context (as separate processes would have): each checks
+// its task's signature, decodes its payload (verify on) and at once replies
+// with a signed Update and a precomputed delta payload. They do not train.
+//
+// BM_Load is the load test: 500 workers and a 1M-parameter model with
+// CURVE, the workers in a child process (this program run with
+// --simulated-workers) so that the process's peak memory (VmHWM, reset
+// before the rounds through /proc/self/clear_refs) is the coordinator's.
+// It reports round latency percentiles and the coordinator's CPU per
+// update before aggregation (update_cpu_ms: its thread's CPU time to
+// receive, check, verify and decode one update; io_cpu_ms_per_update: its
+// I/O thread's CPU during collect, which decrypts the updates, per update).
 //
 // Reported per round (averages over iterations):
 //   Time (real)        the whole round, wall clock
@@ -48,9 +59,15 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <benchmark/benchmark.h>
 
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -72,6 +89,8 @@
 #include "cohort/tensor_codec.h"
 #include "cohort/transport.h"
 #include "cohort/wire.h"
+
+extern char** environ;
 
 namespace {
 
@@ -150,15 +169,82 @@ cohort::PayloadLimits payload_limits() {
   return limits;
 }
 
-// N DEALER sockets on one thread, answering every Task with the same
-// precomputed delta until each receives a Bye. With `server` set they
-// connect with CURVE, each under its own identity.
+// N simulated workers on one thread (the lightweight simulated-worker
+// mode): N DEALER sockets, each with its own Ed25519 identity, speaking the
+// real protocol. Each says Hello with its key, checks the coordinator's
+// signature on every Task (when `server` is set), decodes the model (verify
+// on) and at once answers with a signed Update carrying the same
+// precomputed delta, until it receives a Bye. With `server` set they
+// connect with CURVE under keys derived from their identities. Throws on
+// any error.
+void serve_simulated_workers(const std::string& endpoint, int count, const cohort::EncodedPayload& delta,
+                             std::optional<cohort::PublicKey> server) {
+  zmq::context_t context;
+  std::vector<cohort::Identity> identities;
+  std::vector<zmq::socket_t> sockets;
+  std::vector<zmq::pollitem_t> items;
+  for (int i = 0; i < count; ++i) {
+    const cohort::Identity& identity = identities.emplace_back(cohort::Identity::generate());
+    zmq::socket_t& socket = sockets.emplace_back(context, zmq::socket_type::dealer);
+    socket.set(zmq::sockopt::routing_id, worker_id(i));
+    socket.set(zmq::sockopt::linger, 0);
+    if (server) take_status(cohort::make_curve_client(socket, identity, *server));
+    socket.connect(endpoint);
+    cohort::Hello hello;
+    hello.worker_key = identity.public_key();
+    take(cohort::send_message(socket, cohort::Outgoing{hello, {}}));
+  }
+  for (auto& socket : sockets) items.push_back({socket.handle(), 0, ZMQ_POLLIN, 0});
+
+  const cohort::PayloadLimits limits = payload_limits();
+  int finished = 0;
+  while (finished < count) {
+    zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
+    for (int i = 0; i < count; ++i) {
+      if ((items[i].revents & ZMQ_POLLIN) == 0) continue;
+      auto in = cohort::receive_message(sockets[i], false, std::chrono::milliseconds(0));
+      if (!in) continue;
+      if (!in->message.ok()) throw std::runtime_error(in->message.status().to_string());
+      if (std::holds_alternative<cohort::Bye>(*in->message)) {
+        ++finished;
+        continue;
+      }
+      const auto* task = std::get_if<cohort::Task>(&*in->message);
+      if (task == nullptr) throw std::runtime_error("worker got an unexpected message");
+      const cohort::PublicKey& key = identities[static_cast<size_t>(i)].public_key();
+      if (server && !cohort::verify_signature(*server, cohort::task_signing_bytes(*task, key), task->signature)) {
+        throw std::runtime_error("a task without the coordinator's signature");
+      }
+      // What a worker does before training: rebuild the model it was sent.
+      cohort::DecodedPayload model = take(cohort::decode_payload(task->model, std::move(in->payload), limits));
+      benchmark::DoNotOptimize(model.flat.data_ptr());
+
+      cohort::Update update;
+      update.round = task->round;
+      update.task_id = task->task_id;
+      update.num_samples = 100 + static_cast<uint64_t>(i);
+      update.metrics.steps = 1;
+      update.base_model_hash = task->model.digest;
+      update.delta = delta.header();
+      update.signature = identities[static_cast<size_t>(i)].sign(cohort::update_signing_bytes(update, key));
+      take(cohort::send_message(sockets[i], cohort::Outgoing{update, delta.chunks()}));
+    }
+  }
+}
+
+// The simulated workers on a helper thread of this process.
 class SimulatedWorkers {
  public:
   SimulatedWorkers(std::string endpoint, int count, const cohort::EncodedPayload& delta,
                    std::optional<cohort::PublicKey> server)
-      : endpoint_(std::move(endpoint)), count_(count), delta_(delta), server_(server),
-        thread_([this] { run(); }) {}
+      : thread_([this, endpoint = std::move(endpoint), count, &delta, server] {
+          try {
+            serve_simulated_workers(endpoint, count, delta, server);
+          } catch (const std::exception& e) {
+            std::lock_guard lock(mutex_);
+            error_ = e.what();
+          }
+        }) {}
 
   ~SimulatedWorkers() { join(); }
 
@@ -171,72 +257,21 @@ class SimulatedWorkers {
   }
 
  private:
-  void run() {
-    try {
-      serve();
-    } catch (const std::exception& e) {
-      std::lock_guard lock(mutex_);
-      error_ = e.what();
-    }
-  }
-
-  void serve() {
-    zmq::context_t context;
-    std::vector<zmq::socket_t> sockets;
-    std::vector<zmq::pollitem_t> items;
-    for (int i = 0; i < count_; ++i) {
-      zmq::socket_t& socket = sockets.emplace_back(context, zmq::socket_type::dealer);
-      socket.set(zmq::sockopt::routing_id, worker_id(i));
-      socket.set(zmq::sockopt::linger, 0);
-      if (server_) take_status(cohort::make_curve_client(socket, cohort::Identity::generate(), *server_));
-      socket.connect(endpoint_);
-      take(cohort::send_message(socket, cohort::Outgoing{cohort::Hello{}, {}}));
-    }
-    for (auto& socket : sockets) items.push_back({socket.handle(), 0, ZMQ_POLLIN, 0});
-
-    const cohort::PayloadLimits limits = payload_limits();
-    int finished = 0;
-    while (finished < count_) {
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
-      for (int i = 0; i < count_; ++i) {
-        if ((items[i].revents & ZMQ_POLLIN) == 0) continue;
-        auto in = cohort::receive_message(sockets[i], false, std::chrono::milliseconds(0));
-        if (!in) continue;
-        if (!in->message.ok()) throw std::runtime_error(in->message.status().to_string());
-        if (std::holds_alternative<cohort::Bye>(*in->message)) {
-          ++finished;
-          continue;
-        }
-        const auto* task = std::get_if<cohort::Task>(&*in->message);
-        if (task == nullptr) throw std::runtime_error("worker got an unexpected message");
-        // What a worker does before training: rebuild the model it was sent.
-        cohort::DecodedPayload model =
-            take(cohort::decode_payload(task->model, std::move(in->payload), limits));
-        benchmark::DoNotOptimize(model.flat.data_ptr());
-
-        cohort::Update update;
-        update.round = task->round;
-        update.task_id = task->task_id;
-        update.num_samples = 100 + static_cast<uint64_t>(i);
-        update.metrics.steps = 1;
-        update.base_model_hash = task->model.digest;
-        update.delta = delta_.header();
-        take(cohort::send_message(sockets[i], cohort::Outgoing{update, delta_.chunks()}));
-      }
-    }
-  }
-
-  std::string endpoint_;
-  int count_;
-  const cohort::EncodedPayload& delta_;
-  std::optional<cohort::PublicKey> server_;
   std::mutex mutex_;
   std::string error_;
   std::thread thread_;
 };
 
+double thread_cpu_now() {
+  timespec now{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
+}
+
 struct Phases {
   double announce = 0, collect = 0, collect_active = 0, aggregate = 0, stack = 0;
+  double update_cpu = 0;      // coordinator-thread CPU handling updates
+  double collect_io_cpu = 0;  // coordinator I/O-thread CPU during collect
   double bytes_out = 0, bytes_in = 0;
 };
 
@@ -268,13 +303,21 @@ class BenchCoordinator {
     return zap_ ? std::optional(identity_.public_key()) : std::nullopt;
   }
 
-  // Waits for every worker's Hello, so that sends can be routed.
+  // Waits for every worker's Hello, so that sends can be routed, and
+  // keeps its key; with CURVE the key must be the connection's.
   void await_workers() {
+    worker_keys_.resize(routing_ids_.size());
     for (size_t seen = 0; seen < routing_ids_.size(); ++seen) {
       auto in = cohort::receive_message(router_, true, kReplyTimeout);
       if (!in || !in->message.ok() || !std::holds_alternative<cohort::Hello>(*in->message)) {
         throw std::runtime_error("a simulated worker did not say hello");
       }
+      const cohort::PublicKey& key = std::get<cohort::Hello>(*in->message).worker_key;
+      if (zap_ && !cohort::authenticated_as(in->user_id, key)) {
+        throw std::runtime_error("a Hello whose key is not the connection's");
+      }
+      const std::string id = in->routing_id->to_string();
+      worker_keys_.at(static_cast<size_t>(std::stoi(id.substr(1)))) = key;
     }
   }
 
@@ -291,6 +334,7 @@ class BenchCoordinator {
     task.model = model.header();
     for (int i = 0; i < n; ++i) {
       task.task_id = (uint64_t{round} << 32) | static_cast<uint64_t>(i);
+      task.signature = identity_.sign(cohort::task_signing_bytes(task, worker_keys_[static_cast<size_t>(i)]));
       phases.bytes_out += static_cast<double>(take(cohort::send_message(
           router_, cohort::Outgoing{task, model.chunks()}, &routing_ids_[i])));
     }
@@ -298,6 +342,7 @@ class BenchCoordinator {
 
     // collect
     t = Clock::now();
+    const double io_cpu_start = thread_cpu_seconds(kCoordinatorThreadPrefix);
     const cohort::PayloadLimits limits = payload_limits();
     std::vector<at::Tensor> rows;
     std::vector<double> weights;
@@ -309,6 +354,7 @@ class BenchCoordinator {
         throw std::runtime_error("timed out waiting for updates");
       }
       const auto active = Clock::now();
+      const double cpu = thread_cpu_now();
       auto in = cohort::receive_message(router_, true, std::chrono::milliseconds(0));
       if (!in) continue;
       phases.bytes_in += static_cast<double>(in->bytes);
@@ -320,6 +366,10 @@ class BenchCoordinator {
           update->base_model_hash != model.header().digest) {
         throw std::runtime_error("update for the wrong round, task or base model");
       }
+      if (!cohort::verify_signature(worker_keys_[index], cohort::update_signing_bytes(*update, worker_keys_[index]),
+                                    update->signature)) {
+        throw std::runtime_error("an update whose signature does not verify");
+      }
       answered[index] = true;
       cohort::DecodedPayload delta =
           take(cohort::decode_payload(update->delta, std::move(in->payload), limits, &layout_));
@@ -329,8 +379,10 @@ class BenchCoordinator {
       rows.push_back(std::move(delta.flat));
       weights.push_back(static_cast<double>(update->num_samples));
       phases.collect_active += seconds_since(active);
+      phases.update_cpu += thread_cpu_now() - cpu;
     }
     phases.collect += seconds_since(t);
+    phases.collect_io_cpu += thread_cpu_seconds(kCoordinatorThreadPrefix) - io_cpu_start;
 
     // aggregate
     t = Clock::now();
@@ -355,6 +407,7 @@ class BenchCoordinator {
   std::unique_ptr<cohort::ZapHandler> zap_;  // with CURVE; outlives router_
   zmq::socket_t router_;
   std::vector<zmq::message_t> routing_ids_;
+  std::vector<cohort::PublicKey> worker_keys_;  // by worker index, from their Hellos
   cohort::Layout layout_;
   at::Tensor global_;
 };
@@ -408,6 +461,123 @@ void BM_Round(benchmark::State& state) {
   if (!error.empty()) state.SkipWithError(error.c_str());
 }
 
+// ------------------------------------------------------------------ load
+
+constexpr std::string_view kWorkerMode = "--simulated-workers";
+
+// Runs `count` simulated workers in a child process (this program in
+// kWorkerMode); killed if still running when dropped.
+class WorkerProcess {
+ public:
+  WorkerProcess(const std::string& endpoint, int count, int64_t numel, const cohort::PublicKey& server) {
+    std::vector<std::string> args = {"coordinator_bench", std::string(kWorkerMode), endpoint,
+                                     std::to_string(count), std::to_string(numel), cohort::to_hex(server)};
+    std::vector<char*> argv;
+    for (auto& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    if (::posix_spawn(&pid_, "/proc/self/exe", nullptr, nullptr, argv.data(), environ) != 0) {
+      throw std::runtime_error("cannot start the simulated-worker process");
+    }
+  }
+  ~WorkerProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  WorkerProcess(const WorkerProcess&) = delete;
+  WorkerProcess& operator=(const WorkerProcess&) = delete;
+
+  // Waits for the process (after every worker got a Bye); true if it
+  // exited cleanly.
+  bool wait() {
+    int status = 0;
+    const bool clean = ::waitpid(pid_, &status, 0) == pid_ && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    pid_ = -1;
+    return clean;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// The simulated-worker process: argv = [program, kWorkerMode, endpoint,
+// count, numel, server key].
+int simulated_worker_process(char** argv) {
+  try {
+    take_status(cohort::init_crypto());
+    at::set_num_threads(1);
+    const int64_t numel = std::stoll(argv[4]);
+    at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(2);
+    const cohort::EncodedPayload delta =
+        take(cohort::encode_payload(make_layout(numel), at::randn({numel}, generator) * 1e-3, kChunkBytes));
+    serve_simulated_workers(argv[2], std::stoi(argv[3]), delta, take(cohort::parse_public_key(argv[5])));
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "simulated workers: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+// Forgets the process's peak resident set so far (Linux >= 4.0).
+void reset_peak_memory() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+// VmHWM from /proc/self/status, in MB.
+double peak_memory_mb() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmHWM:")) return std::stod(line.substr(6)) / 1024.0;  // kB
+  }
+  return 0.0;
+}
+
+// Nearest-rank percentile of `values` (0 < p <= 100).
+double percentile(std::vector<double> values, double p) {
+  std::sort(values.begin(), values.end());
+  const auto rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(values.size())));
+  return values[std::max<size_t>(rank, 1) - 1];
+}
+
+void BM_Load(benchmark::State& state) {
+  at::set_num_threads(1);
+  take_status(cohort::init_crypto());
+  const int workers = static_cast<int>(state.range(0));
+  const int64_t numel = state.range(1);
+  std::string error;
+  try {
+    BenchCoordinator coordinator(workers, numel, /*curve=*/true);
+    WorkerProcess process(coordinator.endpoint(), workers, numel, *coordinator.curve_key());
+    reset_peak_memory();
+    coordinator.await_workers();
+    Phases warmup;
+    coordinator.run_round(0, warmup);
+
+    Phases phases;
+    std::vector<double> latencies;
+    uint32_t round = 1;
+    for (auto _ : state) {
+      const auto start = Clock::now();
+      coordinator.run_round(round++, phases);
+      latencies.push_back(seconds_since(start) * 1e3);
+    }
+    coordinator.say_goodbye();
+    if (!process.wait()) throw std::runtime_error("the simulated-worker process failed (see its stderr)");
+
+    const double updates = static_cast<double>(workers) * static_cast<double>(latencies.size());
+    state.counters["p50_ms"] = percentile(latencies, 50);
+    state.counters["p99_ms"] = percentile(latencies, 99);
+    state.counters["peak_MB"] = peak_memory_mb();
+    state.counters["update_cpu_ms"] = phases.update_cpu * 1e3 / updates;
+    state.counters["io_cpu_ms_per_update"] = phases.collect_io_cpu * 1e3 / updates;
+    state.counters["collect_ms"] = benchmark::Counter(phases.collect * 1e3, benchmark::Counter::kAvgIterations);
+    state.counters["aggregate_ms"] =
+        benchmark::Counter(phases.aggregate * 1e3, benchmark::Counter::kAvgIterations);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  if (!error.empty()) state.SkipWithError(error.c_str());
+}
+
 constexpr int64_t kHalfMillion = 500'000;
 constexpr int64_t kTenMillion = 10'000'000;
 
@@ -421,6 +591,17 @@ BENCHMARK(BM_Round)->ArgNames({"workers", "params", "curve"})->ArgsProduct({{8},
 BENCHMARK(BM_Round)->ArgNames({"workers", "params", "curve"})->ArgsProduct({{64}, {kTenMillion}, {0, 1}})
     ->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
+// 500 concurrent workers, a 1M-parameter model, CURVE on.
+BENCHMARK(BM_Load)->ArgNames({"workers", "params"})->Args({500, 1'000'000})->Iterations(5)
+    ->UseRealTime()->Unit(benchmark::kMillisecond);
+
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  if (argc == 6 && argv[1] == kWorkerMode) return simulated_worker_process(argv);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
