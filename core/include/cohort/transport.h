@@ -98,9 +98,9 @@ struct Admission {
 // thread: CURVE clients admitted by `admission` get status 200 and their
 // CURVE key in hex as user id; every other request gets 400 and is logged.
 // Stopped and joined by the destructor (within kPollInterval). There can be
-// one handler per ZeroMQ context; it must outlive no socket that needs it
-// (destroy the server socket first: without a handler, ZeroMQ would admit
-// CURVE clients unauthenticated, and their messages would carry no user id).
+// one handler per ZeroMQ context, and it should outlive the server sockets
+// that use it: without a handler ZeroMQ admits CURVE clients without asking
+// (their messages then carry no user id, which authenticated_as refuses).
 class ZapHandler {
  public:
   static constexpr std::chrono::milliseconds kPollInterval{50};
