@@ -15,4 +15,8 @@ if [ "${CI:-}" != true ] && [ "${COHORT_SKIP_SANITIZERS:-0}" = 1 ]; then
   exit 0
 fi
 bash "$ROOT/scripts/fuzz.sh"
-bash "$ROOT/scripts/sanitize.sh"
+# Sanitized: the core and ledger unit tests by default (every decoder, the
+# codec, crypto, transport, the ledger). The whole suite under ASan is
+# `COHORT_SANITIZE_TARGETS= bash scripts/sanitize.sh`; it is not in CI yet
+# because its build has not been timed on a 2-core machine (docs/FUZZING.md).
+COHORT_SANITIZE_TARGETS=${COHORT_SANITIZE_TARGETS-core_tests ledger_tests} bash "$ROOT/scripts/sanitize.sh"

@@ -92,10 +92,12 @@ void run_distributed(const ScratchDir& dir, int rounds) {
   write_file(dir.path() / "distributed.toml", job_text(dir.path() / "distributed", socket, rounds));
   CohortProcess coordinator({"coordinator", "--config", (dir.path() / "distributed.toml").string()},
                             dir.path() / "coordinator.out", dir.path() / "coordinator.err");
+  const std::string key = coordinator_key(dir.path() / "distributed");
+  ASSERT_FALSE(key.empty()) << coordinator.stderr_text();
   std::vector<std::unique_ptr<CohortProcess>> workers;
   for (int i = 0; i < 3; ++i) {
     workers.push_back(std::make_unique<CohortProcess>(
-        std::vector<std::string>{"worker", "--coordinator", socket, "--threads", "1"},
+        std::vector<std::string>{"worker", "--coordinator", socket, "--threads", "1", "--coordinator-key", key},
         dir.path() / ("w" + std::to_string(i) + ".out"), dir.path() / ("w" + std::to_string(i) + ".err")));
   }
   ASSERT_EQ(coordinator.wait(std::chrono::seconds(300)).value_or(-1), 0) << coordinator.stderr_text();
