@@ -3,6 +3,8 @@
 // signed head in one transaction.
 #include "cohort/ledger.h"
 
+#include <set>
+
 #include "chain.h"
 #include "rules.h"
 #include "sqlite.h"
@@ -167,6 +169,22 @@ std::vector<Receipt> Ledger::receipts(const PublicKey& worker) const {
     if (receipt.worker == worker) out.push_back(receipt);
   }
   return out;
+}
+
+std::vector<SubmissionRecord> Ledger::submissions(uint32_t round) const {
+  std::vector<SubmissionRecord> out;
+  for (const auto& [task_id, record] : impl_->contents.submissions) {
+    if (record.submission.round == round) out.push_back(record);
+  }
+  return out;
+}
+
+std::vector<uint32_t> Ledger::open_rounds() const {
+  std::set<uint32_t> open;
+  for (const auto& [task_id, record] : impl_->contents.submissions) {
+    if (!impl_->contents.rounds.contains(record.submission.round)) open.insert(record.submission.round);
+  }
+  return {open.begin(), open.end()};
 }
 
 Digest Ledger::head() const { return impl_->contents.head; }

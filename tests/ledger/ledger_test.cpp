@@ -369,6 +369,24 @@ TEST_F(LedgerTest, ClosingWithAPendingSubmissionIsRefused) {
   EXPECT_EQ(ledger->close_round(1, -1).status().code(), Status::Code::kInvalidArgument);
 }
 
+// What a restarted coordinator reads to finish or void an interrupted round.
+TEST_F(LedgerTest, ListsARoundsSubmissionsAndTheRoundsStillOpen) {
+  build_sample_ledger();
+  auto ledger = open();
+  ASSERT_TRUE(ledger->record_submission(submission(4, 40, 2, 10)).ok());
+  EXPECT_EQ(ledger->open_rounds(), (std::vector<uint32_t>{2, 4}));
+  std::vector<SubmissionRecord> round1 = ledger->submissions(1);
+  ASSERT_EQ(round1.size(), 3u);
+  EXPECT_EQ(round1[0].submission, submission(1, 10, 1, 300));
+  EXPECT_EQ(round1[2].verdict, Verdict::kFailed);
+  ASSERT_EQ(ledger->submissions(2).size(), 1u);
+  EXPECT_EQ(ledger->submissions(2)[0].verdict, Verdict::kPending);
+  EXPECT_TRUE(ledger->submissions(3).empty());
+  ASSERT_TRUE(ledger->set_verdict(20, Verdict::kVoided, "interrupted").ok());
+  ASSERT_TRUE(ledger->close_round(2, 10 * kToken).ok());
+  EXPECT_EQ(ledger->open_rounds(), (std::vector<uint32_t>{4}));
+}
+
 TEST_F(LedgerTest, SlashTakesAFractionOfTheStakeAndBans) {
   auto ledger = open();
   ASSERT_TRUE(ledger->deposit(worker_key(1), 401 * kToken + 1, "").ok());

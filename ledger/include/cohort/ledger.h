@@ -184,6 +184,10 @@ class Ledger {
   Result<std::vector<Receipt>> close_round(uint32_t round, Amount budget);
   // The worker's receipts, by task id.
   std::vector<Receipt> receipts(const PublicKey& worker) const;
+  // The round's submissions, by task id.
+  std::vector<SubmissionRecord> submissions(uint32_t round) const;
+  // Rounds that have submissions and are not closed, ascending.
+  std::vector<uint32_t> open_rounds() const;
 
   Digest head() const;
   uint64_t head_seq() const;
