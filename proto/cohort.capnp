@@ -72,6 +72,8 @@ struct Welcome {
   rounds @2 :UInt32;
   coordinatorKey @3 :Data; # the coordinator's Ed25519 public key: it signs tasks,
                            # challenges and receipts
+  receipts @4 :List(Receipt);  # the worker's latest receipts in the job's ledger (at most
+                              # 1024), so that one missed while either side restarted arrives
 }
 
 struct Hyperparameters {

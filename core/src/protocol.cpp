@@ -48,13 +48,6 @@ void write(proto::Hello::Builder out, const Hello& in) {
   out.setSoftware(in.software);
 }
 
-void write(proto::Welcome::Builder out, const Welcome& in) {
-  out.setWorkerIndex(in.worker_index);
-  out.setJobName(in.job_name);
-  out.setRounds(in.rounds);
-  out.setCoordinatorKey(as_capnp_bytes(in.coordinator_key));
-}
-
 void write(proto::ProofSpec::Builder out, const ProofSpec& in) {
   out.setSegmentSteps(in.params.segment_steps);
   out.setTotalSteps(in.total_steps);
@@ -164,6 +157,15 @@ void write(proto::Receipt::Builder out, const Receipt& in) {
   out.setChainHash(as_capnp_bytes(in.chain_hash));
   out.setCoordinatorKey(as_capnp_bytes(in.coordinator));
   out.setSignature(as_capnp_bytes(in.signature));
+}
+
+void write(proto::Welcome::Builder out, const Welcome& in) {
+  out.setWorkerIndex(in.worker_index);
+  out.setJobName(in.job_name);
+  out.setRounds(in.rounds);
+  out.setCoordinatorKey(as_capnp_bytes(in.coordinator_key));
+  auto receipts = out.initReceipts(static_cast<unsigned>(in.receipts.size()));
+  for (size_t i = 0; i < in.receipts.size(); ++i) write(receipts[static_cast<unsigned>(i)], in.receipts[i]);
 }
 
 void write(proto::RoundResult::Builder out, const RoundResult& in) {
@@ -291,10 +293,6 @@ Hello read(proto::Hello::Reader in, const DecodeLimits& limits) {
   return out;
 }
 
-Welcome read(proto::Welcome::Reader in, const DecodeLimits& limits) {
-  return Welcome{in.getWorkerIndex(), read_text(in.getJobName(), limits, "job name"),
-                 in.getRounds(), read_fixed<32>(in.getCoordinatorKey(), "coordinator key")};
-}
 
 template <class List>
 void check_list_size(const List& list, const DecodeLimits& limits, const char* field) {
@@ -427,6 +425,14 @@ Receipt read(proto::Receipt::Reader in, const DecodeLimits& limits) {
   out.chain_hash = read_fixed<32>(in.getChainHash(), "receipt chain hash");
   out.coordinator = read_fixed<32>(in.getCoordinatorKey(), "receipt coordinator key");
   out.signature = read_fixed<64>(in.getSignature(), "receipt signature");
+  return out;
+}
+
+Welcome read(proto::Welcome::Reader in, const DecodeLimits& limits) {
+  Welcome out{in.getWorkerIndex(), read_text(in.getJobName(), limits, "job name"), in.getRounds(),
+              read_fixed<32>(in.getCoordinatorKey(), "coordinator key"), {}};
+  check_list_size(in.getReceipts(), limits, "welcome receipts");
+  for (auto receipt : in.getReceipts()) out.receipts.push_back(read(receipt, limits));
   return out;
 }
 

@@ -189,6 +189,23 @@ TEST(ProtocolRoundTripTest, Welcome) {
   EXPECT_EQ(round_trip(m), m);
 }
 
+TEST(ProtocolRoundTripTest, WelcomeWithTheWorkersReceipts) {
+  Welcome welcome{3, "fashion-fedavg", 50};
+  welcome.receipts = {sample_receipt(), sample_receipt()};
+  welcome.receipts[1].task_id = 99;
+  Message m = welcome;
+  EXPECT_EQ(round_trip(m), m);
+}
+
+TEST(ProtocolDecodeTest, WelcomeWithMoreReceiptsThanTheListLimitIsRefused) {
+  Welcome welcome{3, "job", 5};
+  welcome.receipts.assign(3, sample_receipt());
+  DecodeLimits limits;
+  limits.max_list_entries = 2;
+  Result<Message> decoded = decode_message(encode_message(welcome), limits);
+  EXPECT_EQ(decoded.status().code(), Status::Code::kResourceExhausted) << decoded.status().to_string();
+}
+
 TEST(ProtocolRoundTripTest, TaskWithSeveralTensors) {
   Message m = sample_task();
   Message back = round_trip(m);

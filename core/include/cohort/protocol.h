@@ -77,11 +77,16 @@ struct Hello {
   bool operator==(const Hello&) const = default;
 };
 
+inline constexpr size_t kMaxWelcomeReceipts = 1024;  // DecodeLimits::max_list_entries
+
 struct Welcome {
   uint32_t worker_index = 0;
   std::string job_name;
   uint32_t rounds = 0;
   PublicKey coordinator_key{};
+  // The worker's latest receipts in the job's ledger (at most
+  // kMaxWelcomeReceipts): one missed while either side restarted arrives here.
+  std::vector<Receipt> receipts;
   bool operator==(const Welcome&) const = default;
 };
 
