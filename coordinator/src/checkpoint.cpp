@@ -4,12 +4,11 @@
 //   4 bytes  header length H
 //   H bytes  JSON header: {"round", "model", "digest" (hex), "tensors":
 //            [{"name", "shape"}], "previous_aggregate_digest" (hex; only
-//            when the aggregator state follows)}
+//            when the aggregator state follows), and, each optional:
+//            "job": {"name", "seed"}, "workers": [key hex by index],
+//            "settlement": [{"task", "verdict"}], "metrics": {...}}
 //   N * 4    float32 parameters in canonical order
 //   N * 4    float32 previous round's aggregate (only with its digest)
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <ATen/ATen.h>
 
 #include <cstring>
@@ -17,6 +16,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cohort/coordinator.h"
+#include "cohort/durable_file.h"
+#include "cohort/ledger.h"
 
 namespace cohort {
 namespace {
@@ -36,7 +37,37 @@ std::string header_json(const Checkpoint& checkpoint) {
   if (checkpoint.previous_aggregate.defined()) {
     header["previous_aggregate_digest"] = to_hex(digest_of(checkpoint.layout, checkpoint.previous_aggregate));
   }
+  header["job"] = {{"name", checkpoint.job_name}, {"seed", checkpoint.job_seed}};
+  nlohmann::json workers = nlohmann::json::array();
+  for (const PublicKey& key : checkpoint.workers) workers.push_back(to_hex(key));
+  header["workers"] = workers;
+  nlohmann::json settlement = nlohmann::json::array();
+  for (const auto& [task_id, verdict] : checkpoint.settlement) {
+    settlement.push_back({{"task", task_id}, {"verdict", verdict_name(verdict)}});
+  }
+  header["settlement"] = settlement;
+  if (!checkpoint.metrics_json.empty()) header["metrics"] = nlohmann::json::parse(checkpoint.metrics_json);
   return header.dump();
+}
+
+// The optional fields ("job", "workers", "settlement", "metrics").
+Status read_round_record(const nlohmann::json& header, Checkpoint& checkpoint) {
+  if (header.contains("job")) {
+    checkpoint.job_name = header.at("job").at("name").get<std::string>();
+    checkpoint.job_seed = header.at("job").at("seed").get<uint64_t>();
+  }
+  for (const auto& hex : header.value("workers", nlohmann::json::array())) {
+    Result<PublicKey> key = parse_public_key(hex.get<std::string>());
+    if (!key.ok()) return Status::corruption("a worker key: " + key.status().message());
+    checkpoint.workers.push_back(*key);
+  }
+  for (const auto& entry : header.value("settlement", nlohmann::json::array())) {
+    Result<Verdict> verdict = parse_verdict(entry.at("verdict").get<std::string>());
+    if (!verdict.ok()) return Status::corruption("a settlement verdict: " + verdict.status().message());
+    checkpoint.settlement.emplace_back(entry.at("task").get<uint64_t>(), *verdict);
+  }
+  if (header.contains("metrics")) checkpoint.metrics_json = header.at("metrics").dump();
+  return Status();
 }
 
 void append_u32(std::string& out, uint32_t value) {
@@ -47,26 +78,6 @@ uint32_t read_u32(const char* bytes) {
   uint32_t value = 0;
   for (int i = 0; i < 4; ++i) value |= static_cast<uint32_t>(static_cast<uint8_t>(bytes[i])) << (8 * i);
   return value;
-}
-
-Status write_all(int fd, const void* data, size_t size, const std::filesystem::path& path) {
-  const auto* p = static_cast<const char*>(data);
-  while (size > 0) {
-    ssize_t n = ::write(fd, p, size);
-    if (n < 0) return Status::io_error("write to " + path.string() + " failed: " + std::strerror(errno));
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return Status();
-}
-
-Status fsync_path(const std::filesystem::path& path, int flags) {
-  int fd = ::open(path.c_str(), flags);
-  if (fd < 0) return Status::io_error("cannot open " + path.string() + ": " + std::strerror(errno));
-  int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Status::io_error("fsync of " + path.string() + " failed: " + std::strerror(errno));
-  return Status();
 }
 
 Result<Layout> layout_from_json(const nlohmann::json& tensors) {
@@ -93,20 +104,8 @@ Status write_checkpoint(const std::filesystem::path& path, const Checkpoint& che
     values = at::cat({values, checkpoint.previous_aggregate.to(at::kCPU, at::kFloat).reshape({-1})});
   }
 
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::io_error("cannot create " + tmp.string() + ": " + std::strerror(errno));
-  Status status = write_all(fd, prefix.data(), prefix.size(), tmp);
-  if (status.ok()) status = write_all(fd, values.data_ptr(), values.nbytes(), tmp);
-  if (status.ok() && ::fsync(fd) != 0) status = Status::io_error("fsync of " + tmp.string() + " failed");
-  ::close(fd);
-  if (!status.ok()) return status;
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Status::io_error("cannot rename " + tmp.string() + " to " + path.string() + ": " +
-                            std::strerror(errno));
-  }
-  std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
-  return fsync_path(dir, O_RDONLY | O_DIRECTORY);
+  const std::string_view parts[] = {prefix, {static_cast<const char*>(values.data_ptr()), values.nbytes()}};
+  return write_file_atomically(path, parts);
 }
 
 Result<Checkpoint> read_checkpoint(const std::filesystem::path& path) {
@@ -137,6 +136,7 @@ Result<Checkpoint> read_checkpoint(const std::filesystem::path& path) {
     if (header.contains("previous_aggregate_digest")) {
       aggregate_digest = header.at("previous_aggregate_digest").get<std::string>();
     }
+    if (Status s = read_round_record(header, checkpoint); !s.ok()) return s.with_context(where);
   } catch (const nlohmann::json::exception& e) {
     return Status::corruption(where + ": bad header: " + e.what());
   }

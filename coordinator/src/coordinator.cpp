@@ -6,14 +6,17 @@
 #include <cmath>
 #include <cstdio>
 #include <chrono>
-#include <fstream>
 #include <map>
 #include <numeric>
 #include <optional>
+#include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "auditor.h"
 #include "cohort/attacks.h"
 #include "cohort/dataset.h"
+#include "cohort/durable_file.h"
 #include "cohort/ledger.h"
 #include "cohort/models.h"
 #include "cohort/random.h"
@@ -44,6 +47,8 @@ int64_t unix_ms_in(double seconds) {
   auto deadline = system_clock::now() + duration_cast<milliseconds>(duration<double>(seconds));
   return duration_cast<milliseconds>(deadline.time_since_epoch()).count();
 }
+
+constexpr std::chrono::milliseconds kStopPollInterval{100};
 
 std::chrono::milliseconds until(Clock::time_point deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -86,6 +91,38 @@ Hyperparameters hyperparameters_of(const TrainingSection& training) {
 }
 
 constexpr std::string_view kNoUpdateBeforeDeadline = "no update before the deadline";
+
+// Task ids are round << 32 | attempt << 24 | worker index. A round that a
+// crash or a stop interrupted runs again as its next attempt: the same work
+// (the seed leaves the attempt out) under task ids the ledger has not seen.
+constexpr int kAttemptShift = 24;
+constexpr uint32_t kMaxAttempt = 255;
+constexpr uint32_t kMaxWorkerIndex = (1u << kAttemptShift) - 1;
+
+uint32_t attempt_of_task(uint64_t task_id) { return static_cast<uint32_t>(task_id >> kAttemptShift) & kMaxAttempt; }
+
+// Why a round's open tasks are voided when it is interrupted.
+std::string interrupted_reason(uint32_t round, std::string_view how) {
+  return "interrupted: the coordinator " + std::string(how) + " before round " + std::to_string(round) +
+         " was checkpointed; the round runs again";
+}
+
+// Adds a settled round's receipts to its metrics: paid, slashed, audits.
+void add_settlement(const std::vector<Receipt>& receipts, RoundMetrics& metrics) {
+  for (const Receipt& receipt : receipts) {
+    metrics.paid += receipt.reward;
+    metrics.slashed += receipt.slashed;
+    if (receipt.verdict == Verdict::kPassed || receipt.verdict == Verdict::kFailed) ++metrics.audited;
+    if (receipt.verdict == Verdict::kFailed) ++metrics.audits_failed;
+  }
+}
+
+// The round of a metrics.jsonl line; nullopt for a line that is not one.
+std::optional<uint32_t> round_of_metrics_line(const std::string& line) {
+  nlohmann::json json = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_object() || !json.contains("round") || !json["round"].is_number_unsigned()) return std::nullopt;
+  return json["round"].get<uint32_t>();
+}
 
 Amount tokens(double amount) { return static_cast<Amount>(std::llround(amount * kMicrosPerToken)); }
 
@@ -164,13 +201,14 @@ class Coordinator::Impl {
       return Status::io_error("cannot create output directory " +
                               config_.job.output_dir.string() + ": " + ec.message());
     }
-    if (mode == StartMode::kResume) COHORT_RETURN_IF_ERROR(resume_from_checkpoint());
-    // A new job starts its metrics afresh; a resumed one appends.
-    metrics_file_.open(config_.job.output_dir / "metrics.jsonl",
-                       mode == StartMode::kResume ? std::ios::app : std::ios::trunc);
-    if (!metrics_file_) return Status::io_error("cannot open metrics.jsonl in " + config_.job.output_dir.string());
+    std::optional<Checkpoint> resumed;
+    if (mode == StartMode::kResume ||
+        (mode == StartMode::kAuto && std::filesystem::exists(checkpoint_path()))) {
+      COHORT_ASSIGN_OR_RETURN(resumed, resume_from_checkpoint());
+    }
     COHORT_RETURN_IF_ERROR(init_identity());
     if (proof_on()) COHORT_RETURN_IF_ERROR(init_audits_and_ledger());
+    COHORT_RETURN_IF_ERROR(resumed ? recover(*resumed) : start_afresh());
     return bind();
   }
 
@@ -178,21 +216,33 @@ class Coordinator::Impl {
 
   std::string endpoint() const { return socket_.get(zmq::sockopt::last_endpoint); }
 
-  Result<JobSummary> run(const RoundCallback& on_round) {
+  Result<JobSummary> run(const RoundCallback& on_round, std::stop_token stop) {
+    stop_ = std::move(stop);
+    JobSummary summary = resumed_summary_;
+    summary.checkpoint = checkpoint_path();
+    if (first_round_ > config_.job.rounds) {
+      log_.info("the job is already complete: round " + std::to_string(config_.job.rounds) + " is checkpointed");
+      return summary;
+    }
     COHORT_RETURN_IF_ERROR(wait_for_workers());
-    JobSummary summary;
     const auto start = Clock::now();
-    for (int r = first_round_; r <= config_.job.rounds; ++r) {
-      COHORT_ASSIGN_OR_RETURN(RoundMetrics metrics, run_round(static_cast<uint32_t>(r)));
-      log_round(metrics);
-      if (on_round) on_round(metrics);
+    for (int r = first_round_; r <= config_.job.rounds && !stop_.stop_requested(); ++r) {
+      COHORT_ASSIGN_OR_RETURN(std::optional<RoundMetrics> metrics, run_round(static_cast<uint32_t>(r)));
+      if (!metrics) break;  // abandoned: a stop came during collection
+      log_round(*metrics);
+      if (on_round) on_round(*metrics);
       summary.rounds_completed = r;
-      summary.test_accuracy = metrics.test_accuracy;
-      summary.test_loss = metrics.test_loss;
+      summary.test_accuracy = metrics->test_accuracy;
+      summary.test_loss = metrics->test_loss;
     }
     summary.seconds = seconds_since(start);
-    summary.checkpoint = checkpoint_path();
-    say_goodbye("the job is complete");
+    summary.stopped = summary.rounds_completed < config_.job.rounds;
+    if (summary.stopped) {
+      log_.warn("stopped after round " + std::to_string(summary.rounds_completed) +
+                "; starting the coordinator again resumes the job");
+    }
+    say_goodbye(summary.stopped ? "the coordinator stopped before the job finished; it resumes when restarted"
+                                : "the job is complete");
     return summary;
   }
 
@@ -228,22 +278,134 @@ class Coordinator::Impl {
   }
 
   std::filesystem::path checkpoint_path() const { return config_.job.output_dir / "model.ckpt"; }
+  std::filesystem::path metrics_path() const { return config_.job.output_dir / "metrics.jsonl"; }
 
   bool proof_on() const { return config_.proof.segment_steps > 0; }
 
-  Status resume_from_checkpoint() {
+  Result<Checkpoint> resume_from_checkpoint() {
     COHORT_ASSIGN_OR_RETURN(Checkpoint checkpoint, read_checkpoint(checkpoint_path()));
     if (checkpoint.model_name != config_.model.name || checkpoint.layout != model_->layout()) {
       return Status::failed_precondition(checkpoint_path().string() + " holds a '" + checkpoint.model_name +
                                          "' model; this job trains '" + config_.model.name + "'");
     }
+    if (!checkpoint.job_name.empty() &&
+        (checkpoint.job_name != config_.job.name || checkpoint.job_seed != config_.job.seed)) {
+      return Status::failed_precondition(
+          checkpoint_path().string() + " belongs to job '" + checkpoint.job_name + "' (seed " +
+          std::to_string(checkpoint.job_seed) + "), not to job '" + config_.job.name + "' (seed " +
+          std::to_string(config_.job.seed) + "): start afresh (cohort coordinator --fresh) or use another "
+          "job.output_dir");
+    }
     global_ = checkpoint.flat;
     previous_aggregate_ = checkpoint.previous_aggregate;
     first_round_ = static_cast<int>(checkpoint.round) + 1;
+    workers_.reserve_indices(checkpoint.workers);
+    resumed_summary_.rounds_completed = static_cast<int>(checkpoint.round);
+    if (!checkpoint.metrics_json.empty()) {
+      const nlohmann::json metrics = nlohmann::json::parse(checkpoint.metrics_json);
+      resumed_summary_.test_accuracy = metrics.value("test_accuracy", 0.0);
+      resumed_summary_.test_loss = metrics.value("test_loss", 0.0);
+    }
     log_.info("resuming after round " + std::to_string(checkpoint.round) + " from " +
               checkpoint_path().string() +
               (previous_aggregate_.defined() ? " (with the aggregator's state)" : ""));
+    return checkpoint;
+  }
+
+  // ------------------------------------------------------------ recovery
+  // docs/OPERATIONS.md, "Crash safety": the checkpoint is a round's commit
+  // point. Rounds up to it are settled in the ledger as it records; the
+  // ledger's later rounds were interrupted and run again.
+
+  // A new job: its metrics start empty; ledger submissions a crash left
+  // pending in an earlier attempt at this job are voided.
+  Status start_afresh() {
+    if (ledger_) COHORT_RETURN_IF_ERROR(void_interrupted_rounds(0));
+    return write_file_atomically(metrics_path(), {});
+  }
+
+  Status recover(const Checkpoint& checkpoint) {
+    std::vector<Receipt> receipts;
+    if (ledger_) {
+      COHORT_RETURN_IF_ERROR(void_interrupted_rounds(checkpoint.round));
+      COHORT_ASSIGN_OR_RETURN(receipts, settle_in_ledger(checkpoint.round, checkpoint.settlement));
+    }
+    return complete_metrics(checkpoint, receipts);
+  }
+
+  // Submissions still pending (accepted or in an audit) in rounds after the
+  // checkpoint are voided, with the reason: their round runs again.
+  Status void_interrupted_rounds(uint32_t checkpointed) {
+    for (uint32_t round : ledger_->open_rounds()) {
+      if (round < checkpointed) {
+        return Status::failed_precondition("the ledger's round " + std::to_string(round) +
+                                           " is still open but " + checkpoint_path().string() +
+                                           " is of round " + std::to_string(checkpointed) +
+                                           ": they are not of the same run");
+      }
+      if (round == checkpointed) continue;  // settled from the checkpoint
+      int voided = 0;
+      for (const SubmissionRecord& record : ledger_->submissions(round)) {
+        if (record.verdict != Verdict::kPending) continue;
+        COHORT_RETURN_IF_ERROR(ledger_->set_verdict(record.submission.task_id, Verdict::kVoided,
+                                                    interrupted_reason(round, "restarted")));
+        ++voided;
+      }
+      if (voided > 0) {
+        log_.warn("round " + std::to_string(round) + " was interrupted: " + std::to_string(voided) +
+                  " pending submission(s) voided in the ledger");
+      }
+    }
     return Status();
+  }
+
+  // Pays a checkpointed round: its aggregated tasks get their verdicts, then
+  // the ledger closes the round. Idempotent, so that a restart between the
+  // checkpoint and the close finishes the job and one after it changes
+  // nothing (close_round returns the stored receipts).
+  Result<std::vector<Receipt>> settle_in_ledger(uint32_t round,
+                                                const std::vector<std::pair<uint64_t, Verdict>>& settlement) {
+    std::set<uint64_t> pending;
+    for (const SubmissionRecord& record : ledger_->submissions(round)) {
+      if (record.verdict == Verdict::kPending) pending.insert(record.submission.task_id);
+    }
+    for (const auto& [task_id, verdict] : settlement) {
+      if (pending.contains(task_id)) COHORT_RETURN_IF_ERROR(ledger_->set_verdict(task_id, verdict, ""));
+    }
+    return ledger_->close_round(round, tokens(config_.ledger.reward_per_round));
+  }
+
+  // metrics.jsonl keeps one line per checkpointed round: a torn last line
+  // and lines of later rounds are dropped, and the checkpoint's own line is
+  // written from the checkpoint when a crash came before it.
+  Status complete_metrics(const Checkpoint& checkpoint, const std::vector<Receipt>& receipts) {
+    COHORT_ASSIGN_OR_RETURN(std::vector<std::string> lines, read_complete_lines(metrics_path()));
+    std::string kept;
+    uint32_t last_round = 0;
+    size_t kept_lines = 0;
+    for (const std::string& line : lines) {
+      std::optional<uint32_t> round = round_of_metrics_line(line);
+      if (!round || *round > checkpoint.round) continue;
+      kept += line + '\n';
+      last_round = *round;
+      ++kept_lines;
+    }
+    if (kept_lines < lines.size()) {
+      log_.warn("metrics.jsonl: dropped " + std::to_string(lines.size() - kept_lines) +
+                " line(s) of rounds after the checkpoint or not readable");
+      const std::string_view parts[] = {kept};
+      COHORT_RETURN_IF_ERROR(write_file_atomically(metrics_path(), parts));
+    }
+    if (last_round >= checkpoint.round || checkpoint.metrics_json.empty()) return Status();
+    RoundMetrics settled;
+    add_settlement(receipts, settled);
+    nlohmann::ordered_json line = nlohmann::ordered_json::parse(checkpoint.metrics_json);
+    line["audited"] = settled.audited;
+    line["audits_failed"] = settled.audits_failed;
+    line["paid"] = settled.paid;
+    line["slashed"] = settled.slashed;
+    log_.info("metrics.jsonl: round " + std::to_string(checkpoint.round) + "'s line written from the checkpoint");
+    return append_line_durably(metrics_path(), line.dump());
   }
 
   // Tasks are always signed, the ledger is bound to the key, and with CURVE
@@ -291,7 +453,7 @@ class Coordinator::Impl {
         Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
                            config_.round.registration_timeout_seconds));
     log_.info("waiting for " + std::to_string(config_.round.min_workers) + " worker(s)");
-    while (workers_.alive_count() < static_cast<size_t>(config_.round.min_workers)) {
+    while (workers_.alive_count() < static_cast<size_t>(config_.round.min_workers) && !stop_.stop_requested()) {
       if (Clock::now() >= deadline) {
         return Status::deadline_exceeded(
             "only " + std::to_string(workers_.alive_count()) + " of " +
@@ -315,8 +477,19 @@ class Coordinator::Impl {
     log_.info("worker " + std::to_string(entry.index) + " registered (" +
               to_hex(hello.worker_key).substr(0, 12) + ", " + hello.device.name + ", " +
               std::to_string(hello.dataset.samples) + " samples)");
-    send_to(routing_id, Welcome{entry.index, config_.job.name, static_cast<uint32_t>(config_.job.rounds),
-                                public_key()});
+    Welcome welcome{entry.index, config_.job.name, static_cast<uint32_t>(config_.job.rounds), public_key(), {}};
+    if (ledger_) welcome.receipts = latest_receipts(hello.worker_key);
+    send_to(routing_id, std::move(welcome));
+  }
+
+  // The worker's latest receipts, which a Welcome carries: any it missed
+  // while it or the coordinator restarted reaches it when it registers.
+  std::vector<Receipt> latest_receipts(const PublicKey& worker) const {
+    std::vector<Receipt> receipts = ledger_->receipts(worker);  // by task id: oldest round first
+    if (receipts.size() > kMaxWelcomeReceipts) {
+      receipts.erase(receipts.begin(), receipts.end() - static_cast<std::ptrdiff_t>(kMaxWelcomeReceipts));
+    }
+    return receipts;
   }
 
   // Why a key may not work in this job (banned, too little stake), if so.
@@ -351,7 +524,8 @@ class Coordinator::Impl {
 
   // ------------------------------------------------------------ one round
 
-  Result<RoundMetrics> run_round(uint32_t round) {
+  // The round's metrics, or nullopt when a stop abandoned it.
+  Result<std::optional<RoundMetrics>> run_round(uint32_t round) {
     const auto round_start = Clock::now();
     RoundMetrics metrics;
     metrics.round = round;
@@ -365,7 +539,9 @@ class Coordinator::Impl {
     t = Clock::now();
     collect(state);
     metrics.seconds.collect = seconds_since(t);
+    if (stop_.stop_requested()) abandon_round(state);
     COHORT_RETURN_IF_ERROR(fatal_);
+    if (stop_.stop_requested()) return std::optional<RoundMetrics>();
 
     t = Clock::now();
     const std::vector<const OpenTask*> ready = ready_tasks(state);
@@ -376,19 +552,6 @@ class Coordinator::Impl {
     COHORT_RETURN_IF_ERROR(model_->set_flat_parameters(global_));
     Evaluation eval = evaluate(*model_, test_set_);
     metrics.seconds.evaluate = seconds_since(t);
-
-    t = Clock::now();
-    Digest digest = digest_of(model_->layout(), global_);
-    COHORT_RETURN_IF_ERROR(write_checkpoint(checkpoint_path(), Checkpoint{round, config_.model.name,
-                                                                          model_->layout(), global_, digest,
-                                                                          previous_aggregate_}));
-    metrics.seconds.checkpoint = seconds_since(t);
-
-    std::map<uint64_t, Receipt> receipts;
-    if (ledger_) {
-      COHORT_ASSIGN_OR_RETURN(receipts, settle(state, metrics));
-    }
-
     metrics.test_accuracy = eval.accuracy;
     metrics.test_loss = eval.loss;
     metrics.participants = static_cast<int>(state.tasks.size());
@@ -401,13 +564,70 @@ class Coordinator::Impl {
     double loss_sum = 0.0;
     for (const OpenTask* task : ready) loss_sum += task->local_loss;
     metrics.mean_local_loss = ready.empty() ? 0.0 : loss_sum / static_cast<double>(ready.size());
+    metrics.bytes_in = state.bytes_in;
+    metrics.bytes_out = state.bytes_out;
+    metrics.seconds.total = seconds_since(round_start);
+
+    // The commit point: from here on a restart settles this round instead
+    // of running it again.
+    t = Clock::now();
+    Digest digest = digest_of(model_->layout(), global_);
+    COHORT_RETURN_IF_ERROR(write_checkpoint(checkpoint_path(), checkpoint_of(round, digest, ready, metrics)));
+    metrics.seconds.checkpoint = seconds_since(t);
+
+    std::vector<Receipt> receipts;
+    if (ledger_) {
+      COHORT_ASSIGN_OR_RETURN(receipts, settle_in_ledger(round, settlement_of(ready)));
+      add_settlement(receipts, metrics);
+    }
     report_results(state, metrics, digest, receipts);
     metrics.bytes_in = state.bytes_in;
     metrics.bytes_out = state.bytes_out;
     metrics.seconds.total = seconds_since(round_start);
-    metrics_file_ << metrics.to_json() << '\n';
-    metrics_file_.flush();
-    return metrics;
+    COHORT_RETURN_IF_ERROR(append_line_durably(metrics_path(), metrics.to_json()));
+    return std::optional<RoundMetrics>(std::move(metrics));
+  }
+
+  Checkpoint checkpoint_of(uint32_t round, const Digest& digest, const std::vector<const OpenTask*>& ready,
+                           const RoundMetrics& metrics) const {
+    return Checkpoint{round,
+                      config_.model.name,
+                      model_->layout(),
+                      global_,
+                      digest,
+                      previous_aggregate_,
+                      config_.job.name,
+                      config_.job.seed,
+                      workers_.keys_by_index(),
+                      settlement_of(ready),
+                      metrics.to_json()};
+  }
+
+  // The ledger verdict of each aggregated task. Verdicts of aggregated work
+  // are written only after the checkpoint, so that nothing is paid for a
+  // round that may still run again.
+  static std::vector<std::pair<uint64_t, Verdict>> settlement_of(const std::vector<const OpenTask*>& ready) {
+    std::vector<std::pair<uint64_t, Verdict>> settlement;
+    for (const OpenTask* task : ready) {
+      if (task->in_ledger) {
+        settlement.emplace_back(task->task.task_id, task->challenge.audited ? Verdict::kPassed : Verdict::kUnaudited);
+      }
+    }
+    return settlement;
+  }
+
+  // A stop during collection: the round runs again after a restart, so
+  // every task not already closed is voided (an accepted update is not
+  // aggregated, an audit is not finished).
+  void abandon_round(RoundState& state) {
+    int voided = 0;
+    for (auto& [routing_id, task] : state.tasks) {
+      if (task.stage == TaskStage::kClosed) continue;
+      close_task(task, Verdict::kVoided, interrupted_reason(state.round, "stopped"));
+      ++voided;
+    }
+    log_.warn("round " + std::to_string(state.round) + " abandoned on stop: " + std::to_string(voided) +
+              " open task(s) voided; it runs again when the coordinator restarts");
   }
 
   std::vector<const WorkerEntry*> select_participants(uint32_t round) {
@@ -437,9 +657,14 @@ class Coordinator::Impl {
     task.model = payload.header();
     if (proof_on()) task.proof.min_stake = tokens(config_.ledger.min_stake);
     COHORT_ASSIGN_OR_RETURN(PartitionScheme scheme, parse_partition_scheme(config_.data.partition));
+    COHORT_ASSIGN_OR_RETURN(const uint32_t attempt, next_attempt(state.round));
     for (const WorkerEntry* worker : select_participants(state.round)) {
-      task.task_id = (uint64_t{state.round} << 32) | worker->index;
-      task.seed = Rng(config_.job.seed).fork(task.task_id).next_u64();
+      if (worker->index > kMaxWorkerIndex) {
+        return Status::resource_exhausted("worker index " + std::to_string(worker->index) + " does not fit a task id");
+      }
+      const uint64_t slot = (uint64_t{state.round} << 32) | worker->index;
+      task.task_id = slot | (uint64_t{attempt} << kAttemptShift);
+      task.seed = Rng(config_.job.seed).fork(slot).next_u64();
       task.data = DataSelection{scheme,
                                 static_cast<uint32_t>(workers_.size_for_partitioning()),
                                 worker->index,
@@ -464,14 +689,29 @@ class Coordinator::Impl {
     return Status();
   }
 
+  // One more than the highest attempt at `round` the ledger holds.
+  Result<uint32_t> next_attempt(uint32_t round) const {
+    uint32_t next = 0;
+    if (!ledger_) return next;
+    for (const SubmissionRecord& record : ledger_->submissions(round)) {
+      next = std::max(next, attempt_of_task(record.submission.task_id) + 1);
+    }
+    if (next > kMaxAttempt) {
+      return Status::resource_exhausted("round " + std::to_string(round) + " was interrupted " +
+                                        std::to_string(next) + " times");
+    }
+    return next;
+  }
+
   // Until every task is settled (aggregated or closed) or the deadline
   // passed; then audits still waiting for a reveal wait up to their reveal
-  // deadline, and running re-executions finish.
+  // deadline, and running re-executions finish. A stop ends it at once.
   void collect(RoundState& state) {
     const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                              std::chrono::duration<double>(config_.round.deadline_seconds));
     bool stragglers_closed = false;
     while (!state.all_settled() && fatal_.ok()) {
+      if (stop_.stop_requested()) return;
       if (Clock::now() >= deadline) {
         if (!stragglers_closed) close_stragglers(state);
         stragglers_closed = true;
@@ -648,45 +888,37 @@ class Coordinator::Impl {
     }
   }
 
-  // Pays the round's verified work from the ledger; one signed receipt per
-  // task that reached the ledger, by task id.
-  Result<std::map<uint64_t, Receipt>> settle(const RoundState& state, RoundMetrics& metrics) {
-    // Verdicts of aggregated work are written only now, so that nothing can
-    // be paid before the round is settled.
-    for (const auto& [id, task] : state.tasks) {
-      if (task.stage == TaskStage::kReady && task.in_ledger) {
-        COHORT_RETURN_IF_ERROR(ledger_->set_verdict(
-            task.task.task_id, task.challenge.audited ? Verdict::kPassed : Verdict::kUnaudited, ""));
-      }
-    }
-    COHORT_ASSIGN_OR_RETURN(std::vector<Receipt> receipts,
-                            ledger_->close_round(state.round, tokens(config_.ledger.reward_per_round)));
-    std::map<uint64_t, Receipt> by_task;
-    for (Receipt& receipt : receipts) {
-      metrics.paid += receipt.reward;
-      metrics.slashed += receipt.slashed;
-      if (receipt.verdict == Verdict::kPassed || receipt.verdict == Verdict::kFailed) ++metrics.audited;
-      if (receipt.verdict == Verdict::kFailed) ++metrics.audits_failed;
-      by_task[receipt.task_id] = std::move(receipt);
-    }
-    return by_task;
-  }
-
+  // Each participant gets its RoundResult (with its receipt); receipts of
+  // the round's tasks from an interrupted attempt go to their worker too.
   void report_results(RoundState& state, const RoundMetrics& metrics, const Digest& digest,
-                      const std::map<uint64_t, Receipt>& receipts) {
+                      const std::vector<Receipt>& receipts) {
+    std::map<uint64_t, const Receipt*> unsent;
+    for (const Receipt& receipt : receipts) unsent[receipt.task_id] = &receipt;
+    RoundResult base;
+    base.round = state.round;
+    base.test_accuracy = metrics.test_accuracy;
+    base.test_loss = metrics.test_loss;
+    base.participants = static_cast<uint32_t>(metrics.participants);
+    base.model_hash = digest;
     for (auto& [routing_id, task] : state.tasks) {
-      RoundResult result;
-      result.round = state.round;
+      RoundResult result = base;
       result.accepted = task.stage == TaskStage::kReady;
       result.reason = task.outcome;
-      result.test_accuracy = metrics.test_accuracy;
-      result.test_loss = metrics.test_loss;
-      result.participants = static_cast<uint32_t>(metrics.participants);
-      result.model_hash = digest;
-      if (auto it = receipts.find(task.task.task_id); it != receipts.end()) result.receipt = it->second;
+      if (auto it = unsent.find(task.task.task_id); it != unsent.end()) {
+        result.receipt = *it->second;
+        unsent.erase(it);
+      }
       if (auto sent = send_to(routing_id, result)) state.bytes_out += *sent;
       // A banned worker gets no more tasks: tell it, after its receipt.
       if (task.verdict == Verdict::kFailed) send_to(routing_id, Bye{"banned: " + task.outcome});
+    }
+    for (const auto& [task_id, receipt] : unsent) {
+      const WorkerEntry* worker = workers_.find_key(receipt->worker);
+      if (worker == nullptr) continue;  // its next Welcome carries it
+      RoundResult result = base;
+      result.reason = receipt->reason;
+      result.receipt = *receipt;
+      if (auto sent = send_to(worker->routing_id, result)) state.bytes_out += *sent;
     }
   }
 
@@ -696,6 +928,8 @@ class Coordinator::Impl {
   void receive_one(std::chrono::milliseconds timeout, RoundState* state) {
     DecodeLimits limits;
     limits.max_envelope_bytes = static_cast<size_t>(config_.network.max_message_bytes);
+    // Short waits while a stop may come, so that it is seen promptly.
+    if (stop_.stop_possible()) timeout = std::min(timeout, kStopPollInterval);
     auto incoming = receive_message(socket_, /*has_routing_id=*/true, timeout, limits,
                                     max_payload_frames());
     if (!incoming) return;
@@ -1069,13 +1303,14 @@ class Coordinator::Impl {
   at::Tensor global_;             // the global model, flat float32 on CPU
   TensorDataset test_set_;
   WorkerRegistry workers_;
-  std::ofstream metrics_file_;
   std::optional<Identity> identity_;  // signs tasks, challenges, receipts and the ledger
   LabeledImages train_split_;         // what audits re-execute on ([proof] only)
   std::unique_ptr<Auditor> auditor_;  // [proof] only
   std::unique_ptr<Ledger> ledger_;    // [proof] only
   Status fatal_;                      // a ledger write failed: the job must stop
   int first_round_ = 1;               // > 1 when resuming
+  JobSummary resumed_summary_;        // the checkpoint's round and evaluation, when resuming
+  std::stop_token stop_;              // set by run()
   // The momentum digest each worker's last commitment ended with
   // (training.keep_momentum).
   std::map<PublicKey, Digest> carried_momentum_;
@@ -1093,6 +1328,8 @@ Coordinator::Coordinator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Coordinator::~Coordinator() = default;
 std::string Coordinator::endpoint() const { return impl_->endpoint(); }
 const PublicKey& Coordinator::public_key() const { return impl_->public_key(); }
-Result<JobSummary> Coordinator::run(const RoundCallback& on_round) { return impl_->run(on_round); }
+Result<JobSummary> Coordinator::run(const RoundCallback& on_round, std::stop_token stop) {
+  return impl_->run(on_round, std::move(stop));
+}
 
 }  // namespace cohort

@@ -29,6 +29,23 @@ void WorkerRegistry::retire(const PublicKey& key) {
   }
 }
 
+const WorkerEntry* WorkerRegistry::find_key(const PublicKey& key) const {
+  for (const auto& [id, entry] : by_routing_id_) {
+    if (entry.alive && entry.hello.worker_key == key) return &entry;
+  }
+  return nullptr;
+}
+
+void WorkerRegistry::reserve_indices(std::span<const PublicKey> keys) {
+  for (const PublicKey& key : keys) index_by_key_.emplace(key, static_cast<uint32_t>(index_by_key_.size()));
+}
+
+std::vector<PublicKey> WorkerRegistry::keys_by_index() const {
+  std::vector<PublicKey> keys(index_by_key_.size());
+  for (const auto& [key, index] : index_by_key_) keys[index] = key;
+  return keys;
+}
+
 std::vector<const WorkerEntry*> WorkerRegistry::alive() const {
   std::vector<const WorkerEntry*> out;
   for (const auto& [_, entry] : by_routing_id_) {

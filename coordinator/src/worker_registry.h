@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,16 @@ class WorkerRegistry {
   void mark_gone(const std::string& routing_id);
   // Every connection of `key` is gone (e.g. a banned key); it keeps its index.
   void retire(const PublicKey& key);
+
+  // The alive connection of `key`, if any.
+  const WorkerEntry* find_key(const PublicKey& key) const;
+
+  // Hands out indices 0, 1, ... to `keys` (keys by index, as a checkpoint
+  // recorded them) before anyone registers, so that each keeps its index.
+  // Only on an empty registry.
+  void reserve_indices(std::span<const PublicKey> keys);
+  // Every key that was given an index, by index.
+  std::vector<PublicKey> keys_by_index() const;
 
   // Alive workers in index order.
   std::vector<const WorkerEntry*> alive() const;

@@ -126,6 +126,56 @@ TEST_F(CheckpointTest, AggregatorStateRoundTripsAndIsVerified) {
   EXPECT_FALSE(without->previous_aggregate.defined());
 }
 
+// What a restart needs besides the model: the job, the worker indices, the
+// round's settlement and its metrics line.
+TEST_F(CheckpointTest, RoundRecordRoundTrips) {
+  Checkpoint written = small_checkpoint();
+  written.job_name = "fashion";
+  written.job_seed = 77;
+  PublicKey a{};
+  a.fill(1);
+  PublicKey b{};
+  b.fill(2);
+  written.workers = {b, a};
+  written.settlement = {{(uint64_t{4} << 32) | 1, Verdict::kPassed}, {(uint64_t{4} << 32) | 0, Verdict::kUnaudited}};
+  written.metrics_json = R"({"round":4,"test_accuracy":0.5})";
+  ASSERT_TRUE(write_checkpoint(path_, written).ok());
+  Result<Checkpoint> r = read_checkpoint(path_);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->job_name, "fashion");
+  EXPECT_EQ(r->job_seed, 77u);
+  EXPECT_EQ(r->workers, written.workers);
+  EXPECT_EQ(r->settlement, written.settlement);
+  EXPECT_EQ(r->metrics_json, written.metrics_json);
+}
+
+// A checkpoint written before the round record existed still reads.
+TEST_F(CheckpointTest, HeaderWithoutTheRoundRecordReadsWithItEmpty) {
+  const Checkpoint c = small_checkpoint();
+  const std::string json = R"({"round":4,"model":"mlp","digest":")" + to_hex(c.digest) +
+                           R"(","tensors":[{"name":"fc.bias","shape":[2]},{"name":"fc.weight","shape":[2,3]}]})";
+  at::Tensor values = c.flat.contiguous();
+  write_file(path_, hand_made_file(json, std::string(static_cast<const char*>(values.data_ptr()), values.nbytes())));
+  Result<Checkpoint> r = read_checkpoint(path_);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_TRUE(r->job_name.empty());
+  EXPECT_TRUE(r->workers.empty());
+  EXPECT_TRUE(r->settlement.empty());
+  EXPECT_TRUE(r->metrics_json.empty());
+}
+
+TEST_F(CheckpointTest, BadSettlementVerdictIsCorruption) {
+  const Checkpoint c = small_checkpoint();
+  const std::string json = R"({"round":4,"model":"mlp","digest":")" + to_hex(c.digest) +
+                           R"(","tensors":[{"name":"fc.bias","shape":[2]},{"name":"fc.weight","shape":[2,3]}],)"
+                           R"("settlement":[{"task":1,"verdict":"paid-twice"}]})";
+  at::Tensor values = c.flat.contiguous();
+  write_file(path_, hand_made_file(json, std::string(static_cast<const char*>(values.data_ptr()), values.nbytes())));
+  Result<Checkpoint> r = read_checkpoint(path_);
+  EXPECT_EQ(r.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(r.status().message().find("settlement verdict"), std::string::npos) << r.status().to_string();
+}
+
 TEST_F(CheckpointTest, FileFollowsTheDocumentedFormat) {
   ASSERT_TRUE(write_checkpoint(path_, small_checkpoint()).ok());
   const std::string bytes = read_file(path_);

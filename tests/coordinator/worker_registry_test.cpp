@@ -118,5 +118,31 @@ TEST(WorkerRegistryTest, SizeForPartitioningCountsDistinctKeys) {
   EXPECT_EQ(registry.alive_count(), 1u);
 }
 
+// A restarted coordinator reserves the checkpoint's indices: workers get
+// their old index (shard, task ids) in whatever order they come back.
+TEST(WorkerRegistryTest, ReservedIndicesAreKeptWhateverTheOrderOfRegistration) {
+  WorkerRegistry registry;
+  PublicKey first{};
+  first.fill(7);
+  PublicKey second{};
+  second.fill(9);
+  const std::vector<PublicKey> recorded = {first, second};
+  registry.reserve_indices(recorded);
+  EXPECT_EQ(registry.alive_count(), 0u);
+  EXPECT_EQ(registry.size_for_partitioning(), 2u);
+  EXPECT_EQ(registry.add("r-late", hello_with_key(9)).index, 1u);
+  EXPECT_EQ(registry.add("r-new", hello_with_key(4)).index, 2u);
+  EXPECT_EQ(registry.add("r-early", hello_with_key(7)).index, 0u);
+  std::vector<PublicKey> keys = registry.keys_by_index();
+  ASSERT_EQ(keys.size(), 3u);
+  EXPECT_EQ(keys[0], first);
+  EXPECT_EQ(keys[1], second);
+  EXPECT_EQ(keys[2], hello_with_key(4).worker_key);
+  ASSERT_NE(registry.find_key(second), nullptr);
+  EXPECT_EQ(registry.find_key(second)->routing_id, "r-late");
+  registry.mark_gone("r-late");
+  EXPECT_EQ(registry.find_key(second), nullptr);
+}
+
 }  // namespace
 }  // namespace cohort

@@ -40,6 +40,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,6 +50,7 @@
 #include "cohort/aggregation.h"
 #include "cohort/config.h"
 #include "cohort/log.h"
+#include "cohort/receipt.h"
 #include "cohort/status.h"
 #include "cohort/tensor_codec.h"
 
@@ -101,14 +103,20 @@ struct JobSummary {
   double test_loss = 0.0;
   double seconds = 0.0;     // from the first task sent to the last round closed
   std::filesystem::path checkpoint;
+  // Stopped on request before the job finished; starting the coordinator
+  // again resumes it after round `rounds_completed`.
+  bool stopped = false;
 };
 
 using RoundCallback = std::function<void(const RoundMetrics&)>;
 
-// How a coordinator starts: a new job, or the job whose checkpoint is in
-// its output directory, continuing after the last checkpointed round with
-// that model and aggregator state (metrics.jsonl is appended to).
-enum class StartMode { kFresh, kResume };
+// How a coordinator starts: a new job (kFresh); the job whose checkpoint is
+// in its output directory (kResume), continuing after the last checkpointed
+// round with that model, aggregator state and worker indices, after
+// finishing that round's settlement in the ledger and voiding what a crash
+// interrupted (metrics.jsonl is kept and appended to); or (kAuto) kResume
+// when the output directory holds a checkpoint and kFresh when it does not.
+enum class StartMode { kFresh, kResume, kAuto };
 
 class Coordinator {
  public:
@@ -136,9 +144,14 @@ class Coordinator {
   const PublicKey& public_key() const;
 
   // Waits for round.min_workers registrations, runs every round, then sends
-  // Bye to all workers. `on_round` is called after each round closes.
-  // Errors: too few workers registered in time; a failed checkpoint write.
-  Result<JobSummary> run(const RoundCallback& on_round = {});
+  // Bye to all workers. `on_round` is called after each round closes. A job
+  // resumed after its last round returns at once. When `stop` is requested
+  // (SIGTERM), the round being collected is abandoned: its open tasks are
+  // voided in the ledger and it runs again after a restart; a round past
+  // collection finishes and is checkpointed; then workers get Bye and the
+  // summary says `stopped`. Errors: too few workers registered in time; a
+  // failed checkpoint, metrics or ledger write.
+  Result<JobSummary> run(const RoundCallback& on_round = {}, std::stop_token stop = {});
 
  private:
   class Impl;
@@ -146,7 +159,10 @@ class Coordinator {
   std::unique_ptr<Impl> impl_;
 };
 
-// A saved global model: the checkpoint written after every round.
+// A saved global model: the checkpoint written after every round. It is the
+// round's commit point (docs/OPERATIONS.md, "Crash safety"): besides the
+// model it records what a restarted coordinator needs to finish settling
+// the round and to go on with the same workers.
 struct Checkpoint {
   uint32_t round = 0;
   std::string model_name;
@@ -156,6 +172,19 @@ struct Checkpoint {
   // The aggregation rule's state for the next round (the last aggregate,
   // where centered clipping starts); undefined when there is none.
   at::Tensor previous_aggregate;
+  // The job it belongs to: a coordinator resumes only its own job. Empty
+  // name in checkpoints written before these fields existed.
+  std::string job_name;
+  uint64_t job_seed = 0;
+  // Worker keys by index: a worker keeps its index (its data shard, its
+  // task ids) across a restart.
+  std::vector<PublicKey> workers;
+  // The ledger verdict (passed or unaudited) of each task aggregated this
+  // round, by task id: the ledger pays them after the checkpoint is written.
+  std::vector<std::pair<uint64_t, Verdict>> settlement;
+  // The round's metrics.jsonl line as of the checkpoint (paid, slashed and
+  // audit counts come from the ledger), for a restart that finds it missing.
+  std::string metrics_json;
 };
 
 // Writes atomically: a temporary file, fsync, rename over `path`, fsync of
