@@ -6,6 +6,7 @@
 #include "cohort/worker.h"
 #include "commands.h"
 #include "options.h"
+#include "shutdown_signals.h"
 
 namespace cohort::cli {
 
@@ -48,6 +49,8 @@ int worker_command(const std::vector<std::string>& args) {
                        "this machine.",
                        options, args, exit_code);
   if (!vm) return exit_code;
+  // First: before any thread exists (they inherit the blocked signals).
+  ShutdownSignals signals("cohort worker");
 
   WorkerOptions worker;
   worker.coordinator = (*vm)["coordinator"].as<std::string>();
@@ -106,7 +109,7 @@ int worker_command(const std::vector<std::string>& args) {
   if (!vm->count("key")) log.warn("no --key: rewards go to a key made for this session only");
   log.info("worker key " + to_hex(identity->public_key()));
   zmq::context_t context;
-  auto summary = run_worker(context, worker, *identity, log);
+  auto summary = run_worker(context, worker, *identity, log, signals.token());
   if (!summary.ok()) {
     log.error(summary.status().to_string());
     const auto code = summary.status().code();

@@ -11,8 +11,10 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <stop_token>
 #include <tuple>
 
+#include "cohort/durable_file.h"
 #include "cohort/models.h"
 #include "cohort/partition.h"
 #include "cohort/tensor_codec.h"
@@ -53,13 +55,75 @@ std::string receipt_json(const Receipt& r) {
       .dump();
 }
 
+constexpr const char* kReceiptsFile = "receipts.jsonl";
+
+// How long the worker waits for a message before it looks at its stop
+// token and its connection again.
+constexpr std::chrono::milliseconds kPollInterval{200};
+
+// The task ids of the receipts in `state_dir`/receipts.jsonl (a line torn
+// by a crash is cut off first).
+Result<std::set<uint64_t>> read_kept_receipts(const std::filesystem::path& state_dir) {
+  const std::filesystem::path path = state_dir / kReceiptsFile;
+  COHORT_ASSIGN_OR_RETURN(std::vector<std::string> lines, read_complete_lines(path));
+  std::set<uint64_t> task_ids;
+  for (const std::string& line : lines) {
+    nlohmann::json json = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!json.is_object() || !json.contains("task_id") || !json["task_id"].is_number_unsigned()) {
+      return Status::corruption(path.string() + ": a line that is not a receipt: " + line.substr(0, 80));
+    }
+    task_ids.insert(json["task_id"].get<uint64_t>());
+  }
+  return task_ids;
+}
+
+// Says when the socket connected again after losing its connection (the
+// coordinator restarted, or the network failed): the coordinator at the
+// other end may not know this connection, so the worker says Hello again.
+// A ZeroMQ socket monitor reports the connections on an inproc pair socket.
+class ConnectionWatch {
+ public:
+  // `connected`: the socket's first connection is already made (then every
+  // connection seen is a reconnection).
+  ConnectionWatch(zmq::context_t& context, zmq::socket_t& socket, bool connected)
+      : socket_(socket), events_(context, zmq::socket_type::pair), connected_before_(connected) {
+    const std::string address = "inproc://cohort-worker-connections-" + std::to_string(reinterpret_cast<uintptr_t>(this));
+    zmq_socket_monitor(socket_.handle(), address.c_str(), ZMQ_EVENT_CONNECTED);
+    events_.set(zmq::sockopt::linger, 0);
+    events_.connect(address);
+  }
+  ~ConnectionWatch() { zmq_socket_monitor(socket_.handle(), nullptr, 0); }
+  ConnectionWatch(const ConnectionWatch&) = delete;
+  ConnectionWatch& operator=(const ConnectionWatch&) = delete;
+
+  // Whether a connection was made since the last call, other than the first.
+  bool reconnected() {
+    int made = 0;
+    zmq::message_t frame;
+    while (events_.recv(frame, zmq::recv_flags::dontwait)) {
+      while (frame.more()) (void)events_.recv(frame);  // the event's endpoint frame
+      ++made;
+    }
+    const bool again = made > (connected_before_ ? 0 : 1);
+    connected_before_ = connected_before_ || made > 0;
+    return again;
+  }
+
+ private:
+  zmq::socket_t& socket_;
+  zmq::socket_t events_;
+  bool connected_before_;
+};
+
 // Everything a worker keeps between tasks: its data, the shard the last task
 // selected, one model per architecture, (when tasks ask for it) the SGD
 // momentum of its previous task, and the commitments awaiting settlement.
 class Session {
  public:
+  // `kept_receipts`: task ids of the receipts already in receipts.jsonl.
   Session(zmq::socket_t& socket, const WorkerOptions& options, const Identity& identity,
-          LabeledImages data, Digest data_digest, at::Device device, Logger& log)
+          LabeledImages data, Digest data_digest, at::Device device, std::set<uint64_t> kept_receipts,
+          Logger& log)
       : socket_(socket),
         options_(options),
         identity_(identity),
@@ -67,7 +131,12 @@ class Session {
         data_digest_(data_digest),
         device_(device),
         log_(log),
-        prover_(identity, options.state_dir, options.cheat) {}
+        prover_(identity, options.state_dir, options.cheat),
+        kept_receipts_(std::move(kept_receipts)) {}
+
+  // An update was sent and its round has not closed: a challenge may still
+  // come for it, so a stopping worker stays.
+  bool awaiting_result() const { return awaiting_round_.has_value(); }
 
   // Accepts the coordinator's key from its Welcome, unless another one was
   // pinned. Errors: a pinned key that differs.
@@ -89,7 +158,26 @@ class Session {
                     Status::failed_precondition("the task does not carry the coordinator's signature"));
     }
     Status status = try_serve(task, std::move(payload));
+    if (status.ok()) awaiting_round_ = task.round;
     return status.ok() ? status : refuse(task, error_code_for(status), status);
+  }
+
+  // Refuses a task without training it (the worker is stopping).
+  void decline(const Task& task, std::string why) {
+    (void)refuse(task, ErrorCode::kUnavailable, Status::unavailable(std::move(why)));
+  }
+
+  // A (new) registration: whatever was in flight belongs to a coordinator
+  // session that is gone; the Welcome's receipts are kept.
+  // Returns the receipts that were new.
+  Result<std::vector<Receipt>> welcome(const Welcome& welcome) {
+    COHORT_RETURN_IF_ERROR(set_coordinator(welcome.coordinator_key));
+    awaiting_round_.reset();
+    std::vector<Receipt> kept;
+    for (const Receipt& receipt : welcome.receipts) {
+      if (std::optional<Receipt> new_one = keep(receipt)) kept.push_back(std::move(*new_one));
+    }
+    return kept;
   }
 
   // Answers a challenge: reveals the challenged segments, or nothing when
@@ -115,23 +203,33 @@ class Session {
     return send_message(socket_, {std::move(reveal), states.chunks()}).status();
   }
 
-  // Checks and keeps a settlement receipt, and drops the task's checkpoints.
-  // Returns the receipt when it is valid.
+  // The round closed: keeps the receipt it carries, if any. Returns the
+  // receipt when it is valid and new.
   std::optional<Receipt> settle(const RoundResult& result) {
+    if (awaiting_round_ && result.round >= *awaiting_round_) awaiting_round_.reset();
     if (!result.receipt) return std::nullopt;
-    const Receipt& receipt = *result.receipt;
+    return keep(*result.receipt);
+  }
+
+ private:
+  // Checks a settlement receipt, appends it to receipts.jsonl unless that
+  // holds it already (a Welcome repeats receipts), and drops the task's
+  // checkpoints. Returns it when it was new.
+  std::optional<Receipt> keep(const Receipt& receipt) {
     if (!coordinator_key_ || receipt.coordinator != *coordinator_key_ ||
         receipt.worker != identity_.public_key() || !verify_receipt(receipt)) {
       log_.warn("ignoring a receipt that is not signed by the coordinator for this worker");
       return std::nullopt;
     }
+    if (kept_receipts_.contains(receipt.task_id)) return std::nullopt;
     prover_.settle(receipt.task_id);
     std::error_code ignored;  // a directory that cannot be made fails the write below
     std::filesystem::create_directories(options_.state_dir, ignored);
-    const std::filesystem::path path = options_.state_dir / "receipts.jsonl";
-    std::ofstream out(path, std::ios::app);
-    out << receipt_json(receipt) << '\n';
-    if (!out) log_.warn("cannot keep the receipt in " + path.string());
+    const std::filesystem::path path = options_.state_dir / kReceiptsFile;
+    if (Status written = append_line_durably(path, receipt_json(receipt)); !written.ok()) {
+      log_.warn("cannot keep the receipt: " + written.to_string());
+    }
+    kept_receipts_.insert(receipt.task_id);
     log_.info("task " + std::to_string(receipt.task_id) + " settled: " +
               std::string(verdict_name(receipt.verdict)) + ", reward " + std::to_string(receipt.reward) +
               " micro-tokens" + (receipt.slashed > 0 ? ", slashed " + std::to_string(receipt.slashed) : "") +
@@ -139,7 +237,6 @@ class Session {
     return receipt;
   }
 
- private:
   // The coordinator's signature over the task, bound to this worker's key.
   bool signed_by_coordinator(const Task& task) const {
     return coordinator_key_ &&
@@ -245,6 +342,8 @@ class Session {
   Logger& log_;
   Prover prover_;
   std::optional<PublicKey> coordinator_key_;
+  std::set<uint64_t> kept_receipts_;      // task ids in receipts.jsonl
+  std::optional<uint32_t> awaiting_round_;  // round of the update sent last, until it closes
   std::map<std::string, std::unique_ptr<Model>> models_;
   std::map<std::string, MomentumBuffers> momentum_;  // per model, for keep_momentum
   std::optional<TensorDataset> shard_;
@@ -292,7 +391,7 @@ std::filesystem::path default_state_dir(const PublicKey& key) {
 }
 
 Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& given_options,
-                                 const Identity& identity, Logger& log) {
+                                 const Identity& identity, Logger& log, std::stop_token stop) {
   WorkerOptions options = given_options;
   if (options.curve && !options.coordinator_key) {
     return Status::invalid_argument(
@@ -306,9 +405,16 @@ Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& g
   Digest data_digest{};
   COHORT_ASSIGN_OR_RETURN(LabeledImages data, load_worker_data(options, &data_digest));
 
+  COHORT_ASSIGN_OR_RETURN(std::set<uint64_t> kept_receipts, read_kept_receipts(options.state_dir));
+
   zmq::socket_t socket(context, zmq::socket_type::dealer);
   socket.set(zmq::sockopt::linger, 5000);
+  // Watching from before the first connection, or (CURVE) from right after
+  // the handshake that connect_to_coordinator waits for.
+  std::optional<ConnectionWatch> connections;
+  if (!options.curve) connections.emplace(context, socket, /*connected=*/false);
   COHORT_RETURN_IF_ERROR(connect_to_coordinator(context, socket, options, identity));
+  if (options.curve) connections.emplace(context, socket, /*connected=*/true);
 
   Hello hello;
   hello.worker_key = identity.public_key();
@@ -320,21 +426,44 @@ Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& g
   log.info("connecting to " + options.coordinator + " with " + std::to_string(data.count) +
            " local samples on " + device.str());
 
-  Session session(socket, options, identity, std::move(data), data_digest, device, log);
+  Session session(socket, options, identity, std::move(data), data_digest, device, std::move(kept_receipts), log);
   WorkerSummary summary;
+  auto count_receipt = [&](const Receipt& receipt) {
+    ++summary.receipts;
+    summary.reward += receipt.reward;
+  };
+  auto last_heard = std::chrono::steady_clock::now();
   while (true) {
-    auto incoming = receive_message(socket, /*has_routing_id=*/false, options.idle_timeout);
-    if (!incoming) {
+    if (stop.stop_requested() && !session.awaiting_result()) {
+      (void)send_message(socket, {Bye{"the worker was asked to stop"}});
+      summary.exit_reason = "stopped on request";
+      return summary;
+    }
+    if (connections->reconnected()) {
+      // A coordinator that restarted does not know this connection.
+      log.info("reconnected to " + options.coordinator + ": registering again");
+      COHORT_RETURN_IF_ERROR(send_message(socket, {hello}).status());
+    }
+    const auto idle = std::chrono::steady_clock::now() - last_heard;
+    if (idle >= options.idle_timeout) {
       summary.exit_reason = "no message from the coordinator for " +
                             std::to_string(options.idle_timeout.count() / 1000) + " s";
       return summary;
     }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(options.idle_timeout - idle);
+    auto incoming = receive_message(socket, /*has_routing_id=*/false, std::min(left, kPollInterval));
+    if (!incoming) continue;
+    last_heard = std::chrono::steady_clock::now();
     if (!incoming->message.ok()) {
       log.warn("ignoring a malformed message: " + incoming->message.status().to_string());
       continue;
     }
     Message& message = incoming->message.value();
     if (auto* task = std::get_if<Task>(&message)) {
+      if (stop.stop_requested()) {
+        session.decline(*task, "the worker is stopping");
+        continue;
+      }
       bool ok = session.serve(*task, std::move(incoming->payload)).ok();
       ++(ok ? summary.tasks_completed : summary.tasks_failed);
     } else if (auto* challenge = std::get_if<ChallengeMessage>(&message)) {
@@ -343,22 +472,25 @@ Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& g
                  s.to_string());
       }
     } else if (auto* welcome = std::get_if<Welcome>(&message)) {
-      COHORT_RETURN_IF_ERROR(session.set_coordinator(welcome->coordinator_key));
+      COHORT_ASSIGN_OR_RETURN(std::vector<Receipt> kept, session.welcome(*welcome));
+      for (const Receipt& receipt : kept) count_receipt(receipt);
       log.info("registered as worker " + std::to_string(welcome->worker_index) + " of job '" +
-               welcome->job_name + "'");
+               welcome->job_name + "'" +
+               (kept.empty() ? "" : "; " + std::to_string(kept.size()) + " receipt(s) it had missed kept"));
     } else if (auto* result = std::get_if<RoundResult>(&message)) {
       log.info("round " + std::to_string(result->round) + " closed: update " +
                (result->accepted ? "accepted" : "rejected (" + result->reason + ")") +
                ", test accuracy " + std::to_string(result->test_accuracy).substr(0, 6));
-      if (std::optional<Receipt> receipt = session.settle(*result)) {
-        ++summary.receipts;
-        summary.reward += receipt->reward;
-      }
+      if (std::optional<Receipt> receipt = session.settle(*result)) count_receipt(*receipt);
     } else if (auto* error = std::get_if<ErrorReply>(&message)) {
       log.warn("coordinator error (" + std::string(error_code_name(error->code)) +
                "): " + error->message);
       if (error->code == ErrorCode::kUnsupportedVersion || error->code == ErrorCode::kForbidden) {
         return Status::failed_precondition("coordinator rejected us: " + error->message);
+      }
+      if (error->code == ErrorCode::kNotRegistered) {
+        // The coordinator restarted and forgot this connection.
+        COHORT_RETURN_IF_ERROR(send_message(socket, {hello}).status());
       }
     } else if (auto* bye = std::get_if<Bye>(&message)) {
       summary.exit_reason = bye->reason;

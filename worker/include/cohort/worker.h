@@ -20,6 +20,7 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
+#include <stop_token>
 #include <string>
 
 #include <zmq.hpp>
@@ -82,12 +83,18 @@ std::filesystem::path default_state_dir(const PublicKey& key);
 // Connects, registers and serves tasks. `identity` is the worker's account.
 // Proof-of-learning tasks need use_deterministic_cpu_training()
 // (proof_of_learning.h) to have been called first thing in the process.
-// Errors: the device is unavailable, local data cannot be read, no
-// coordinator_key with curve (InvalidArgument), the CURVE handshake failed
-// (FailedPrecondition: a wrong coordinator key, or this key is not on the
-// allow-list) or none completed within idle_timeout (DeadlineExceeded), the
-// coordinator rejected the registration.
+// A worker whose connection was lost and made again (the coordinator
+// restarted) registers again, as it does when the coordinator answers
+// NotRegistered; the Welcome repeats its latest receipts and it keeps the
+// ones missing from receipts.jsonl. When `stop` is requested (SIGTERM) it
+// trains no new task, waits for the result of an update it sent (an audit
+// may still challenge it), says Bye and returns.
+// Errors: the device is unavailable, local data or receipts.jsonl cannot be
+// read, no coordinator_key with curve (InvalidArgument), the CURVE
+// handshake failed (FailedPrecondition: a wrong coordinator key, or this key
+// is not on the allow-list) or none completed within idle_timeout
+// (DeadlineExceeded), the coordinator rejected the registration.
 Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& options,
-                                 const Identity& identity, Logger& log);
+                                 const Identity& identity, Logger& log, std::stop_token stop = {});
 
 }  // namespace cohort
