@@ -71,15 +71,25 @@ class CohortProcess {
 
   bool started() const { return pid_ > 0; }
 
+  // Sends `signal` (SIGTERM, SIGKILL...) unless the process has been reaped.
+  void send(int signal) {
+    if (pid_ > 0 && !exit_code_) ::kill(pid_, signal);
+  }
+
+  // The exit code once the process has ended, without waiting.
+  std::optional<int> poll() {
+    int status = 0;
+    if (!exit_code_ && pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == pid_) {
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    return exit_code_;
+  }
+
   // The exit code, or nullopt if still running after `timeout` (then killed).
   std::optional<int> wait(std::chrono::seconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        return exit_code_;
-      }
+      if (poll()) return exit_code_;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return std::nullopt;
