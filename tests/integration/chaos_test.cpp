@@ -70,7 +70,8 @@ class Fleet {
  public:
   explicit Fleet(const std::filesystem::path& dir) : dir_(dir) {
     write_file(dir / "job.toml", chaos_job(dir));
-    // Made up front: a key file is not written atomically on first use.
+    // Made up front: workers pin the coordinator's key, and a key file is not
+    // written atomically when a coordinator makes it on first use.
     keygen(dir / "coordinator.key");
     for (int i = 0; i < kWorkers; ++i) keygen(key(i));
   }
@@ -80,7 +81,8 @@ class Fleet {
                          "coordinator-" + std::to_string(coordinator_starts_++));
   }
   void start_worker(int i) {
-    workers_[i] = start({"worker", "--coordinator", "ipc://" + (dir_ / "coordinator.sock").string(), "--threads", "1",
+    workers_[i] = start({"worker", "--coordinator", "ipc://" + (dir_ / "coordinator.sock").string(),
+                         "--coordinator-key", (dir_ / "coordinator.pub").string(), "--threads", "1",
                          "--key", key(i).string(), "--state-dir", state_dir(i).string(), "--idle-timeout", "120"},
                         "w" + std::to_string(i) + "-" + std::to_string(worker_starts_[i]++));
   }

@@ -41,6 +41,7 @@ segment_steps = 10
 audit_probability = 0.5
 segments_per_audit = 1
 [ledger]
+key = ")" + (out.parent_path() / "coordinator.key").string() + R"("
 reward_per_round = 10
 registration_grant = 1000
 )";
@@ -53,10 +54,8 @@ class Job {
   Job(const std::filesystem::path& dir, int workers, int rounds)
       : dir_(dir), socket_("ipc://" + (dir / "coordinator.sock").string()), workers_(workers) {
     write_file(dir / "job.toml", proof_job(dir / "out", socket_, rounds, workers));
-    for (int i = 0; i < workers; ++i) {
-      CohortProcess keygen({"keygen", "--out", key(i).string()}, dir / "keygen.out", dir / "keygen.err");
-      EXPECT_EQ(keygen.wait(std::chrono::seconds(30)), 0);
-    }
+    keygen(dir / "coordinator.key");
+    for (int i = 0; i < workers; ++i) keygen(key(i));
   }
 
   std::unique_ptr<CohortProcess> coordinator(const std::string& name) const {
@@ -65,7 +64,8 @@ class Job {
   }
   std::unique_ptr<CohortProcess> worker(int i, const std::string& name) const {
     return std::make_unique<CohortProcess>(
-        std::vector<std::string>{"worker", "--coordinator", socket_, "--threads", "1", "--key", key(i).string(),
+        std::vector<std::string>{"worker", "--coordinator", socket_, "--coordinator-key",
+                                 (dir_ / "coordinator.pub").string(), "--threads", "1", "--key", key(i).string(),
                                  "--state-dir", (dir_ / ("w" + std::to_string(i))).string(), "--idle-timeout", "120"},
         dir_ / (name + ".out"), dir_ / (name + ".err"));
   }
@@ -89,6 +89,10 @@ class Job {
 
  private:
   std::filesystem::path key(int i) const { return dir_ / ("w" + std::to_string(i) + ".key"); }
+  void keygen(const std::filesystem::path& path) const {
+    CohortProcess keygen({"keygen", "--out", path.string()}, dir_ / "keygen.out", dir_ / "keygen.err");
+    EXPECT_EQ(keygen.wait(std::chrono::seconds(30)), 0);
+  }
 
   std::filesystem::path dir_;
   std::string socket_;
