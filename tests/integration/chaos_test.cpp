@@ -26,13 +26,14 @@ constexpr int kRounds = 8;
 constexpr int kCoordinatorKills = 6;
 constexpr int kWorkerKills = 4;
 constexpr uint32_t kChaosSeed = 20261124;
-// Test accuracy may differ from the undisturbed run's by this much: a
-// worker killed while it trains costs its round that update (the round
-// aggregates 2 of 3 IID shards), which moves an MLP's accuracy after 8
-// short rounds by about a percentage point; coordinator kills alone change
-// nothing (the interrupted round runs again with the same seeds and the
-// same worker indices, bit for bit).
-constexpr double kAccuracyTolerance = 0.03;
+// Test accuracy may differ from the undisturbed run's by this much. Killing
+// the coordinator changes nothing (an interrupted round runs again with the
+// same seeds and worker indices, bit for bit: see crash_test.cpp), but a
+// worker killed while it trains costs its round that update (FedAvg over 2
+// of 3 IID shards), as does one that is restarting when a round begins.
+// Measured over four runs: 0.009 to 0.020 below the undisturbed 0.8425. A
+// resume that lost the model or skipped rounds would be far below.
+constexpr double kAccuracyTolerance = 0.05;
 
 std::string chaos_job(const std::filesystem::path& dir) {
   return R"(
