@@ -908,9 +908,12 @@ class Coordinator::Impl {
         result.receipt = *it->second;
         unsent.erase(it);
       }
-      if (auto sent = send_to(routing_id, result)) state.bytes_out += *sent;
+      // To the worker's current connection: it may have reconnected since.
+      const WorkerEntry* worker = workers_.find_key(task.worker_key);
+      const std::string& to = worker != nullptr ? worker->routing_id : routing_id;
+      if (auto sent = send_to(to, result)) state.bytes_out += *sent;
       // A banned worker gets no more tasks: tell it, after its receipt.
-      if (task.verdict == Verdict::kFailed) send_to(routing_id, Bye{"banned: " + task.outcome});
+      if (task.verdict == Verdict::kFailed) send_to(to, Bye{"banned: " + task.outcome});
     }
     for (const auto& [task_id, receipt] : unsent) {
       const WorkerEntry* worker = workers_.find_key(receipt->worker);
