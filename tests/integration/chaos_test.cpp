@@ -22,7 +22,7 @@ namespace cohort::testing {
 namespace {
 
 constexpr int kWorkers = 3;
-constexpr int kRounds = 8;
+constexpr int kRounds = 10;
 constexpr int kCoordinatorKills = 6;
 constexpr int kWorkerKills = 4;
 constexpr uint32_t kChaosSeed = 20261124;
@@ -31,7 +31,7 @@ constexpr uint32_t kChaosSeed = 20261124;
 // same seeds and worker indices, bit for bit: see crash_test.cpp), but a
 // worker killed while it trains costs its round that update (FedAvg over 2
 // of 3 IID shards), as does one that is restarting when a round begins.
-// Measured over four runs: 0.009 to 0.020 below the undisturbed 0.8425. A
+// Measured over five runs: 0.009 to 0.020 below the undisturbed run. A
 // resume that lost the model or skipped rounds would be far below.
 constexpr double kAccuracyTolerance = 0.05;
 
@@ -159,8 +159,8 @@ TEST(Chaos, KilledAndRestartedAtRandomTheJobFinishesWithEveryRoundPaidOnce) {
   // pause, so that it lands anywhere in a round (announce, training,
   // audits, aggregation, the checkpoint, settlement) or in a restart.
   std::mt19937 rng(kChaosSeed);
-  std::uniform_int_distribution<size_t> progress(0, kRounds - 2);
-  std::uniform_real_distribution<double> pause(0.0, 2.5);
+  std::uniform_int_distribution<size_t> progress(0, kRounds - 4);  // the last kill leaves rounds to run
+  std::uniform_real_distribution<double> pause(0.0, 1.2);  // a round takes about a second
   std::uniform_int_distribution<int> pick_worker(0, kWorkers - 1);
   struct Kill {
     size_t after_rounds;
