@@ -144,19 +144,12 @@ Result<Identity> load_or_make_identity(const std::filesystem::path& path, Logger
   return read_identity(path);
 }
 
-// Through a temporary file and a rename: a worker reading the file while
-// the coordinator starts sees a whole key, never part of one.
+// Atomically (durable_file.h): a worker reading the file while the
+// coordinator starts sees a whole key, never part of one.
 Status publish_public_key(const PublicKey& key, const std::filesystem::path& path) {
-  const std::filesystem::path temp = path.string() + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    out << to_hex(key) << '\n';
-    if (!out.flush()) return Status::io_error("cannot write " + temp.string());
-  }
-  std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) return Status::io_error("cannot rename " + temp.string() + " to " + path.string() + ": " + ec.message());
-  return Status();
+  const std::string line = to_hex(key) + '\n';
+  const std::string_view parts[] = {line};
+  return write_file_atomically(path, parts);
 }
 
 }  // namespace
