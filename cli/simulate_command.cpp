@@ -66,18 +66,6 @@ Result<TensorDataset> load_test_set(const DataSection& data) {
   return to_tensors(first_samples(*images, count));
 }
 
-Hyperparameters hyperparameters_of(const TrainingSection& training) {
-  Hyperparameters hyper;
-  hyper.local_steps = static_cast<uint32_t>(training.local_steps);
-  hyper.local_epochs = training.local_epochs;
-  hyper.batch_size = static_cast<uint32_t>(training.batch_size);
-  hyper.learning_rate = training.learning_rate;
-  hyper.momentum = training.momentum;
-  hyper.weight_decay = training.weight_decay;
-  hyper.keep_momentum = training.keep_momentum;
-  return hyper;
-}
-
 struct SimulatedWorker {
   uint32_t index = 0;
   TensorDataset shard;

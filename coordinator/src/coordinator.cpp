@@ -78,18 +78,6 @@ Result<TensorDataset> load_root_set(const DataSection& data, int count) {
   return to_tensors(first_samples(*train, count));
 }
 
-Hyperparameters hyperparameters_of(const TrainingSection& training) {
-  Hyperparameters hyper;
-  hyper.local_steps = static_cast<uint32_t>(training.local_steps);
-  hyper.local_epochs = training.local_epochs;
-  hyper.batch_size = static_cast<uint32_t>(training.batch_size);
-  hyper.learning_rate = training.learning_rate;
-  hyper.momentum = training.momentum;
-  hyper.weight_decay = training.weight_decay;
-  hyper.keep_momentum = training.keep_momentum;
-  return hyper;
-}
-
 constexpr std::string_view kNoUpdateBeforeDeadline = "no update before the deadline";
 
 // Task ids are round << 32 | attempt << 24 | worker index. A round that a

@@ -47,6 +47,18 @@ class SingleThreadedBlas {
 void set_single_threaded_blas(bool on) { g_single_threaded_blas.store(on); }
 bool single_threaded_blas() { return g_single_threaded_blas.load(); }
 
+Hyperparameters hyperparameters_of(const TrainingSection& training) {
+  Hyperparameters hyper;
+  hyper.local_steps = static_cast<uint32_t>(training.local_steps);
+  hyper.local_epochs = training.local_epochs;
+  hyper.batch_size = static_cast<uint32_t>(training.batch_size);
+  hyper.learning_rate = training.learning_rate;
+  hyper.momentum = training.momentum;
+  hyper.weight_decay = training.weight_decay;
+  hyper.keep_momentum = training.keep_momentum;
+  return hyper;
+}
+
 uint32_t planned_steps(const Hyperparameters& hyper, int64_t shard_size) {
   if (hyper.local_steps > 0) return hyper.local_steps;
   const double epochs = hyper.local_epochs > 0.0 ? hyper.local_epochs : 1.0;

@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "cohort/config.h"
 #include "cohort/models.h"
 #include "cohort/protocol.h"
 
@@ -23,6 +24,9 @@ struct LocalTraining {
   TrainMetrics metrics;
   uint64_t samples_seen = 0;
 };
+
+// The hyperparameters a job's [training] section gives each task.
+Hyperparameters hyperparameters_of(const TrainingSection& training);
 
 // Number of SGD steps a task asks for on a shard of `shard_size` samples.
 uint32_t planned_steps(const Hyperparameters& hyper, int64_t shard_size);
