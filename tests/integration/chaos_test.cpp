@@ -9,10 +9,12 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <random>
 #include <set>
+#include <sstream>
 
 #include "cohort/coordinator.h"
 #include "cohort/ledger.h"
@@ -22,7 +24,11 @@ namespace cohort::testing {
 namespace {
 
 constexpr int kWorkers = 3;
-constexpr int kRounds = 10;
+// A coordinator kill waits for its coordinator to finish a round and then up
+// to one more (see the pause below), a worker kill up to one round: the 10
+// kills take about 12 rounds on average, at most 16, and leave rounds to
+// run after the last one.
+constexpr int kRounds = 20;
 constexpr int kCoordinatorKills = 6;
 constexpr int kWorkerKills = 4;
 constexpr uint32_t kChaosSeed = 20261124;
@@ -134,6 +140,16 @@ void wait_until_serving(Fleet& fleet) {
   }
 }
 
+size_t rounds_finished(Fleet& fleet) { return read_lines(fleet.out() / "metrics.jsonl").size(); }
+
+// Waits until metrics.jsonl has more than `rounds` rounds or the coordinator ends.
+void wait_for_a_round_after(Fleet& fleet, size_t rounds) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (rounds_finished(fleet) <= rounds && !fleet.coordinator().poll() && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 // Sleeps `seconds`, or less if the coordinator ends meanwhile.
 void sleep_unless_done(Fleet& fleet, double seconds) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
@@ -142,65 +158,84 @@ void sleep_unless_done(Fleet& fleet, double seconds) {
   }
 }
 
-// DISABLED in the suite until it is made robust to an idle machine: paced
-// for a loaded one (a round takes about a second), on an idle 2-core
-// machine the 10-round job ended after 3 of the 6 coordinator kills, and a
-// restarted worker lacked one receipt (fresh-clone CI, 2026-11-24; see the
-// session note on issue 5). Run it by hand with
-// --gtest_also_run_disabled_tests --gtest_filter='Chaos.*'.
-TEST(Chaos, DISABLED_KilledAndRestartedAtRandomTheJobFinishesWithEveryRoundPaidOnce) {
+// Whether a worker process left because the job was complete.
+bool saw_the_job_complete(CohortProcess& worker) {
+  return worker.stderr_text().find("the job is complete") != std::string::npos;
+}
+
+// The last round a worker process trained in ("round N: trained ..."), 0 if none.
+uint32_t last_round_trained(CohortProcess& worker) {
+  uint32_t last = 0;
+  std::istringstream lines(worker.stderr_text());
+  for (std::string line; std::getline(lines, line);) {
+    unsigned round = 0;
+    if (std::sscanf(line.c_str(), "[worker] round %u: trained", &round) == 1) last = std::max<uint32_t>(last, round);
+  }
+  return last;
+}
+
+// The last round whose receipt a worker's final process must hold (see the
+// end of the test).
+uint32_t receipts_owed_through(CohortProcess& worker, bool job_found_complete_on_start) {
+  if (saw_the_job_complete(worker)) return job_found_complete_on_start ? kRounds - 1 : kRounds;
+  const uint32_t trained = last_round_trained(worker);
+  return trained == 0 ? 0 : trained - 1;
+}
+
+TEST(Chaos, KilledAndRestartedAtRandomTheJobFinishesWithEveryRoundPaidOnce) {
   ScratchDir undisturbed_dir;
+  double round_seconds = 0;  // how long a round takes on this machine, now
   {
     Fleet undisturbed(undisturbed_dir.path());
     undisturbed.start_all();
+    wait_until_serving(undisturbed);
+    const auto serving = std::chrono::steady_clock::now();
     ASSERT_EQ(undisturbed.coordinator().wait(std::chrono::seconds(300)), 0) << undisturbed.coordinator().stderr_text();
+    round_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - serving).count() / kRounds;
   }
   const double undisturbed_accuracy = metrics_of(undisturbed_dir.path() / "out").back()["test_accuracy"].get<double>();
 
   ScratchDir dir;
   Fleet fleet(dir.path());
   fleet.start_all();
-  // The kills, spread over the job: each waits until metrics.jsonl has a
-  // random number of rounds and the coordinator serves, then a random
-  // pause, so that it lands anywhere in a round (announce, training,
-  // audits, aggregation, the checkpoint, settlement) or in a restart.
+  // The kills, in a seeded random order. Each waits until the coordinator
+  // serves, and a coordinator kill also until that coordinator finished a
+  // round (a restart takes longer than a round: without this every kill
+  // landed in round 1). Then a random pause of up to a round (paced by this
+  // machine's round time, measured above, so that an idle and a loaded
+  // machine see the same schedule in rounds), so that it lands anywhere in a
+  // round (registration, announce, training, audits, aggregation, the
+  // checkpoint, settlement) or in a restart.
   std::mt19937 rng(kChaosSeed);
-  std::uniform_int_distribution<size_t> progress(0, kRounds - 4);  // the last kill leaves rounds to run
-  std::uniform_real_distribution<double> pause(0.0, 1.2);  // a round takes about a second
+  std::uniform_real_distribution<double> pause(0.0, round_seconds);
   std::uniform_int_distribution<int> pick_worker(0, kWorkers - 1);
-  struct Kill {
-    size_t after_rounds;
-    int worker;  // -1: the coordinator
-  };
-  std::vector<Kill> kills;
-  for (int k = 0; k < kCoordinatorKills; ++k) kills.push_back({progress(rng), -1});
-  for (int k = 0; k < kWorkerKills; ++k) kills.push_back({progress(rng), pick_worker(rng)});
-  std::stable_sort(kills.begin(), kills.end(), [](const Kill& a, const Kill& b) { return a.after_rounds < b.after_rounds; });
+  std::vector<int> kills;  // the worker to kill; -1: the coordinator
+  for (int k = 0; k < kCoordinatorKills; ++k) kills.push_back(-1);
+  for (int k = 0; k < kWorkerKills; ++k) kills.push_back(pick_worker(rng));
+  std::shuffle(kills.begin(), kills.end(), rng);
 
   std::set<int> banned;  // workers refused admission (see below): not restarted
   int coordinator_kills = 0;
   int worker_kills = 0;
   int resumed_from_checkpoint = 0;
-  for (const Kill& kill : kills) {
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    while (read_lines(fleet.out() / "metrics.jsonl").size() < kill.after_rounds && !fleet.coordinator().poll() &&
-           std::chrono::steady_clock::now() < give_up) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+  size_t rounds_when_coordinator_started = 0;
+  for (const int victim : kills) {
     wait_until_serving(fleet);
+    if (victim < 0) wait_for_a_round_after(fleet, rounds_when_coordinator_started);
     sleep_unless_done(fleet, pause(rng));
     if (fleet.coordinator().poll()) break;
-    if (kill.worker < 0) {
+    if (victim < 0) {
       Fleet::kill(fleet.coordinator());
       ++coordinator_kills;
       if (fleet.coordinator().stderr_text().find("resuming after round") != std::string::npos) ++resumed_from_checkpoint;
       sleep_unless_done(fleet, pause(rng) / 2);
+      rounds_when_coordinator_started = rounds_finished(fleet);
       fleet.start_coordinator();
-    } else if (!banned.contains(kill.worker)) {
-      Fleet::kill(fleet.worker(kill.worker));
+    } else if (!banned.contains(victim)) {
+      Fleet::kill(fleet.worker(victim));
       ++worker_kills;
       sleep_unless_done(fleet, pause(rng));
-      fleet.start_worker(kill.worker);
+      fleet.start_worker(victim);
     }
     // A worker killed between its update and its reveal fails that audit and
     // is banned (see below): it is refused when it comes back.
@@ -211,7 +246,8 @@ TEST(Chaos, DISABLED_KilledAndRestartedAtRandomTheJobFinishesWithEveryRoundPaidO
   ASSERT_EQ(fleet.coordinator().wait(std::chrono::seconds(300)), 0) << fleet.coordinator().stderr_text();
   EXPECT_EQ(coordinator_kills, kCoordinatorKills);
   EXPECT_GT(worker_kills, 0);
-  EXPECT_GT(resumed_from_checkpoint, 0) << "no kill came after the first checkpoint";
+  // Every coordinator after the first had a checkpoint to resume from.
+  EXPECT_EQ(resumed_from_checkpoint, kCoordinatorKills - 1);
   const bool finished_on_start = fleet.coordinator().stderr_text().find("already complete") != std::string::npos;
 
   // Training finished every round, each exactly once, and the model goes on
@@ -273,10 +309,14 @@ TEST(Chaos, DISABLED_KilledAndRestartedAtRandomTheJobFinishesWithEveryRoundPaidO
             << " submission(s) voided, " << ledger->submissions.size() << " submissions, " << ledger->rewards.size()
             << " paid\n";
 
-  // The receipts the workers kept are the ledger's, each once; a worker
-  // that can still register holds all of its own (the Welcome repeats any
-  // it missed), unless the last coordinator found the job complete and
-  // never met it.
+  // The receipts the workers kept are the ledger's, each once. A worker
+  // holds every receipt of the rounds before the last one its final process
+  // trained in (the Welcome repeats any it missed while it was down), and
+  // all of them if that process saw the job complete, unless the last
+  // coordinator found the job complete and never met it. A worker whose
+  // final process came back after the last round cannot have the receipts
+  // of the rounds it missed: nobody is left to hand them over (the ledger
+  // still has them: `cohort ledger show --worker`).
   for (int i = 0; i < kWorkers; ++i) {
     Result<PublicKey> key = read_public_key(public_key_path(fleet.key(i)).string());
     ASSERT_TRUE(key.ok()) << key.status().to_string();
@@ -292,9 +332,11 @@ TEST(Chaos, DISABLED_KilledAndRestartedAtRandomTheJobFinishesWithEveryRoundPaidO
       EXPECT_EQ(receipt["signature"].get<std::string>(), to_hex(stored.signature));
     }
     if (banned.contains(i)) continue;
+    const uint32_t held_through = receipts_owed_through(fleet.worker(i), finished_on_start);
     for (const auto& [task_id, stored] : ledger->receipts) {
-      if (stored.worker != *key || (finished_on_start && stored.round == kRounds)) continue;
-      EXPECT_TRUE(held.contains(task_id)) << "worker " << i << " lacks its receipt of task " << task_id;
+      if (stored.worker != *key || stored.round > held_through) continue;
+      EXPECT_TRUE(held.contains(task_id)) << "worker " << i << " lacks its receipt of task " << task_id << " (round "
+                                          << stored.round << ")";
     }
   }
 

@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -32,7 +34,13 @@ class ScratchDir {
             ("cohort-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
     std::filesystem::create_directories(path_);
   }
+  // COHORT_KEEP_SCRATCH=1 keeps the directory (and says where) for a look
+  // at a failed test's logs, job files and ledgers.
   ~ScratchDir() {
+    if (const char* keep = std::getenv("COHORT_KEEP_SCRATCH"); keep != nullptr && std::string(keep) == "1") {
+      std::cerr << "kept " << path_ << "\n";
+      return;
+    }
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }
