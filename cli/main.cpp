@@ -1,4 +1,6 @@
 // cohort: one executable, several subcommands.
+#include <malloc.h>
+
 #include <iostream>
 #include <string>
 #include <string_view>
@@ -24,10 +26,23 @@ commands:
 Run `cohort <command> --help` for a command's options.
 )";
 
+// Every round allocates and frees tensors of tens of megabytes (stacked
+// updates, gradients, attack line searches). By default glibc serves such
+// blocks with mmap and returns them with munmap, so each one is paid for again
+// in page faults: 35-40% of `cohort simulate`'s time under an optimal attack.
+// Keeping freed blocks in the heap for reuse removes that; the resident size
+// still tracks the peak in use.
+void reuse_large_allocations() {
+  constexpr int kOneGiB = 1 << 30;
+  mallopt(M_MMAP_THRESHOLD, kOneGiB);
+  mallopt(M_TRIM_THRESHOLD, kOneGiB);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace cohort::cli;
+  reuse_large_allocations();
   if (argc < 2) {
     std::cerr << kUsage;
     return kExitUsage;
