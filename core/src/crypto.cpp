@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "cohort/durable_file.h"
+
 namespace cohort {
 
 static_assert(sizeof(crypto_generichash_state) <= 384, "Hasher::state_ too small");
@@ -184,23 +186,21 @@ Status write_key_pair(const Identity& identity, const std::filesystem::path& sec
   // The seed is the first half of libsodium's 64-byte secret key.
   std::array<uint8_t, 32> seed{};
   crypto_sign_ed25519_sk_to_seed(seed.data(), identity.secret_key_.data());
-  const std::string line = std::string(kSecretKeyHeader) + " " + to_hex(seed) + "\n";
+  std::string line = std::string(kSecretKeyHeader) + " " + to_hex(seed) + "\n";
   sodium_memzero(seed.data(), seed.size());
-  {
-    // Created 0600 from the start: the secret is never readable by others.
-    const mode_t old_mask = ::umask(077);
-    std::ofstream out(secret_path, std::ios::trunc);
-    ::umask(old_mask);
-    if (!out) return Status::io_error("cannot create " + secret_path.string());
-    out << line;
-    if (!out.flush()) return Status::io_error("cannot write " + secret_path.string());
-  }
-  std::filesystem::permissions(secret_path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
-                               std::filesystem::perm_options::replace);
-  std::ofstream pub(public_key_path(secret_path), std::ios::trunc);
-  pub << to_hex(identity.public_key()) << "\n";
-  if (!pub.flush()) return Status::io_error("cannot write " + public_key_path(secret_path).string());
-  return Status();
+  // Both files are replaced atomically (durable_file.h), the public one
+  // first: a crash leaves no key, or a stray .pub that the next attempt
+  // replaces, or both whole, never a torn secret.
+  const std::string pub_line = to_hex(identity.public_key()) + "\n";
+  const std::string_view pub_parts[] = {pub_line};
+  COHORT_RETURN_IF_ERROR(write_file_atomically(public_key_path(secret_path), pub_parts));
+  // Created 0600 from the start: the secret is never readable by others.
+  const mode_t old_mask = ::umask(077);
+  const std::string_view secret_parts[] = {line};
+  Status written = write_file_atomically(secret_path, secret_parts);
+  ::umask(old_mask);
+  sodium_memzero(line.data(), line.size());
+  return written;
 }
 
 Result<Identity> read_identity(const std::filesystem::path& secret_path) {

@@ -60,6 +60,17 @@ Status append_line_durably(const std::filesystem::path& path, std::string_view l
   return with_synced_fd(path, O_WRONLY | O_CREAT | O_APPEND, [&](int fd) { return write_all(fd, bytes, path); });
 }
 
+Result<std::string> read_whole_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (!std::filesystem::exists(path)) return Status::not_found("no file " + path.string());
+    return errno_error("cannot read", path);
+  }
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return errno_error("cannot read", path);
+  return bytes;
+}
+
 Result<std::vector<std::string>> read_complete_lines(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {

@@ -108,7 +108,8 @@ bool verify_signature(const PublicKey& key, std::span<const uint8_t> message,
 // told). Both are one line of text.
 //
 // write_key_pair refuses to overwrite an existing secret file
-// (FailedPrecondition). read_identity refuses a secret file that the group
+// (FailedPrecondition); it replaces each file atomically (.pub first), so a
+// crash never leaves a torn secret. read_identity refuses a secret file that the group
 // or others may read (FailedPrecondition, naming the file and the chmod
 // that fixes it), a malformed file (Corruption) and a missing one
 // (NotFound).

@@ -29,4 +29,8 @@ Status append_line_durably(const std::filesystem::path& path, std::string_view l
 // off the file, so that the next append starts a line of its own. IoError.
 Result<std::vector<std::string>> read_complete_lines(const std::filesystem::path& path);
 
+// The whole of `path`, as write_file_atomically left it. NotFound when it is
+// missing, IoError when it cannot be read.
+Result<std::string> read_whole_file(const std::filesystem::path& path);
+
 }  // namespace cohort
