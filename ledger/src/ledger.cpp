@@ -187,6 +187,12 @@ std::vector<uint32_t> Ledger::open_rounds() const {
   return {open.begin(), open.end()};
 }
 
+std::vector<uint32_t> Ledger::closed_rounds() const {
+  std::vector<uint32_t> closed;
+  for (const auto& [round, _] : impl_->contents.rounds) closed.push_back(round);
+  return closed;
+}
+
 Digest Ledger::head() const { return impl_->contents.head; }
 uint64_t Ledger::head_seq() const { return impl_->contents.head_seq; }
 

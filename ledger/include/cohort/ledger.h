@@ -188,6 +188,8 @@ class Ledger {
   std::vector<SubmissionRecord> submissions(uint32_t round) const;
   // Rounds that have submissions and are not closed, ascending.
   std::vector<uint32_t> open_rounds() const;
+  // Closed rounds, ascending.
+  std::vector<uint32_t> closed_rounds() const;
 
   Digest head() const;
   uint64_t head_seq() const;
