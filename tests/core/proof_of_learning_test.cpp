@@ -19,6 +19,7 @@
 #include <map>
 #include <set>
 
+#include "../synthetic_task.h"
 #include "cohort/merkle.h"
 
 namespace cohort {
@@ -44,22 +45,7 @@ constexpr uint32_t kSteps = 12;
 constexpr uint32_t kSegmentSteps = 4;
 constexpr uint32_t kSegments = 3;
 
-TensorDataset synthetic_shard() {
-  at::Generator gen = at::detail::createCPUGenerator(99);
-  at::Tensor labels = at::arange(96, at::kLong).remainder(10);
-  at::Tensor images = at::randn({96, 1, 28, 28}, gen) * 0.5 + labels.to(at::kFloat).view({96, 1, 1, 1}) * 0.2;
-  return TensorDataset{images, labels};
-}
-
-Hyperparameters task_hyper() {
-  Hyperparameters hyper;
-  hyper.local_steps = kSteps;
-  hyper.batch_size = 8;
-  hyper.learning_rate = 0.05;
-  hyper.momentum = 0.9;
-  hyper.weight_decay = 1e-4;
-  return hyper;
-}
+Hyperparameters task_hyper() { return synthetic_hyper(kSteps); }
 
 ProofParams exact_params() { return ProofParams{kSegmentSteps, DeterminismProfile::kCpuExact, 0.0}; }
 

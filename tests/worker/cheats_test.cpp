@@ -14,6 +14,7 @@
 
 #include <set>
 
+#include "../synthetic_task.h"
 #include "cohort/crypto.h"
 
 namespace cohort {
@@ -33,22 +34,7 @@ class DeterministicCpu : public ::testing::Environment {
 constexpr uint64_t kSeed = 17;
 constexpr uint32_t kSegments = 6;
 
-TensorDataset synthetic_shard() {
-  at::Generator gen = at::detail::createCPUGenerator(99);
-  at::Tensor labels = at::arange(96, at::kLong).remainder(10);
-  at::Tensor images = at::randn({96, 1, 28, 28}, gen) * 0.5 + labels.to(at::kFloat).view({96, 1, 1, 1}) * 0.2;
-  return TensorDataset{images, labels};
-}
-
-Hyperparameters task_hyper() {
-  Hyperparameters hyper;
-  hyper.local_steps = 12;
-  hyper.batch_size = 8;
-  hyper.learning_rate = 0.05;
-  hyper.momentum = 0.9;
-  hyper.weight_decay = 1e-4;
-  return hyper;
-}
+Hyperparameters task_hyper() { return synthetic_hyper(12); }
 
 class CheatsTest : public ::testing::Test {
  protected:
