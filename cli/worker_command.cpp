@@ -41,6 +41,8 @@ int worker_command(const std::vector<std::string>& args) {
       ("cheat", po::value<std::string>()->default_value("none"),
        ("audit demonstrations and tests only: a dishonest prover (docs/PROOF_OF_LEARNING.md#cheats): " +
         cheat_names()).c_str())
+      ("crash-before-reveal", "crash-safety tests only: exit abruptly when the first audit's challenge "
+       "arrives, as if killed between the update and the reveal")
       ("quiet,q", "log warnings and errors only")
       ("verbose,v", "log debugging detail");
   int exit_code = kExitOk;
@@ -78,6 +80,7 @@ int worker_command(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   worker.cheat = *cheat;
+  worker.crash_before_reveal = vm->count("crash-before-reveal") > 0;
   worker.state_dir = (*vm)["state-dir"].as<std::string>();
   worker.curve = vm->count("no-curve") == 0;
   if (vm->count("coordinator-key")) {

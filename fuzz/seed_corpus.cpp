@@ -89,6 +89,7 @@ Task sample_task(const PayloadHeader& model) {
   m.proof.reveal_seconds = 30.5;
   m.proof.min_stake = 300'000'000;
   m.proof.dataset_digest = bytes32(0x22);
+  m.proof.start_momentum = bytes32(0x33);
   m.proof.challenge = ChallengeParams{0.375, 4};
   m.signature.fill(0x5a);
   return m;

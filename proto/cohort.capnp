@@ -16,7 +16,7 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("cohort::proto");
 
-const protocolVersion :UInt32 = 2;
+const protocolVersion :UInt32 = 3;
 
 enum DType {
   float32 @0;
@@ -120,6 +120,10 @@ struct ProofSpec {
   datasetDigest @7 :Data;        # digest of the training split the shard is cut from
   auditProbability @8 :Float64;  # rho: the chance this task is audited
   segmentsPerAudit @9 :UInt32;   # s: random segments re-executed (plus the last)
+  startMomentum @10 :Data;       # keep_momentum: digest of the momentum leaf 0 continues
+                                 # (the worker's previous commitment's last leaf, or the
+                                 # fresh digest); empty: not pinned. A worker that lost
+                                 # those buffers may start fresh instead.
 }
 
 # Coordinator -> worker: train from this model; the model follows as payload.

@@ -6,7 +6,8 @@
 //            [{"name", "shape"}], "previous_aggregate_digest" (hex; only
 //            when the aggregator state follows), and, each optional:
 //            "job": {"name", "seed"}, "workers": [key hex by index],
-//            "settlement": [{"task", "verdict"}], "metrics": {...}}
+//            "settlement": [{"task", "verdict"}], "metrics": {...},
+//            "momentum": [{"worker", "digest"} (hex)]}
 //   N * 4    float32 parameters in canonical order
 //   N * 4    float32 previous round's aggregate (only with its digest)
 #include <ATen/ATen.h>
@@ -47,10 +48,15 @@ std::string header_json(const Checkpoint& checkpoint) {
   }
   header["settlement"] = settlement;
   if (!checkpoint.metrics_json.empty()) header["metrics"] = nlohmann::json::parse(checkpoint.metrics_json);
+  nlohmann::json momentum = nlohmann::json::array();
+  for (const auto& [worker, digest] : checkpoint.carried_momentum) {
+    momentum.push_back({{"worker", to_hex(worker)}, {"digest", to_hex(digest)}});
+  }
+  header["momentum"] = momentum;
   return header.dump();
 }
 
-// The optional fields ("job", "workers", "settlement", "metrics").
+// The optional fields ("job", "workers", "settlement", "metrics", "momentum").
 Status read_round_record(const nlohmann::json& header, Checkpoint& checkpoint) {
   if (header.contains("job")) {
     checkpoint.job_name = header.at("job").at("name").get<std::string>();
@@ -67,6 +73,12 @@ Status read_round_record(const nlohmann::json& header, Checkpoint& checkpoint) {
     checkpoint.settlement.emplace_back(entry.at("task").get<uint64_t>(), *verdict);
   }
   if (header.contains("metrics")) checkpoint.metrics_json = header.at("metrics").dump();
+  for (const auto& entry : header.value("momentum", nlohmann::json::array())) {
+    Result<PublicKey> worker = parse_public_key(entry.at("worker").get<std::string>());
+    Result<Digest> digest = parse_digest(entry.at("digest").get<std::string>());
+    if (!worker.ok() || !digest.ok()) return Status::corruption("a carried momentum entry is not two 32-byte hex keys");
+    checkpoint.carried_momentum.emplace_back(*worker, *digest);
+  }
   return Status();
 }
 

@@ -188,7 +188,7 @@ class Coordinator::Impl {
       COHORT_ASSIGN_OR_RETURN(resumed, resume_from_checkpoint());
     }
     COHORT_RETURN_IF_ERROR(init_identity());
-    if (proof_on()) COHORT_RETURN_IF_ERROR(init_audits_and_ledger());
+    if (proof_on()) COHORT_RETURN_IF_ERROR(init_audits_and_ledger(/*fresh=*/!resumed));
     COHORT_RETURN_IF_ERROR(resumed ? recover(*resumed) : start_afresh());
     return bind();
   }
@@ -281,6 +281,7 @@ class Coordinator::Impl {
     previous_aggregate_ = checkpoint.previous_aggregate;
     first_round_ = static_cast<int>(checkpoint.round) + 1;
     workers_.reserve_indices(checkpoint.workers);
+    carried_momentum_ = {checkpoint.carried_momentum.begin(), checkpoint.carried_momentum.end()};
     resumed_summary_.rounds_completed = static_cast<int>(checkpoint.round);
     if (!checkpoint.metrics_json.empty()) {
       const nlohmann::json metrics = nlohmann::json::parse(checkpoint.metrics_json);
@@ -405,7 +406,7 @@ class Coordinator::Impl {
     return Status();
   }
 
-  Status init_audits_and_ledger() {
+  Status init_audits_and_ledger(bool fresh) {
     COHORT_ASSIGN_OR_RETURN(train_split_, load_train_split(config_.data));
     AuditOptions audit;
     audit.model_name = config_.model.name;
@@ -421,9 +422,38 @@ class Coordinator::Impl {
     const std::filesystem::path path =
         config_.ledger.path.empty() ? config_.job.output_dir / "ledger.db" : config_.ledger.path;
     COHORT_ASSIGN_OR_RETURN(ledger_, Ledger::open(path, *identity_));
+    if (fresh && !ledger_->closed_rounds().empty()) COHORT_RETURN_IF_ERROR(start_a_new_ledger(path));
     log_.info("proof of learning: segments of " + std::to_string(config_.proof.segment_steps) +
               " steps, audit probability " + std::to_string(config_.proof.audit_probability) + ", ledger " +
               path.string());
+    return Status();
+  }
+
+  // A job numbers its rounds from 1, and a ledger holds each round once, so
+  // a fresh job cannot go on in a ledger that closed rounds of an earlier
+  // run. The job's own ledger (the default, in its output directory, whose
+  // checkpoint and metrics a fresh start overwrites too) is kept whole under
+  // a new name, still verifiable, and a new one begins. A ledger configured
+  // elsewhere may hold stakes other jobs rely on: that is refused.
+  Status start_a_new_ledger(const std::filesystem::path& path) {
+    const std::vector<uint32_t> closed = ledger_->closed_rounds();
+    const std::string rounds = closed.size() == 1 ? "round " + std::to_string(closed.front())
+                                                  : "rounds " + std::to_string(closed.front()) + "-" +
+                                                        std::to_string(closed.back());
+    if (!config_.ledger.path.empty()) {
+      return Status::failed_precondition(
+          "the ledger " + path.string() + " already closed " + rounds + " of an earlier job, and this job starts "
+          "afresh at round 1: give it a ledger of its own ([ledger] path), or resume the earlier job");
+    }
+    ledger_.reset();  // closing folds the WAL back into the file
+    const std::filesystem::path kept =
+        path.parent_path() / (path.stem().string() + "-until-" + std::to_string(unix_ms_in(0)) + path.extension().string());
+    std::error_code error;
+    std::filesystem::rename(path, kept, error);
+    if (error) return Status::io_error("cannot set the earlier ledger " + path.string() + " aside: " + error.message());
+    log_.warn("starting afresh: the earlier run's ledger (" + rounds + ") is kept as " + kept.string() +
+              " (`cohort ledger verify` still checks it); this job starts a new one");
+    COHORT_ASSIGN_OR_RETURN(ledger_, Ledger::open(path, *identity_));
     return Status();
   }
 
@@ -446,7 +476,7 @@ class Coordinator::Impl {
     return Status();
   }
 
-  void register_worker(const std::string& routing_id, const Hello& hello) {
+  void register_worker(const std::string& routing_id, const Hello& hello, RoundState* state) {
     if (ledger_) {
       if (std::optional<std::string> refusal = admission_refusal(hello.worker_key)) {
         log_.warn("refused worker " + to_hex(hello.worker_key).substr(0, 12) + ": " + *refusal);
@@ -461,6 +491,35 @@ class Coordinator::Impl {
     Welcome welcome{entry.index, config_.job.name, static_cast<uint32_t>(config_.job.rounds), public_key(), {}};
     if (ledger_) welcome.receipts = latest_receipts(hello.worker_key);
     send_to(routing_id, std::move(welcome));
+    if (state != nullptr) {
+      close_abandoned_training(routing_id, hello.worker_key, *state);
+      repeat_challenges(routing_id, hello.worker_key, *state);
+    }
+  }
+
+  // A worker that registers again while its task of this round still waits
+  // for an update restarted or lost its connection: the update, if it ever
+  // comes, cannot be matched to the new connection. Closing the task now
+  // spares the round its deadline.
+  void close_abandoned_training(const std::string& routing_id, const PublicKey& worker, RoundState& state) {
+    for (auto& [task_routing_id, task] : state.tasks) {
+      if (task.worker_key != worker || task_routing_id == routing_id || task.stage != TaskStage::kTraining) continue;
+      close_task(task, Verdict::kRejected, "the worker registered again before sending its update");
+      log_.warn("worker " + std::to_string(task.worker_index) + " registered again before sending its update for round " +
+                std::to_string(state.round) + ": its task is closed");
+    }
+  }
+
+  // A worker that registers again while one of its audits waits for a reveal
+  // gets the challenge again on its new connection: the first may have been
+  // lost with its old one. Its reveal deadline stays as it was.
+  void repeat_challenges(const std::string& routing_id, const PublicKey& worker, RoundState& state) {
+    for (auto& [_, task] : state.tasks) {
+      if (task.worker_key != worker || task.stage != TaskStage::kAwaitingReveal || !task.challenge_message) continue;
+      log_.info("worker " + std::to_string(task.worker_index) + " is back: repeating the challenge of task " +
+                std::to_string(task.task.task_id));
+      if (auto sent = send_to(routing_id, *task.challenge_message)) state.bytes_out += *sent;
+    }
   }
 
   // The worker's latest receipts, which a Welcome carries: any it missed
@@ -514,7 +573,8 @@ class Coordinator::Impl {
     state.round = round;
 
     auto t = Clock::now();
-    COHORT_RETURN_IF_ERROR(announce(state));
+    COHORT_RETURN_IF_ERROR(announce_to_reachable_workers(state));
+    if (stop_.stop_requested()) return std::optional<RoundMetrics>();
     metrics.seconds.announce = seconds_since(t);
 
     t = Clock::now();
@@ -581,7 +641,8 @@ class Coordinator::Impl {
                       config_.job.seed,
                       workers_.keys_by_index(),
                       settlement_of(ready),
-                      metrics.to_json()};
+                      metrics.to_json(),
+                      {carried_momentum_.begin(), carried_momentum_.end()}};
   }
 
   // The ledger verdict of each aggregated task. Verdicts of aggregated work
@@ -624,6 +685,21 @@ class Coordinator::Impl {
     return alive;
   }
 
+  // Announces the round. When no worker can be reached any more (all left
+  // or lost their connections since they registered), waits, as before the
+  // first round, for round.min_workers to register (again) and retries.
+  Status announce_to_reachable_workers(RoundState& state) {
+    COHORT_RETURN_IF_ERROR(announce(state));
+    while (state.tasks.empty() && !stop_.stop_requested()) {
+      log_.warn("no worker could be sent a task of round " + std::to_string(state.round) +
+                ": waiting for workers to register again");
+      COHORT_RETURN_IF_ERROR(wait_for_workers());
+      COHORT_RETURN_IF_ERROR(announce(state));
+    }
+    return Status();
+  }
+
+  // Sends the round's task to each selected worker that can be reached.
   Status announce(RoundState& state) {
     COHORT_ASSIGN_OR_RETURN(
         EncodedPayload payload,
@@ -655,6 +731,7 @@ class Coordinator::Impl {
       if (auditor_) {
         COHORT_ASSIGN_OR_RETURN(std::shared_ptr<const TensorDataset> shard, auditor_->shard_for(task.data));
         auditor_->prepare(task, shard->size());
+        task.proof.start_momentum = announced_momentum_of(worker->hello.worker_key);
       }
       task.signature = identity_->sign(task_signing_bytes(task, worker->hello.worker_key));
       auto sent = send_to(worker->routing_id, task, payload.chunks());
@@ -666,7 +743,6 @@ class Coordinator::Impl {
       open.worker_index = worker->index;
       state.tasks[worker->routing_id] = std::move(open);
     }
-    if (state.tasks.empty()) return Status::unavailable("no worker could be sent a task");
     return Status();
   }
 
@@ -934,7 +1010,7 @@ class Coordinator::Impl {
       }
     }
     if (auto* hello = std::get_if<Hello>(&message)) {
-      register_worker(routing_id, *hello);
+      register_worker(routing_id, *hello, state);
     } else if (auto* update = std::get_if<Update>(&message)) {
       handle_update(routing_id, *update, std::move(incoming->payload), state);
     } else if (auto* reveal = std::get_if<Reveal>(&message)) {
@@ -1014,8 +1090,8 @@ class Coordinator::Impl {
     }
     OpenTask& task = state->tasks[routing_id];
     if (update.commitment) {
+      task.start_momentum = accepted_start_momentum(task, *update.commitment);
       // A worker that keeps momentum starts its next task where this one ends.
-      task.start_momentum = start_momentum_of(task);
       carried_momentum_[task.worker_key] = update.commitment->last.leaf.momentum;
     }
     PayloadLimits limits;
@@ -1081,6 +1157,7 @@ class Coordinator::Impl {
     message->signature = identity_->sign(challenge_signing_bytes(*message, task.worker_key));
     task.challenge = message->challenge;
     if (task.challenge.audited) {
+      task.challenge_message = *message;
       task.stage = TaskStage::kAwaitingReveal;
       task.reveal_deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                                 std::chrono::duration<double>(config_.proof.reveal_seconds));
@@ -1090,12 +1167,25 @@ class Coordinator::Impl {
     if (auto sent = send_to(routing_id, std::move(*message))) state.bytes_out += *sent;
   }
 
-  // Leaf 0's momentum: fresh, or with training.keep_momentum the momentum
-  // the worker's previous commitment ended with.
-  Digest start_momentum_of(const OpenTask& task) const {
-    if (!config_.training.keep_momentum) return fresh_momentum_digest();
-    auto it = carried_momentum_.find(task.worker_key);
+  // The momentum a task names for leaf 0 (ProofSpec.start_momentum): with
+  // training.keep_momentum, the one the worker's previous commitment ended
+  // with (fresh for its first task); zero (not pinned) otherwise.
+  Digest announced_momentum_of(const PublicKey& worker) const {
+    if (!config_.training.keep_momentum) return Digest{};
+    auto it = carried_momentum_.find(worker);
     return it == carried_momentum_.end() ? fresh_momentum_digest() : it->second;
+  }
+
+  // The leaf-0 momentum the commitment is checked against: the announced
+  // one, or fresh from a worker that lost the announced buffers (a restart
+  // with an empty state directory). Starting over cannot forge an update:
+  // the re-execution starts from the committed leaf 0.
+  static Digest accepted_start_momentum(const OpenTask& task, const UpdateCommitment& commitment) {
+    const Digest& announced = task.task.proof.start_momentum;
+    if (announced == Digest{} || commitment.first.leaf.momentum == fresh_momentum_digest()) {
+      return fresh_momentum_digest();
+    }
+    return announced;
   }
 
   // The checks that need no payload decoding, cheapest first. Returns the

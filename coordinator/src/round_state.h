@@ -42,6 +42,9 @@ struct OpenTask {
   Digest start_momentum{};    // leaf 0's momentum digest the commitment was checked against
   DType update_dtype = DType::kFloat32;
   Challenge challenge;
+  // The signed challenge of an audited task, repeated to a worker that
+  // registers again before revealing (it may have restarted meanwhile).
+  std::optional<ChallengeMessage> challenge_message;
   Clock::time_point reveal_deadline;
   bool in_ledger = false;     // a submission row exists for it
 

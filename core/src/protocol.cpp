@@ -11,6 +11,8 @@
 #include "cohort/proto/cohort.capnp.h"
 
 namespace cohort {
+
+static_assert(proto::PROTOCOL_VERSION == kProtocolVersion, "proto/cohort.capnp and protocol.h disagree");
 namespace {
 
 // ---------------------------------------------------------------- encoding
@@ -59,6 +61,7 @@ void write(proto::ProofSpec::Builder out, const ProofSpec& in) {
   out.setDatasetDigest(as_capnp_bytes(in.dataset_digest));
   out.setAuditProbability(in.challenge.audit_probability);
   out.setSegmentsPerAudit(in.challenge.segments_per_audit);
+  out.setStartMomentum(as_capnp_bytes(in.start_momentum));
 }
 
 void write(proto::LeafOpening::Builder out, const LeafOpening& in) {
@@ -315,6 +318,7 @@ ProofSpec read(proto::ProofSpec::Reader in) {
   out.dataset_digest = read_fixed<32>(in.getDatasetDigest(), "dataset digest", true);
   out.challenge.audit_probability = in.getAuditProbability();
   out.challenge.segments_per_audit = in.getSegmentsPerAudit();
+  out.start_momentum = read_fixed<32>(in.getStartMomentum(), "start momentum", true);
   return out;
 }
 
@@ -654,7 +658,8 @@ std::vector<uint8_t> task_signing_bytes(const Task& task, const PublicKey& worke
   const ProofSpec& p = task.proof;
   out.u32(p.params.segment_steps).u32(static_cast<uint32_t>(p.params.profile)).f64(p.params.tolerance)
       .u32(p.total_steps).bytes(p.secret_commitment).f64(p.reveal_seconds).i64(p.min_stake)
-      .bytes(p.dataset_digest).f64(p.challenge.audit_probability).u32(p.challenge.segments_per_audit);
+      .bytes(p.dataset_digest).f64(p.challenge.audit_probability).u32(p.challenge.segments_per_audit)
+      .bytes(p.start_momentum);
   return out.data();
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cohort/coordinator.h"
+#include "cohort/proof_of_learning.h"
 
 namespace cohort {
 namespace {
@@ -127,7 +128,7 @@ TEST_F(CheckpointTest, AggregatorStateRoundTripsAndIsVerified) {
 }
 
 // What a restart needs besides the model: the job, the worker indices, the
-// round's settlement and its metrics line.
+// round's settlement, its metrics line and the momentum each worker carries.
 TEST_F(CheckpointTest, RoundRecordRoundTrips) {
   Checkpoint written = small_checkpoint();
   written.job_name = "fashion";
@@ -139,6 +140,9 @@ TEST_F(CheckpointTest, RoundRecordRoundTrips) {
   written.workers = {b, a};
   written.settlement = {{(uint64_t{4} << 32) | 1, Verdict::kPassed}, {(uint64_t{4} << 32) | 0, Verdict::kUnaudited}};
   written.metrics_json = R"({"round":4,"test_accuracy":0.5})";
+  Digest momentum{};
+  momentum.fill(9);
+  written.carried_momentum = {{a, momentum}, {b, fresh_momentum_digest()}};
   ASSERT_TRUE(write_checkpoint(path_, written).ok());
   Result<Checkpoint> r = read_checkpoint(path_);
   ASSERT_TRUE(r.ok()) << r.status().to_string();
@@ -147,6 +151,7 @@ TEST_F(CheckpointTest, RoundRecordRoundTrips) {
   EXPECT_EQ(r->workers, written.workers);
   EXPECT_EQ(r->settlement, written.settlement);
   EXPECT_EQ(r->metrics_json, written.metrics_json);
+  EXPECT_EQ(r->carried_momentum, written.carried_momentum);
 }
 
 // A checkpoint written before the round record existed still reads.
@@ -162,6 +167,19 @@ TEST_F(CheckpointTest, HeaderWithoutTheRoundRecordReadsWithItEmpty) {
   EXPECT_TRUE(r->workers.empty());
   EXPECT_TRUE(r->settlement.empty());
   EXPECT_TRUE(r->metrics_json.empty());
+  EXPECT_TRUE(r->carried_momentum.empty());
+}
+
+TEST_F(CheckpointTest, ABadCarriedMomentumEntryIsCorruption) {
+  const Checkpoint c = small_checkpoint();
+  const std::string json = R"({"round":4,"model":"mlp","digest":")" + to_hex(c.digest) +
+                           R"(","tensors":[{"name":"fc.bias","shape":[2]},{"name":"fc.weight","shape":[2,3]}],)"
+                           R"("momentum":[{"worker":"00","digest":"11"}]})";
+  at::Tensor values = c.flat.contiguous();
+  write_file(path_, hand_made_file(json, std::string(static_cast<const char*>(values.data_ptr()), values.nbytes())));
+  Result<Checkpoint> r = read_checkpoint(path_);
+  EXPECT_EQ(r.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(r.status().message().find("carried momentum"), std::string::npos) << r.status().to_string();
 }
 
 TEST_F(CheckpointTest, BadSettlementVerdictIsCorruption) {

@@ -61,6 +61,7 @@ Task sample_task() {
   m.proof.min_stake = 300'000'000;
   m.proof.dataset_digest = bytes32(0x22);
   m.proof.challenge = ChallengeParams{0.375, 4};
+  m.proof.start_momentum = bytes32(0x33);
   m.signature.fill(0x5a);
   return m;
 }
@@ -290,6 +291,7 @@ TEST(ProtocolSigningTest, EveryFieldOfATaskIsCovered) {
       [](Task& t) { t.proof.dataset_digest[0] ^= 1; },
       [](Task& t) { t.proof.challenge.audit_probability = 1.0; },
       [](Task& t) { t.proof.challenge.segments_per_audit++; },
+      [](Task& t) { t.proof.start_momentum[31] ^= 1; },
   };
   for (size_t i = 0; i < edits.size(); ++i) {
     Task t = sample_task();

@@ -77,8 +77,8 @@ class Fleet {
  public:
   explicit Fleet(const std::filesystem::path& dir) : dir_(dir) {
     write_file(dir / "job.toml", chaos_job(dir));
-    // Made up front: workers pin the coordinator's key, and a key file is not
-    // written atomically when a coordinator makes it on first use.
+    // Made up front, so that every worker can pin the coordinator's key from
+    // the start.
     keygen(dir / "coordinator.key");
     for (int i = 0; i < kWorkers; ++i) keygen(key(i));
   }

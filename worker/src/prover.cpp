@@ -1,16 +1,110 @@
 #include "prover.h"
 
+#include <nlohmann/json.hpp>
+
+#include "cohort/durable_file.h"
 
 namespace cohort {
+namespace {
+
+// Written last, after the checkpoints and the commitment: a task directory
+// without it holds a training that did not finish.
+constexpr char kTaskFile[] = "task.msg";
+constexpr char kCommitmentFile[] = "commitment.json";
+
+std::string commitment_json(const Commitment& c) {
+  nlohmann::json leaves = nlohmann::json::array();
+  for (const LeafData& leaf : c.leaves) {
+    leaves.push_back({{"index", leaf.index},
+                      {"step", leaf.step},
+                      {"parameters", to_hex(leaf.parameters)},
+                      {"momentum", to_hex(leaf.momentum)},
+                      {"batches", to_hex(leaf.batches)}});
+  }
+  return nlohmann::json{{"root", to_hex(c.root)},
+                        {"total_steps", c.total_steps},
+                        {"segment_steps", c.segment_steps},
+                        {"leaves", leaves}}
+      .dump();
+}
+
+Result<Digest> digest_field(const nlohmann::json& object, const char* name) {
+  return parse_digest(object.at(name).get<std::string>());
+}
+
+// The commitment commitment_json() wrote for `task_id`, checked against its root.
+Result<Commitment> parse_commitment(const std::string& text, uint64_t task_id) {
+  Commitment c;
+  try {
+    const nlohmann::json json = nlohmann::json::parse(text);
+    COHORT_ASSIGN_OR_RETURN(c.root, digest_field(json, "root"));
+    c.total_steps = json.at("total_steps").get<uint32_t>();
+    c.segment_steps = json.at("segment_steps").get<uint32_t>();
+    for (const auto& entry : json.at("leaves")) {
+      LeafData leaf;
+      leaf.index = entry.at("index").get<uint32_t>();
+      leaf.step = entry.at("step").get<uint64_t>();
+      COHORT_ASSIGN_OR_RETURN(leaf.parameters, digest_field(entry, "parameters"));
+      COHORT_ASSIGN_OR_RETURN(leaf.momentum, digest_field(entry, "momentum"));
+      COHORT_ASSIGN_OR_RETURN(leaf.batches, digest_field(entry, "batches"));
+      c.leaves.push_back(leaf);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return Status::corruption(std::string("a stored commitment: ") + e.what());
+  }
+  if (c.leaves.empty() || commitment_root(task_id, c.leaves) != c.root) {
+    return Status::corruption("a stored commitment whose leaves do not hash to its root");
+  }
+  return c;
+}
+
+Status store_pending(const Task& task, const Commitment& commitment, const std::filesystem::path& dir) {
+  const std::string json = commitment_json(commitment);
+  const std::string_view commitment_parts[] = {json};
+  COHORT_RETURN_IF_ERROR(write_file_atomically(dir / kCommitmentFile, commitment_parts));
+  const std::vector<uint8_t> bytes = encode_message(task);
+  const std::string_view task_parts[] = {{reinterpret_cast<const char*>(bytes.data()), bytes.size()}};
+  return write_file_atomically(dir / kTaskFile, task_parts);
+}
+
+struct Stored {
+  Task task;
+  Commitment commitment;
+};
+
+Result<Stored> load_pending(const std::filesystem::path& dir) {
+  COHORT_ASSIGN_OR_RETURN(const std::string bytes, read_whole_file(dir / kTaskFile));
+  COHORT_ASSIGN_OR_RETURN(Message message, decode_message(std::span<const uint8_t>(
+                                               reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())));
+  Task* task = std::get_if<Task>(&message);
+  if (task == nullptr) return Status::corruption(dir.string() + "/" + kTaskFile + " holds no task");
+  COHORT_ASSIGN_OR_RETURN(const std::string json, read_whole_file(dir / kCommitmentFile));
+  COHORT_ASSIGN_OR_RETURN(Commitment commitment, parse_commitment(json, task->task_id));
+  return Stored{std::move(*task), std::move(commitment)};
+}
+
+}  // namespace
 
 Prover::Prover(const Identity& identity, std::filesystem::path state_dir, Cheat cheat)
     : identity_(identity), state_dir_(std::move(state_dir)), cheat_(cheat) {
   std::error_code ignored;
   for (const auto& entry : std::filesystem::directory_iterator(state_dir_, ignored)) {
-    if (entry.is_directory() && entry.path().filename().string().starts_with("task-")) {
-      std::filesystem::remove_all(entry.path(), ignored);
+    if (!entry.is_directory() || !entry.path().filename().string().starts_with("task-")) continue;
+    Result<Stored> stored = load_pending(entry.path());
+    if (stored.ok()) {
+      const uint64_t task_id = stored->task.task_id;
+      pending_[task_id] = Pending{std::move(stored->task), std::move(stored->commitment), entry.path()};
+    } else {
+      std::filesystem::remove_all(entry.path(), ignored);  // its training never finished
     }
   }
+  while (pending_.size() > kMaxPendingTasks) settle(pending_.begin()->first);
+}
+
+std::vector<uint64_t> Prover::pending_tasks() const {
+  std::vector<uint64_t> ids;
+  for (const auto& [task_id, _] : pending_) ids.push_back(task_id);
+  return ids;
 }
 
 Result<Prover::Trained> Prover::train(const Task& task, Model& model, const TensorDataset& shard,
@@ -34,6 +128,7 @@ Result<Prover::Trained> Prover::train(const Task& task, Model& model, const Tens
   Trained out{std::move(proven.training),
               UpdateCommitment{c.root, c.total_steps, c.segment_steps, open_leaf(c, task.task_id, 0),
                                open_leaf(c, task.task_id, last)}};
+  COHORT_RETURN_IF_ERROR(store_pending(task, c, dir));
   pending_[task.task_id] = Pending{task, c, dir};
   return out;
 }

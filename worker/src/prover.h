@@ -1,12 +1,16 @@
 // The worker's half of proof of learning: trains a task with a Merkle
 // commitment over its checkpoints, keeps what it needs until the task is
 // settled, and answers the coordinator's challenge with the revealed
-// segments (docs/PROOF_OF_LEARNING.md). Resource type; one thread.
+// segments (docs/PROOF_OF_LEARNING.md). What it keeps is on disk, under
+// "<state_dir>/task-<id>/" (the checkpoints, the task and the commitment), so
+// that a worker killed between its update and its reveal can still reveal
+// after a restart. Resource type; one thread.
 #pragma once
 
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include "cohort/cheats.h"
 #include "cohort/proof_of_learning.h"
@@ -17,20 +21,24 @@ namespace cohort {
 
 class Prover {
  public:
-  // Checkpoints of at most this many unsettled tasks are kept; older ones
-  // are dropped (their audits then fail, which only a vanished coordinator
-  // leaves pending this long).
+  // At most this many unsettled tasks are kept; older ones are dropped
+  // (their audits then fail, which only a vanished coordinator leaves
+  // pending this long).
   static constexpr size_t kMaxPendingTasks = 8;
 
-  // Deletes checkpoints a previous run left in `state_dir`: their
-  // commitments belonged to sessions that are gone. A `cheat` other than
-  // kNone makes a dishonest prover, for tests and demos (cheats.h).
+  // Takes up the unsettled tasks a previous run left in `state_dir` (their
+  // challenges may still come) and deletes the directories of tasks whose
+  // training did not finish. A `cheat` other than kNone makes a dishonest
+  // prover, for tests and demos (cheats.h).
   Prover(const Identity& identity, std::filesystem::path state_dir, Cheat cheat = {});
+
+  // Task ids of the unsettled tasks, oldest first.
+  std::vector<uint64_t> pending_tasks() const;
 
   // Trains `task` on `shard` from the parameters already in `model` and
   // returns the local result with the commitment the update must carry.
   // Errors: the task's step count does not match the shard, training fails,
-  // checkpoints cannot be written.
+  // checkpoints, the task or the commitment cannot be written.
   struct Trained {
     LocalTraining training;
     UpdateCommitment commitment;

@@ -21,6 +21,7 @@
 #include "cohort/training.h"
 #include "cohort/transport.h"
 #include "cohort/wire.h"
+#include "momentum_store.h"
 #include "prover.h"
 
 namespace cohort {
@@ -132,6 +133,7 @@ class Session {
         device_(device),
         log_(log),
         prover_(identity, options.state_dir, options.cheat),
+        momentum_store_(options.state_dir / "momentum"),
         kept_receipts_(std::move(kept_receipts)) {}
 
   // An update was sent and its round has not closed: a challenge may still
@@ -192,6 +194,10 @@ class Session {
     if (!answer) {
       log_.info("task " + std::to_string(challenge.task_id) + " was not drawn for audit");
       return Status();
+    }
+    if (options_.crash_before_reveal) {
+      log_.warn("task " + std::to_string(challenge.task_id) + " audited: crashing before the reveal (--crash-before-reveal)");
+      std::_Exit(137);
     }
     COHORT_ASSIGN_OR_RETURN(EncodedPayload states,
                             encode_payload(answer->states.layout, answer->states.flat, options_.chunk_bytes));
@@ -273,12 +279,18 @@ class Session {
     COHORT_ASSIGN_OR_RETURN(const TensorDataset* shard, shard_for(task.data));
 
     MomentumBuffers* momentum = task.hyper.keep_momentum ? &momentum_[task.model_name] : nullptr;
+    if (momentum != nullptr && task.proof.start_momentum != Digest{}) {
+      *momentum = momentum_named_by(task, *model);
+    }
     LocalTraining trained;
     std::optional<UpdateCommitment> commitment;
     if (task.proof.enabled()) {
       COHORT_ASSIGN_OR_RETURN(Prover::Trained proven, prover_.train(task, *model, *shard, momentum));
       trained = std::move(proven.training);
       commitment = std::move(proven.commitment);
+      if (momentum != nullptr) {
+        COHORT_RETURN_IF_ERROR(momentum_store_.keep(task.model_name, commitment->last.leaf.momentum, *momentum));
+      }
     } else {
       COHORT_ASSIGN_OR_RETURN(trained, train_locally(*model, *shard, task.hyper, task.seed, momentum));
     }
@@ -305,6 +317,19 @@ class Session {
               std::to_string(trained.metrics.train_seconds).substr(0, 5) + " s, loss " +
               std::to_string(trained.metrics.local_loss).substr(0, 6));
     return send_message(socket_, {std::move(update), encoded.chunks()}).status();
+  }
+
+  // The momentum buffers the task continues, from the store; fresh ones when
+  // they are not kept (this worker restarted without its state directory):
+  // the coordinator accepts a restart from fresh momentum.
+  MomentumBuffers momentum_named_by(const Task& task, const Model& model) {
+    Result<MomentumBuffers> found =
+        momentum_store_.find(task.model_name, model.layout(), task.proof.start_momentum, device_);
+    if (found.ok()) return std::move(*found);
+    log_.warn("task " + std::to_string(task.task_id) + " continues momentum " +
+              to_hex(task.proof.start_momentum).substr(0, 12) + ", which is not kept here (" +
+              found.status().message() + "): starting from fresh momentum");
+    return {};
   }
 
   Result<Model*> model_for(const std::string& name) {
@@ -341,6 +366,7 @@ class Session {
   at::Device device_;
   Logger& log_;
   Prover prover_;
+  MomentumStore momentum_store_;
   std::optional<PublicKey> coordinator_key_;
   std::set<uint64_t> kept_receipts_;      // task ids in receipts.jsonl
   std::optional<uint32_t> awaiting_round_;  // round of the update sent last, until it closes

@@ -185,6 +185,9 @@ struct Checkpoint {
   // The round's metrics.jsonl line as of the checkpoint (paid, slashed and
   // audit counts come from the ledger), for a restart that finds it missing.
   std::string metrics_json;
+  // With training.keep_momentum and proof of learning: the momentum digest
+  // each worker's last commitment ended with, which its next task names.
+  std::vector<std::pair<PublicKey, Digest>> carried_momentum;
 };
 
 // Writes atomically: a temporary file, fsync, rename over `path`, fsync of

@@ -27,7 +27,7 @@
 namespace cohort {
 
 // Bumped on any breaking change to proto/cohort.capnp.
-inline constexpr uint32_t kProtocolVersion = 2;
+inline constexpr uint32_t kProtocolVersion = 3;
 
 // Values match proto DType; never renumber.
 enum class DType : uint8_t { kFloat32 = 0, kFloat64 = 1, kFloat16 = 2, kBFloat16 = 3 };
@@ -121,6 +121,11 @@ struct ProofSpec {
   int64_t min_stake = 0;  // micro-tokens
   Digest dataset_digest{};
   ChallengeParams challenge;
+  // With keep_momentum: the momentum digest leaf 0 must carry (the last leaf
+  // of the worker's previous commitment, or fresh_momentum_digest()); a
+  // worker that no longer holds those buffers may start from fresh momentum
+  // instead. Zero: not pinned (keep_momentum off, or no proof).
+  Digest start_momentum{};
   bool enabled() const { return params.segment_steps > 0; }
   bool operator==(const ProofSpec&) const = default;
 };

@@ -51,6 +51,10 @@ struct WorkerOptions {
   bool flip_labels = false;
   // A dishonest prover, for tests and demos of the audits (cheats.h).
   Cheat cheat;
+  // Crash-safety tests: on the first challenge of an audited task, exit at
+  // once (status 137, no cleanup), as a worker killed between its update
+  // and its reveal would. Restarted without it, the worker must still reveal.
+  bool crash_before_reveal = false;
   // Checkpoints of tasks awaiting settlement, and receipts; empty = the
   // key's own directory, $XDG_CACHE_HOME (or ~/.cache)/cohort/worker-<key>.
   std::filesystem::path state_dir;
