@@ -22,7 +22,7 @@
 namespace cohort {
 namespace {
 
-constexpr std::string_view kModelNames[] = {"cnn", "mlp"};
+constexpr std::string_view kModelNames[] = {"cnn", "mlp", "mlp-wide"};
 constexpr std::string_view kDatasets[] = {"fashion-mnist", "idx"};
 constexpr std::string_view kPartitions[] = {"iid", "dirichlet", "gamma", "none"};
 constexpr std::string_view kProfiles[] = {"cpu-exact", "tolerant"};

@@ -32,11 +32,14 @@ struct CnnImpl : torch::nn::Module {
   torch::nn::Linear fc1, fc2;
 };
 
+// 784 -> hidden1 -> hidden2 -> 10 with ReLUs: "mlp" is 512, 256 (535,818
+// parameters); "mlp-wide" 1024, 256 (1,068,810: the 1M-parameter model of
+// the coordinator's load benchmark).
 struct MlpImpl : torch::nn::Module {
-  MlpImpl()
-      : fc1(register_module("fc1", torch::nn::Linear(784, 512))),
-        fc2(register_module("fc2", torch::nn::Linear(512, 256))),
-        fc3(register_module("fc3", torch::nn::Linear(256, 10))) {}
+  MlpImpl(int64_t hidden1, int64_t hidden2)
+      : fc1(register_module("fc1", torch::nn::Linear(784, hidden1))),
+        fc2(register_module("fc2", torch::nn::Linear(hidden1, hidden2))),
+        fc3(register_module("fc3", torch::nn::Linear(hidden2, 10))) {}
 
   torch::Tensor forward(torch::Tensor x) {
     x = torch::relu(fc1->forward(x.flatten(1)));
@@ -82,7 +85,7 @@ struct Model::Impl {
   torch::Device device = torch::kCPU;
 };
 
-std::vector<std::string> model_names() { return {"cnn", "mlp"}; }
+std::vector<std::string> model_names() { return {"cnn", "mlp", "mlp-wide"}; }
 
 Result<std::unique_ptr<Model>> Model::create(std::string_view name, uint64_t seed) {
   auto impl = std::make_unique<Impl>();
@@ -91,13 +94,13 @@ Result<std::unique_ptr<Model>> Model::create(std::string_view name, uint64_t see
     auto net = std::make_shared<CnnImpl>();
     impl->forward = [net](const torch::Tensor& x) { return net->forward(x); };
     impl->module = net;
-  } else if (name == "mlp") {
-    auto net = std::make_shared<MlpImpl>();
+  } else if (name == "mlp" || name == "mlp-wide") {
+    auto net = name == "mlp" ? std::make_shared<MlpImpl>(512, 256) : std::make_shared<MlpImpl>(1024, 256);
     impl->forward = [net](const torch::Tensor& x) { return net->forward(x); };
     impl->module = net;
   } else {
     return Status::invalid_argument("unknown model '" + std::string(name) +
-                                    "' (known: cnn, mlp)");
+                                    "' (known: cnn, mlp, mlp-wide)");
   }
   init_uniform_fan_in(*impl->module, seed);
   std::map<std::string, torch::Tensor> sorted;

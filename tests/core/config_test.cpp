@@ -429,7 +429,7 @@ TEST(ConfigTest, BadStringsAreErrors) {
       {"[job]\nname = \"\"\n", "job.toml: job.name: must not be empty"},
       {"[job]\noutput_dir = \"\"\n", "job.toml: job.output_dir: must not be empty"},
       {"[model]\nname = \"resnet\"\n",
-       "job.toml: model.name: must be one of \"cnn\", \"mlp\"; got \"resnet\""},
+       "job.toml: model.name: must be one of \"cnn\", \"mlp\", \"mlp-wide\"; got \"resnet\""},
       {"[data]\ndataset = \"mnist\"\n",
        "job.toml: data.dataset: must be one of \"fashion-mnist\", \"idx\"; got \"mnist\""},
       {"[data]\npartition = \"shards\"\n",

@@ -39,7 +39,16 @@ int64_t offset_of(const Layout& layout, const std::string& name) {
 }
 
 TEST(ModelsTest, ModelNames) {
-  EXPECT_EQ(model_names(), (std::vector<std::string>{"cnn", "mlp"}));
+  EXPECT_EQ(model_names(), (std::vector<std::string>{"cnn", "mlp", "mlp-wide"}));
+}
+
+TEST(ModelsTest, MlpWideHasAMillionParameters) {
+  // fc1 1024*784+1024 = 803,840, fc2 256*1024+256 = 262,400, fc3 256*10+10 =
+  // 2,570: 1,068,810.
+  auto model = create_or_die("mlp-wide", 1);
+  EXPECT_EQ(model->parameter_count(), 1068810);
+  EXPECT_EQ(model->layout().tensors[1].shape, (std::vector<int64_t>{1024, 784}));
+  EXPECT_TRUE(validate_layout(model->layout()).ok());
 }
 
 TEST(ModelsTest, CnnHasByzflParameterCountAndSortedLayout) {

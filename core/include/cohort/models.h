@@ -26,7 +26,7 @@
 
 namespace cohort {
 
-// "cnn", "mlp".
+// "cnn", "mlp", "mlp-wide" (docs/CONFIG.md gives their sizes).
 std::vector<std::string> model_names();
 
 class Model {
