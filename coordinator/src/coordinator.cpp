@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <time.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -40,6 +42,40 @@ std::string short_number(double value) {
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double thread_cpu_seconds() {
+  timespec now{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
+}
+
+// Times a round's phases in wall-clock seconds and in the calling thread's
+// CPU seconds: lap() returns both since the previous lap.
+class PhaseClock {
+ public:
+  struct Lap {
+    double wall = 0.0;
+    double cpu = 0.0;
+  };
+  Lap lap() {
+    const Clock::time_point wall = Clock::now();
+    const double cpu = thread_cpu_seconds();
+    const Lap since{std::chrono::duration<double>(wall - wall_).count(), cpu - cpu_};
+    wall_ = wall;
+    cpu_ = cpu;
+    return since;
+  }
+
+ private:
+  Clock::time_point wall_ = Clock::now();
+  double cpu_ = thread_cpu_seconds();
+};
+
+// Records a lap as one phase of `metrics`.
+void record(PhaseClock::Lap lap, double PhaseSeconds::*phase, RoundMetrics& metrics) {
+  metrics.seconds.*phase = lap.wall;
+  metrics.cpu_seconds.*phase = lap.cpu;
 }
 
 int64_t unix_ms_in(double seconds) {
@@ -566,33 +602,31 @@ class Coordinator::Impl {
 
   // The round's metrics, or nullopt when a stop abandoned it.
   Result<std::optional<RoundMetrics>> run_round(uint32_t round) {
-    const auto round_start = Clock::now();
+    PhaseClock round_clock;
+    PhaseClock clock;
     RoundMetrics metrics;
     metrics.round = round;
     RoundState state;
     state.round = round;
 
-    auto t = Clock::now();
     COHORT_RETURN_IF_ERROR(announce_to_reachable_workers(state));
     if (stop_.stop_requested()) return std::optional<RoundMetrics>();
-    metrics.seconds.announce = seconds_since(t);
+    record(clock.lap(), &PhaseSeconds::announce, metrics);
 
-    t = Clock::now();
     collect(state);
-    metrics.seconds.collect = seconds_since(t);
+    record(clock.lap(), &PhaseSeconds::collect, metrics);
     if (stop_.stop_requested()) abandon_round(state);
     COHORT_RETURN_IF_ERROR(fatal_);
     if (stop_.stop_requested()) return std::optional<RoundMetrics>();
 
-    t = Clock::now();
+    clock.lap();
     const std::vector<const OpenTask*> ready = ready_tasks(state);
     metrics.model_updated = aggregate(state, ready, metrics);
-    metrics.seconds.aggregate = seconds_since(t);
+    record(clock.lap(), &PhaseSeconds::aggregate, metrics);
 
-    t = Clock::now();
     COHORT_RETURN_IF_ERROR(model_->set_flat_parameters(global_));
     Evaluation eval = evaluate(*model_, test_set_);
-    metrics.seconds.evaluate = seconds_since(t);
+    record(clock.lap(), &PhaseSeconds::evaluate, metrics);
     metrics.test_accuracy = eval.accuracy;
     metrics.test_loss = eval.loss;
     metrics.participants = static_cast<int>(state.tasks.size());
@@ -607,14 +641,15 @@ class Coordinator::Impl {
     metrics.mean_local_loss = ready.empty() ? 0.0 : loss_sum / static_cast<double>(ready.size());
     metrics.bytes_in = state.bytes_in;
     metrics.bytes_out = state.bytes_out;
-    metrics.seconds.total = seconds_since(round_start);
+    PhaseClock total_so_far = round_clock;
+    record(total_so_far.lap(), &PhaseSeconds::total, metrics);
 
     // The commit point: from here on a restart settles this round instead
     // of running it again.
-    t = Clock::now();
+    clock.lap();
     Digest digest = digest_of(model_->layout(), global_);
     COHORT_RETURN_IF_ERROR(write_checkpoint(checkpoint_path(), checkpoint_of(round, digest, ready, metrics)));
-    metrics.seconds.checkpoint = seconds_since(t);
+    record(clock.lap(), &PhaseSeconds::checkpoint, metrics);
 
     std::vector<Receipt> receipts;
     if (ledger_) {
@@ -624,7 +659,7 @@ class Coordinator::Impl {
     report_results(state, metrics, digest, receipts);
     metrics.bytes_in = state.bytes_in;
     metrics.bytes_out = state.bytes_out;
-    metrics.seconds.total = seconds_since(round_start);
+    record(round_clock.lap(), &PhaseSeconds::total, metrics);
     COHORT_RETURN_IF_ERROR(append_line_durably(metrics_path(), metrics.to_json()));
     return std::optional<RoundMetrics>(std::move(metrics));
   }

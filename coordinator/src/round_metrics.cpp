@@ -3,6 +3,14 @@
 #include "cohort/coordinator.h"
 
 namespace cohort {
+namespace {
+
+nlohmann::ordered_json phases_json(const PhaseSeconds& s) {
+  return {{"announce", s.announce}, {"collect", s.collect},       {"aggregate", s.aggregate},
+          {"evaluate", s.evaluate}, {"checkpoint", s.checkpoint}, {"total", s.total}};
+}
+
+}  // namespace
 
 std::string RoundMetrics::to_json() const {
   nlohmann::ordered_json weights = nlohmann::ordered_json::array();
@@ -31,13 +39,8 @@ std::string RoundMetrics::to_json() const {
       {"audits_failed", audits_failed},
       {"paid", paid},
       {"slashed", slashed},
-      {"seconds",
-       {{"announce", seconds.announce},
-        {"collect", seconds.collect},
-        {"aggregate", seconds.aggregate},
-        {"evaluate", seconds.evaluate},
-        {"checkpoint", seconds.checkpoint},
-        {"total", seconds.total}}},
+      {"seconds", phases_json(seconds)},
+      {"cpu_seconds", phases_json(cpu_seconds)},
   };
   return json.dump();
 }

@@ -85,6 +85,13 @@ TEST(TrainingRound, ThreeWorkerProcessesTrainTwoRoundsAndAccuracyRises) {
     EXPECT_GT(round["bytes_in"].get<uint64_t>(), 3u * 431080u * 4u);
     EXPECT_GT(round["bytes_out"].get<uint64_t>(), 3u * 431080u * 4u);
     EXPECT_GE(round["seconds"]["total"].get<double>(), round["seconds"]["collect"].get<double>());
+    // The coordinator thread's CPU: some for decoding three updates and
+    // evaluating, never more than the wall-clock time of its phase.
+    for (const char* phase : {"announce", "collect", "aggregate", "evaluate", "checkpoint", "total"}) {
+      EXPECT_GE(round["cpu_seconds"][phase].get<double>(), 0.0) << phase;
+      EXPECT_LE(round["cpu_seconds"][phase].get<double>(), round["seconds"][phase].get<double>() + 1e-3) << phase;
+    }
+    EXPECT_GT(round["cpu_seconds"]["evaluate"].get<double>(), 0.0);
   }
   // An untrained 10-class model scores about 0.1.
   EXPECT_GT(round1["test_accuracy"].get<double>(), 0.3);

@@ -92,6 +92,9 @@ struct RoundMetrics {
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
   PhaseSeconds seconds;
+  // The coordinator thread's CPU time in each phase (its ZeroMQ I/O thread,
+  // which encrypts and decrypts with CURVE, is not counted).
+  PhaseSeconds cpu_seconds;
 
   // One line of JSON (the format of metrics.jsonl).
   std::string to_json() const;
