@@ -124,10 +124,16 @@ class SimulatedJob {
     }
     summary.seconds = seconds_since(start);
     summary.checkpoint = config_.job.output_dir / "model.ckpt";
-    COHORT_RETURN_IF_ERROR(write_checkpoint(
-        summary.checkpoint, Checkpoint{static_cast<uint32_t>(config_.job.rounds), config_.model.name,
-                                       model_->layout(), global_, digest_of(model_->layout(), global_),
-                                       previous_}));
+    Checkpoint checkpoint;
+    checkpoint.round = static_cast<uint32_t>(config_.job.rounds);
+    checkpoint.model_name = config_.model.name;
+    checkpoint.layout = model_->layout();
+    checkpoint.flat = global_;
+    checkpoint.digest = digest_of(model_->layout(), global_);
+    checkpoint.previous_aggregate = previous_;
+    checkpoint.job_name = config_.job.name;
+    checkpoint.job_seed = config_.job.seed;
+    COHORT_RETURN_IF_ERROR(write_checkpoint(summary.checkpoint, checkpoint));
     return summary;
   }
 

@@ -199,7 +199,7 @@ TEST(ProtocolRoundTripTest, WelcomeWithTheWorkersReceipts) {
 }
 
 TEST(ProtocolDecodeTest, WelcomeWithMoreReceiptsThanTheListLimitIsRefused) {
-  Welcome welcome{3, "job", 5};
+  Welcome welcome{.worker_index = 3, .job_name = "job", .rounds = 5};
   welcome.receipts.assign(3, sample_receipt());
   DecodeLimits limits;
   limits.max_list_entries = 2;
