@@ -51,23 +51,29 @@ double thread_cpu_seconds() {
 }
 
 // Times a round's phases in wall-clock seconds and in the calling thread's
-// CPU seconds: lap() returns both since the previous lap.
+// CPU seconds: elapsed() gives both since the start or the previous lap,
+// lap() too and starts the next.
 class PhaseClock {
  public:
   struct Lap {
     double wall = 0.0;
     double cpu = 0.0;
   };
+  Lap elapsed() const { return since(Clock::now(), thread_cpu_seconds()); }
   Lap lap() {
     const Clock::time_point wall = Clock::now();
     const double cpu = thread_cpu_seconds();
-    const Lap since{std::chrono::duration<double>(wall - wall_).count(), cpu - cpu_};
+    const Lap out = since(wall, cpu);
     wall_ = wall;
     cpu_ = cpu;
-    return since;
+    return out;
   }
 
  private:
+  Lap since(Clock::time_point wall, double cpu) const {
+    return {std::chrono::duration<double>(wall - wall_).count(), cpu - cpu_};
+  }
+
   Clock::time_point wall_ = Clock::now();
   double cpu_ = thread_cpu_seconds();
 };
@@ -641,8 +647,7 @@ class Coordinator::Impl {
     metrics.mean_local_loss = ready.empty() ? 0.0 : loss_sum / static_cast<double>(ready.size());
     metrics.bytes_in = state.bytes_in;
     metrics.bytes_out = state.bytes_out;
-    PhaseClock total_so_far = round_clock;
-    record(total_so_far.lap(), &PhaseSeconds::total, metrics);
+    record(round_clock.elapsed(), &PhaseSeconds::total, metrics);
 
     // The commit point: from here on a restart settles this round instead
     // of running it again.
@@ -659,7 +664,7 @@ class Coordinator::Impl {
     report_results(state, metrics, digest, receipts);
     metrics.bytes_in = state.bytes_in;
     metrics.bytes_out = state.bytes_out;
-    record(round_clock.lap(), &PhaseSeconds::total, metrics);
+    record(round_clock.elapsed(), &PhaseSeconds::total, metrics);
     COHORT_RETURN_IF_ERROR(append_line_durably(metrics_path(), metrics.to_json()));
     return std::optional<RoundMetrics>(std::move(metrics));
   }

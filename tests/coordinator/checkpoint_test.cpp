@@ -87,6 +87,19 @@ class CheckpointTest : public ::testing::Test {
     return read_checkpoint(path_).status();
   }
 
+  // Writes small_checkpoint()'s parameters under a hand-made header with the
+  // required fields and `more_fields` (JSON members, each after a comma),
+  // then reads it.
+  Result<Checkpoint> read_with_header_fields(const std::string& more_fields) {
+    const Checkpoint c = small_checkpoint();
+    const std::string json = R"({"round":4,"model":"mlp","digest":")" + to_hex(c.digest) +
+                             R"(","tensors":[{"name":"fc.bias","shape":[2]},{"name":"fc.weight","shape":[2,3]}])" +
+                             more_fields + "}";
+    at::Tensor values = c.flat.contiguous();
+    write_file(path_, hand_made_file(json, std::string(static_cast<const char*>(values.data_ptr()), values.nbytes())));
+    return read_checkpoint(path_);
+  }
+
   fs::path dir_;
   fs::path path_;
 };
@@ -156,12 +169,7 @@ TEST_F(CheckpointTest, RoundRecordRoundTrips) {
 
 // A checkpoint written before the round record existed still reads.
 TEST_F(CheckpointTest, HeaderWithoutTheRoundRecordReadsWithItEmpty) {
-  const Checkpoint c = small_checkpoint();
-  const std::string json = R"({"round":4,"model":"mlp","digest":")" + to_hex(c.digest) +
-                           R"(","tensors":[{"name":"fc.bias","shape":[2]},{"name":"fc.weight","shape":[2,3]}]})";
-  at::Tensor values = c.flat.contiguous();
-  write_file(path_, hand_made_file(json, std::string(static_cast<const char*>(values.data_ptr()), values.nbytes())));
-  Result<Checkpoint> r = read_checkpoint(path_);
+  Result<Checkpoint> r = read_with_header_fields("");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_TRUE(r->job_name.empty());
   EXPECT_TRUE(r->workers.empty());
@@ -171,25 +179,13 @@ TEST_F(CheckpointTest, HeaderWithoutTheRoundRecordReadsWithItEmpty) {
 }
 
 TEST_F(CheckpointTest, ABadCarriedMomentumEntryIsCorruption) {
-  const Checkpoint c = small_checkpoint();
-  const std::string json = R"({"round":4,"model":"mlp","digest":")" + to_hex(c.digest) +
-                           R"(","tensors":[{"name":"fc.bias","shape":[2]},{"name":"fc.weight","shape":[2,3]}],)"
-                           R"("momentum":[{"worker":"00","digest":"11"}]})";
-  at::Tensor values = c.flat.contiguous();
-  write_file(path_, hand_made_file(json, std::string(static_cast<const char*>(values.data_ptr()), values.nbytes())));
-  Result<Checkpoint> r = read_checkpoint(path_);
+  Result<Checkpoint> r = read_with_header_fields(R"(,"momentum":[{"worker":"00","digest":"11"}])");
   EXPECT_EQ(r.status().code(), Status::Code::kCorruption);
   EXPECT_NE(r.status().message().find("carried momentum"), std::string::npos) << r.status().to_string();
 }
 
 TEST_F(CheckpointTest, BadSettlementVerdictIsCorruption) {
-  const Checkpoint c = small_checkpoint();
-  const std::string json = R"({"round":4,"model":"mlp","digest":")" + to_hex(c.digest) +
-                           R"(","tensors":[{"name":"fc.bias","shape":[2]},{"name":"fc.weight","shape":[2,3]}],)"
-                           R"("settlement":[{"task":1,"verdict":"paid-twice"}]})";
-  at::Tensor values = c.flat.contiguous();
-  write_file(path_, hand_made_file(json, std::string(static_cast<const char*>(values.data_ptr()), values.nbytes())));
-  Result<Checkpoint> r = read_checkpoint(path_);
+  Result<Checkpoint> r = read_with_header_fields(R"(,"settlement":[{"task":1,"verdict":"paid-twice"}])");
   EXPECT_EQ(r.status().code(), Status::Code::kCorruption);
   EXPECT_NE(r.status().message().find("settlement verdict"), std::string::npos) << r.status().to_string();
 }

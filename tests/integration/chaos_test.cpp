@@ -133,11 +133,7 @@ std::vector<nlohmann::json> metrics_of(const std::filesystem::path& out) {
 // Waits until the coordinator serves (it loads data and checks the ledger
 // first), so that the kills that follow land in its rounds.
 void wait_until_serving(Fleet& fleet) {
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < give_up && !fleet.coordinator().poll() &&
-         fleet.coordinator().stderr_text().find("listening on") == std::string::npos) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  wait_for_stderr(fleet.coordinator(), "listening on", std::chrono::seconds(60));
 }
 
 size_t rounds_finished(Fleet& fleet) { return read_lines(fleet.out() / "metrics.jsonl").size(); }

@@ -26,7 +26,7 @@ struct JobShape {
   int rounds = 2;
   double audit_probability = 0.5;
   bool keep_momentum = false;
-  std::filesystem::path ledger_path;  // empty: the job's own, in its output directory
+  std::filesystem::path ledger_path = {};  // empty: the job's own, in its output directory
 };
 
 std::string proof_job(const std::filesystem::path& out, const std::string& socket, const JobShape& shape) {
@@ -221,7 +221,8 @@ TEST(CrashSafety, ATornOrMissingMetricsLineIsRepairedOnRestart) {
   const nlohmann::json round2 = nlohmann::json::parse(lines[1]);
   write_file(job.out() / "metrics.jsonl", lines[0] + "\n" + lines[1].substr(0, lines[1].size() / 2));
 
-  write_file(dir.path() / "job.toml", proof_job(job.out(), "ipc://" + (dir.path() / "coordinator.sock").string(), {.workers = 1, .rounds = 3}));
+  write_file(dir.path() / "job.toml",
+             proof_job(job.out(), "ipc://" + (dir.path() / "coordinator.sock").string(), {.workers = 1, .rounds = 3}));
   {
     auto coordinator = job.coordinator("second");
     auto workers = job.all_workers("second");
@@ -430,15 +431,10 @@ TEST(CrashSafety, WhenEveryWorkerLeftTheCoordinatorWaitsForOneToComeBack) {
   ASSERT_TRUE(wait_for_metrics_lines(job, 1, std::chrono::seconds(240))) << coordinator->stderr_text();
   worker->send(SIGTERM);
   ASSERT_EQ(worker->wait(std::chrono::seconds(120)), 0) << worker->stderr_text();
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (coordinator->stderr_text().find("waiting for workers to register again") == std::string::npos &&
-         !coordinator->poll() && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  EXPECT_TRUE(wait_for_stderr(*coordinator, "waiting for workers to register again", std::chrono::seconds(120)))
+      << coordinator->stderr_text();
   worker = job.worker(0, "w0-back");
   ASSERT_EQ(coordinator->wait(std::chrono::seconds(300)), 0) << coordinator->stderr_text();
-  EXPECT_NE(coordinator->stderr_text().find("waiting for workers to register again"), std::string::npos)
-      << coordinator->stderr_text();
   EXPECT_EQ(rounds_of(job.metrics()), std::vector<int>({1, 2, 3, 4, 5, 6}));
   expect_nobody_slashed(job);
 }

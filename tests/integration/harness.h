@@ -18,6 +18,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -128,6 +129,19 @@ inline std::vector<std::string> read_lines(const std::filesystem::path& path) {
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
+}
+
+// Waits until `process` has written `text` to stderr, or has ended, or
+// `timeout` passed; whether the text is there.
+inline bool wait_for_stderr(CohortProcess& process, std::string_view text, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (process.stderr_text().find(text) == std::string::npos) {
+    if (process.poll() || std::chrono::steady_clock::now() >= deadline) {
+      return process.stderr_text().find(text) != std::string::npos;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
 }
 
 // The public key (hex) a coordinator with job.output_dir = `output_dir`

@@ -4,6 +4,7 @@
 // cpu-exact environment is set up by cheats_test.cpp for the whole binary.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <fstream>
 

@@ -196,7 +196,8 @@ class Session {
       return Status();
     }
     if (options_.crash_before_reveal) {
-      log_.warn("task " + std::to_string(challenge.task_id) + " audited: crashing before the reveal (--crash-before-reveal)");
+      log_.warn("task " + std::to_string(challenge.task_id) +
+                " audited: crashing before the reveal (--crash-before-reveal)");
       std::_Exit(137);
     }
     COHORT_ASSIGN_OR_RETURN(EncodedPayload states,
