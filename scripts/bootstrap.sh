@@ -81,7 +81,7 @@ configure_and_build() {
   export CCACHE_BASEDIR=$ROOT  # relative paths: a fresh clone elsewhere still hits the cache
   log "configuring build/ ($BUILD_TYPE, LibTorch from $prefix)"
   cmake -S "$ROOT" -B "$ROOT/build" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" \
-    -DCMAKE_PREFIX_PATH="$prefix" -Wno-dev >"$ROOT/build.configure.log" 2>&1 ||
+    -DCMAKE_PREFIX_PATH="$prefix" -DCOHORT_PYTHON="$VENV/bin/python" -Wno-dev >"$ROOT/build.configure.log" 2>&1 ||
     { cat "$ROOT/build.configure.log"; exit 1; }
   log "building (ninja, $(nproc) cores)"
   ninja -C "$ROOT/build" "$@"

@@ -7,6 +7,17 @@ bash "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT/build"
 ctest --output-on-failure --timeout 900 "$@"
 
+# The experiments' smoke tests (experiments/README.md): every step of
+# Studies 1 and 2 (runs, ByzFL's side, tables, plots) on a few minutes of
+# work. Study 3's --quick starts a dozen Flower processes whose heartbeats
+# timed out on a loaded machine (experiments/flower/README.md), so it stays
+# a manual command.
+if [ $# -eq 0 ]; then
+  rm -rf "$ROOT/experiments/proof_of_learning/results-quick" "$ROOT/experiments/robustness/results/quick"
+  bash "$ROOT/experiments/run.sh" proof --quick
+  bash "$ROOT/experiments/run.sh" robustness --quick --jobs 2
+fi
+
 # Hostile-input checks (docs/FUZZING.md): each libFuzzer harness for a
 # bounded time, then the tests built with ASan + UBSan. CI (CI=true) always
 # runs them; COHORT_SKIP_SANITIZERS=1 skips them for a quick local run.
