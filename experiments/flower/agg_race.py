@@ -122,7 +122,7 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--long-call", type=float, default=10.0,
                    help="a Flower call longer than this is not repeated (seconds)")
-    p.add_argument("--skip-above", type=float, default=60.0,
+    p.add_argument("--skip-above", type=float, default=300.0,
                    help="skip a Flower case whose estimate (scaled by flower_work from a measured smaller case) "
                         "exceeds this (seconds)")
     args = p.parse_args()
