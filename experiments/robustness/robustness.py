@@ -331,7 +331,7 @@ def plot_heatmaps(grid, rows, path, title):
         values = [[by_key.get((aggregator, g, f), float("nan")) for f in grid.fs] for g in gammas]
         image = ax.imshow(values, vmin=0.0, vmax=1.0, cmap="RdYlGn")
         ax.set_xticks(range(len(grid.fs)), [str(f) for f in grid.fs])
-        ax.set_yticks(range(len(gammas)), [f"{g:g}" for g in gammas])
+        ax.set_yticks(range(len(gammas)), [f"{g:g}" for g in gammas] if k == 0 else [])
         ax.set_xlabel("f")
         if k == 0:
             ax.set_ylabel("gamma (1 = IID)")
