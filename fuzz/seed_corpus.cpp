@@ -18,6 +18,8 @@
 
 #include "chain.h"
 #include "cohort/config.h"
+#include "cohort/coordinator.h"
+#include "cohort/crypto.h"
 #include "cohort/npy.h"
 #include "cohort/protocol.h"
 #include "cohort/reveal_payload.h"
@@ -154,7 +156,7 @@ void write_messages(CorpusWriter& out) {
   challenge.signature.fill(0x7c);
   const std::vector<std::pair<std::string, Message>> messages = {
       {"hello", hello},
-      {"welcome", Welcome{3, "fashion-fedavg", 50, bytes32(0x21)}},
+      {"welcome", Welcome{3, "fashion-fedavg", 50, bytes32(0x21), {}}},
       {"task", sample_task(model)},
       {"update", sample_update(model, true)},
       {"update-no-commitment", sample_update(model, false)},
@@ -310,6 +312,36 @@ void write_npy(CorpusWriter& out) {
   out.write("npy", "float32-empty.npy", serialize_npy(array(DType::kFloat32, {0, 4})));
 }
 
+// ------------------------------------------------------------ checkpoints
+
+// write_checkpoint writes a file, so the seeds are written in place.
+void write_checkpoints(CorpusWriter& out) {
+  if (!init_crypto().ok()) throw std::runtime_error("libsodium does not initialise");
+  Checkpoint bare;
+  bare.round = 4;
+  bare.model_name = "mlp";
+  bare.layout = Layout{{TensorSpec{"fc.bias", DType::kFloat32, {2}}, TensorSpec{"fc.weight", DType::kFloat32, {2, 3}}}};
+  bare.flat = at::tensor({0.5f, -1.25f, 1.0f, 2.0f, 3.0f, -4.0f, 1e-7f, 65504.0f});
+  bare.digest = digest_of(bare.layout, bare.flat);
+
+  Checkpoint full = bare;
+  full.previous_aggregate = at::tensor({0.25f, 0.0f, -0.5f, 1.0f, 2.0f, -3.0f, 4.0f, 5.0f});
+  full.job_name = "demo";
+  full.job_seed = 7;
+  full.workers = {bytes32(0x20), bytes32(0x40)};
+  full.settlement = {{17, Verdict::kPassed}, {18, Verdict::kUnaudited}};
+  full.metrics_json = R"({"round":4,"test_accuracy":0.84,"paid":2})";
+  full.carried_momentum = {{bytes32(0x20), bytes32(0x60)}};
+
+  const fs::path dir = out.root() / "checkpoint";
+  fs::create_directories(dir);
+  for (const auto& [name, checkpoint] : {std::pair<std::string, const Checkpoint&>{"bare.ck", bare},
+                                         std::pair<std::string, const Checkpoint&>{"full.ck", full}}) {
+    Status written = write_checkpoint(dir / name, checkpoint);
+    if (!written.ok()) throw std::runtime_error("checkpoint seed: " + written.to_string());
+  }
+}
+
 // ------------------------------------------------------------ ledger entries
 
 void write_ledger_entries(CorpusWriter& out) {
@@ -347,6 +379,7 @@ int main(int argc, char** argv) {
     write_config(out);
     write_npy(out);
     write_ledger_entries(out);
+    write_checkpoints(out);
     std::cout << "wrote " << out.files() << " seed files under " << out.root().string() << "\n";
   } catch (const std::exception& e) {
     std::cerr << "fuzz_seed_corpus: " << e.what() << "\n";

@@ -9,7 +9,7 @@
 # the Python environment that holds LibTorch.
 #
 # Environment:
-#   COHORT_FUZZ_SECONDS  seconds per target (30; 6 targets: 3 minutes in all)
+#   COHORT_FUZZ_SECONDS  seconds per target (30; 7 targets: 3.5 minutes in all)
 #   COHORT_FUZZ_TARGETS  space-separated subset of targets (all by default)
 #   COHORT_CACHE         where the Python environment lives (~/.cache/cohort)
 #   COHORT_JOBS          ninja's parallel jobs (ninja's default when unset)
@@ -19,7 +19,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$ROOT/build-fuzz
 CACHE=${COHORT_CACHE:-$HOME/.cache/cohort}
 SECONDS_PER_TARGET=${COHORT_FUZZ_SECONDS:-30}
-TARGETS=${COHORT_FUZZ_TARGETS:-"message tensor_codec idx config npy ledger_entry"}
+TARGETS=${COHORT_FUZZ_TARGETS:-"message tensor_codec idx config npy ledger_entry checkpoint"}
 SUPPRESSIONS=$ROOT/fuzz/sanitizers
 
 log() { echo "[fuzz] $*"; }

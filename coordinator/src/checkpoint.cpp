@@ -124,7 +124,10 @@ Result<Checkpoint> read_checkpoint(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::not_found("cannot open checkpoint " + path.string());
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::string where = "checkpoint " + path.string();
+  return parse_checkpoint(bytes, "checkpoint " + path.string());
+}
+
+Result<Checkpoint> parse_checkpoint(std::string_view bytes, const std::string& where) {
   if (bytes.size() < 16 || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
     return Status::corruption(where + ": not a Cohort checkpoint (bad magic)");
   }
@@ -140,7 +143,7 @@ Result<Checkpoint> read_checkpoint(const std::filesystem::path& path) {
   std::string stored_digest;
   std::string aggregate_digest;  // empty when no aggregator state is stored
   try {
-    auto header = nlohmann::json::parse(bytes.substr(16, header_size));
+    auto header = nlohmann::json::parse(bytes.begin() + 16, bytes.begin() + 16 + header_size);
     checkpoint.round = header.at("round").get<uint32_t>();
     checkpoint.model_name = header.at("model").get<std::string>();
     stored_digest = header.at("digest").get<std::string>();

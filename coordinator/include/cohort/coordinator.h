@@ -42,6 +42,7 @@
 #include <memory>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -200,5 +201,8 @@ Status write_checkpoint(const std::filesystem::path& path, const Checkpoint& che
 // Errors: a missing file, a bad magic or version, truncation, a digest that
 // does not match the contents.
 Result<Checkpoint> read_checkpoint(const std::filesystem::path& path);
+
+// The same from the file's bytes; `where` names them in errors (fuzz/).
+Result<Checkpoint> parse_checkpoint(std::string_view bytes, const std::string& where);
 
 }  // namespace cohort
