@@ -317,29 +317,30 @@ void write_npy(CorpusWriter& out) {
 // write_checkpoint writes a file, so the seeds are written in place.
 void write_checkpoints(CorpusWriter& out) {
   if (!init_crypto().ok()) throw std::runtime_error("libsodium does not initialise");
+  const fs::path dir = out.root() / "checkpoint";
+  fs::create_directories(dir);
+  auto write_seed = [&](const std::string& name, const Checkpoint& checkpoint) {
+    Status written = write_checkpoint(dir / name, checkpoint);
+    if (!written.ok()) throw std::runtime_error("checkpoint seed " + name + ": " + written.to_string());
+  };
+
   Checkpoint bare;
   bare.round = 4;
   bare.model_name = "mlp";
-  bare.layout = Layout{{TensorSpec{"fc.bias", DType::kFloat32, {2}}, TensorSpec{"fc.weight", DType::kFloat32, {2, 3}}}};
-  bare.flat = at::tensor({0.5f, -1.25f, 1.0f, 2.0f, 3.0f, -4.0f, 1e-7f, 65504.0f});
+  bare.layout = small_layout();
+  bare.flat = small_values();
   bare.digest = digest_of(bare.layout, bare.flat);
+  write_seed("bare.ck", bare);
 
   Checkpoint full = bare;
-  full.previous_aggregate = at::tensor({0.25f, 0.0f, -0.5f, 1.0f, 2.0f, -3.0f, 4.0f, 5.0f});
+  full.previous_aggregate = small_values() * 0.01;
   full.job_name = "demo";
   full.job_seed = 7;
   full.workers = {bytes32(0x20), bytes32(0x40)};
   full.settlement = {{17, Verdict::kPassed}, {18, Verdict::kUnaudited}};
   full.metrics_json = R"({"round":4,"test_accuracy":0.84,"paid":2})";
   full.carried_momentum = {{bytes32(0x20), bytes32(0x60)}};
-
-  const fs::path dir = out.root() / "checkpoint";
-  fs::create_directories(dir);
-  for (const auto& [name, checkpoint] : {std::pair<std::string, const Checkpoint&>{"bare.ck", bare},
-                                         std::pair<std::string, const Checkpoint&>{"full.ck", full}}) {
-    Status written = write_checkpoint(dir / name, checkpoint);
-    if (!written.ok()) throw std::runtime_error("checkpoint seed: " + written.to_string());
-  }
+  write_seed("full.ck", full);
 }
 
 // ------------------------------------------------------------ ledger entries

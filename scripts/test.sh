@@ -11,7 +11,8 @@ ctest --output-on-failure --timeout 900 "$@"
 # Studies 1 and 2 (runs, ByzFL's side, tables, plots) on a few minutes of
 # work. Study 3's --quick starts a dozen Flower processes whose heartbeats
 # timed out on a loaded machine (experiments/flower/README.md), so it stays
-# a manual command.
+# a manual command. Arguments narrow ctest for a quick local run, and then
+# these are skipped too.
 if [ $# -eq 0 ]; then
   rm -rf "$ROOT/experiments/proof_of_learning/results-quick" "$ROOT/experiments/robustness/results/quick"
   bash "$ROOT/experiments/run.sh" proof --quick
