@@ -1,6 +1,7 @@
 #include "cohort/durable_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -68,6 +69,43 @@ Result<std::string> read_whole_file(const std::filesystem::path& path) {
   }
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) return errno_error("cannot read", path);
+  return bytes;
+}
+
+Result<std::string> read_regular_file(const std::filesystem::path& path, uint64_t max_bytes, std::string_view what) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::not_found("no file " + path.string());
+    return errno_error("cannot open", path);
+  }
+  struct stat info {};
+  Status status;
+  std::string bytes;
+  if (::fstat(fd, &info) != 0) {
+    status = errno_error("cannot stat", path);
+  } else if (!S_ISREG(info.st_mode)) {
+    status = Status::io_error(path.string() + " is not a regular file");
+  } else if (static_cast<uint64_t>(info.st_size) > max_bytes) {
+    status = Status::resource_exhausted(path.string() + " is " + std::to_string(info.st_size) +
+                                        " bytes, more than the limit of " + std::to_string(max_bytes) + " for " +
+                                        std::string(what));
+  } else {
+    // One byte more than fstat said tells a file that grew meanwhile.
+    bytes.resize(static_cast<size_t>(info.st_size) + 1);
+    size_t done = 0;
+    while (status.ok() && done < bytes.size()) {
+      const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) status = errno_error("cannot read", path);
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    if (status.ok() && done == bytes.size()) status = Status::io_error(path.string() + " grew while it was read");
+    bytes.resize(done);
+  }
+  ::close(fd);
+  if (!status.ok()) return status;
   return bytes;
 }
 

@@ -14,6 +14,14 @@ std::string_view verdict_name(Verdict verdict) {
   return "unknown";
 }
 
+Result<Verdict> parse_verdict(std::string_view name) {
+  for (Verdict v : {Verdict::kPending, Verdict::kPassed, Verdict::kUnaudited, Verdict::kFailed,
+                    Verdict::kRejected, Verdict::kVoided}) {
+    if (verdict_name(v) == name) return v;
+  }
+  return Status::invalid_argument("unknown verdict '" + std::string(name) + "'");
+}
+
 std::vector<uint8_t> Receipt::signed_bytes() const {
   return CanonicalBytes("cohort-receipt-v1")
       .u32(round)

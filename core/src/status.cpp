@@ -28,4 +28,10 @@ Status Status::with_context(std::string_view context) const {
   return Status(code_, std::string(context) + ": " + message_);
 }
 
+Status status_of_exception(const std::exception& error, std::string_view context) {
+  std::string_view what = error.what();
+  what = what.substr(0, what.find("\nException raised from"));
+  return Status::internal(std::string(context) + ": " + std::string(what));
+}
+
 }  // namespace cohort

@@ -1,8 +1,10 @@
 // Files that survive a crash (kill -9, power cut) whole: replacing a file
 // atomically, appending a line durably, and reading a line-oriented file
-// whose last append may have been torn.
+// whose last append may have been torn. And reading a file that a user
+// named, which may be anything: a directory, /dev/zero, a FIFO, a huge file.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -32,5 +34,12 @@ Result<std::vector<std::string>> read_complete_lines(const std::filesystem::path
 // The whole of `path`, as write_file_atomically left it. NotFound when it is
 // missing, IoError when it cannot be read.
 Result<std::string> read_whole_file(const std::filesystem::path& path);
+
+// The whole of `path` when it is a regular file of at most `max_bytes`,
+// checked before anything is read (on the opened descriptor, so a swap in
+// between cannot get past it): "<path> is not a regular file" (IoError) for
+// a directory, device, FIFO or socket; "<path> is N bytes, more than the
+// limit of M for <what>" (ResourceExhausted); NotFound "no file <path>".
+Result<std::string> read_regular_file(const std::filesystem::path& path, uint64_t max_bytes, std::string_view what);
 
 }  // namespace cohort

@@ -8,13 +8,11 @@
 #include <string_view>
 #include <vector>
 
+#include "cohort/amount.h"
 #include "cohort/crypto.h"
+#include "cohort/status.h"
 
 namespace cohort {
-
-// Money is integral: micro-tokens.
-using Amount = int64_t;
-inline constexpr Amount kMicrosPerToken = 1'000'000;
 
 // Stored in the ledger and on the wire: never renumber.
 enum class Verdict : uint8_t {
@@ -26,6 +24,8 @@ enum class Verdict : uint8_t {
   kVoided = 5,     // the audit could not finish through no fault shown: not paid, not slashed
 };
 std::string_view verdict_name(Verdict verdict);
+// "passed" -> Verdict::kPassed. InvalidArgument for an unknown name.
+Result<Verdict> parse_verdict(std::string_view name);
 
 struct Receipt {
   uint32_t round = 0;

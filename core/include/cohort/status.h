@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cassert>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -66,6 +67,11 @@ class Status {
 
 std::string_view code_name(Status::Code code);
 
+// The Status of an exception caught where none may escape (a round's step, a
+// task): Internal "<context>: <what>", without the C++ stack trace that
+// LibTorch appends to its messages ("Exception raised from ...").
+Status status_of_exception(const std::exception& error, std::string_view context);
+
 // Either a T or a non-OK Status. Accessing value() of an error is a bug.
 template <class T>
 class Result {
@@ -92,6 +98,18 @@ class Result {
  private:
   std::variant<T, Status> state_;
 };
+
+// Runs `body` (which returns a Status or a Result) so that an exception it
+// throws, a LibTorch shape error say, comes back as status_of_exception()
+// instead of ending the process.
+template <class Body>
+auto catching_exceptions(std::string_view context, Body&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const std::exception& error) {
+    return status_of_exception(error, context);
+  }
+}
 
 }  // namespace cohort
 

@@ -25,15 +25,8 @@
 
 namespace cohort {
 
-// "12.5" -> 12'500'000 micro-tokens. Exact: digits, at most one '.', at most
-// 6 decimals. InvalidArgument for a sign, a malformed number or one that does
-// not fit an Amount.
-Result<Amount> parse_amount(std::string_view tokens);
-// 12'500'000 -> "12.5", 3 -> "0.000003", -2'000'000 -> "-2". Inverse of
-// parse_amount for non-negative amounts.
-std::string format_amount(Amount amount);
-// "passed" -> Verdict::kPassed. InvalidArgument for an unknown name.
-Result<Verdict> parse_verdict(std::string_view name);
+// Amounts (parse_amount, format_amount) are in cohort/amount.h, verdicts and
+// receipts in cohort/receipt.h; both come with this header.
 
 struct Account {
   PublicKey key{};

@@ -1,5 +1,5 @@
-// Token amounts as text, exactly (no floating point), and verdict names.
-#include "cohort/ledger.h"
+// Token amounts as text, exactly (no floating point).
+#include "cohort/amount.h"
 
 namespace cohort {
 namespace {
@@ -53,14 +53,6 @@ std::string format_amount(Amount amount) {
     text += "." + digits;
   }
   return negative ? "-" + text : text;
-}
-
-Result<Verdict> parse_verdict(std::string_view name) {
-  for (Verdict v : {Verdict::kPending, Verdict::kPassed, Verdict::kUnaudited, Verdict::kFailed,
-                    Verdict::kRejected, Verdict::kVoided}) {
-    if (verdict_name(v) == name) return v;
-  }
-  return Status::invalid_argument("unknown verdict '" + std::string(name) + "'");
 }
 
 }  // namespace cohort
