@@ -160,7 +160,8 @@ int aggregate_command(const std::vector<std::string>& args) {
   if (!pipeline.ok()) return fail(pipeline.status());
 
   const auto start = std::chrono::steady_clock::now();
-  Result<AggregationResult> result = pipeline->run(job->rows, job->weights, job->context);
+  Result<AggregationResult> result = catching_exceptions(
+      "aggregating", [&] { return pipeline->run(job->rows, job->weights, job->context); });
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!result.ok()) return fail(result.status());

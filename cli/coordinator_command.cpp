@@ -1,4 +1,5 @@
 // `cohort coordinator --config JOB.toml`: serve one job.
+#include <filesystem>
 #include <iostream>
 
 #include "cohort/coordinator.h"
@@ -61,6 +62,10 @@ int coordinator_command(const std::vector<std::string>& args) {
   if (!summary.ok()) {
     log.error(summary.status().to_string());
     return kExitFailure;
+  }
+  if (summary->stopped && !std::filesystem::exists(summary->checkpoint)) {
+    log.info("stopped before round 1 finished: nothing was checkpointed; run the same command to start the job");
+    return kExitOk;
   }
   if (summary->stopped) {
     log.info("stopped after round " + std::to_string(summary->rounds_completed) + "; model in " +

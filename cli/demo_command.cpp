@@ -1,17 +1,22 @@
 // `cohort demo`: one coordinator (in this process) and N worker processes
 // on loopback, training the CNN on Fashion-MNIST.
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
+//
+// The flags become a job file's keys and go through the same validation as
+// `cohort coordinator --config` (an error names the flag), before any worker
+// starts. The workers cannot outlive the demo (child_processes.h): Ctrl-C
+// or SIGTERM stops the job cleanly and its workers with it, and a demo
+// killed outright takes them along.
+#include <toml++/toml.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
+#include "child_processes.h"
 #include "cohort/cheats.h"
 #include "cohort/coordinator.h"
 #include "cohort/crypto.h"
@@ -19,79 +24,89 @@
 #include "cohort/ledger.h"
 #include "commands.h"
 #include "options.h"
-
-extern char** environ;
+#include "shutdown_signals.h"
 
 namespace cohort::cli {
 namespace {
 
-// Worker processes started by the demo; killed if still running when the
-// demo ends, whatever the reason.
-class WorkerProcesses {
- public:
-  WorkerProcesses() = default;
-  WorkerProcesses(const WorkerProcesses&) = delete;
-  WorkerProcesses& operator=(const WorkerProcesses&) = delete;
-  ~WorkerProcesses() {
-    for (pid_t pid : pids_) ::kill(pid, SIGKILL);
-    wait_all();
-  }
-
-  Status spawn(const std::vector<std::string>& args) {
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    int rc = ::posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ);
-    if (rc != 0) return Status::io_error("cannot start a worker process: " + std::string(strerror(rc)));
-    pids_.push_back(pid);
-    return Status();
-  }
-
-  // Waits for every worker; returns how many exited with status 0.
-  int wait_all() {
-    int clean = 0;
-    for (pid_t pid : pids_) {
-      int status = 0;
-      if (::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) ++clean;
-    }
-    pids_.clear();
-    return clean;
-  }
-
- private:
-  std::vector<pid_t> pids_;
+// The job's keys the flags set, for naming the flag in a config error.
+constexpr std::pair<std::string_view, std::string_view> kFlagOfKey[] = {
+    {"job.seed", "--seed"},
+    {"job.rounds", "--rounds"},
+    {"job.output_dir", "--output-dir"},
+    {"model.name", "--model"},
+    {"data.dir", "--data-dir"},
+    {"data.partition", "--partition"},
+    {"training.local_epochs", "--local-epochs"},
+    {"training.batch_size", "--batch-size"},
+    {"training.learning_rate", "--lr"},
+    {"round.min_workers", "--workers"},
+    {"ledger.path", "--ledger"},
 };
 
-JobConfig demo_job(const po::variables_map& vm) {
-  JobConfig job;
-  const int workers = vm["workers"].as<int>();
-  job.job.name = "demo";
-  job.job.seed = vm["seed"].as<uint64_t>();
-  job.job.rounds = vm["rounds"].as<int>();
-  job.job.output_dir = vm["output-dir"].as<std::string>();
-  job.model.name = vm["model"].as<std::string>();
-  job.data.dir = vm["data-dir"].as<std::string>();
-  job.data.partition = vm["partition"].as<std::string>();
-  job.training.local_epochs = vm["local-epochs"].as<double>();
-  job.training.batch_size = vm["batch-size"].as<int>();
-  job.training.learning_rate = vm["lr"].as<double>();
-  job.training.momentum = 0.9;
-  job.round.min_workers = workers;
-  job.round.min_updates = 1;
-  job.round.deadline_seconds = 600.0;
-  job.round.registration_timeout_seconds = 120.0;
-  job.network.listen = "tcp://127.0.0.1:*";  // any free port
+// How long the workers get to leave after the coordinator said Bye.
+constexpr std::chrono::seconds kWorkersLeave{30};
+
+toml::table demo_toml(const po::variables_map& vm) {
+  toml::table job{
+      {"job", toml::table{{"name", "demo"},
+                          {"seed", vm["seed"].as<int64_t>()},
+                          {"rounds", vm["rounds"].as<int>()},
+                          {"output_dir", vm["output-dir"].as<std::string>()}}},
+      {"model", toml::table{{"name", vm["model"].as<std::string>()}}},
+      {"data", toml::table{{"dir", vm["data-dir"].as<std::string>()}, {"partition", vm["partition"].as<std::string>()}}},
+      {"training", toml::table{{"local_epochs", vm["local-epochs"].as<double>()},
+                               {"batch_size", vm["batch-size"].as<int>()},
+                               {"learning_rate", vm["lr"].as<double>()},
+                               {"momentum", 0.9}}},
+      {"round", toml::table{{"min_workers", vm["workers"].as<int>()},
+                            {"min_updates", 1},
+                            {"deadline_seconds", 600.0},
+                            {"registration_timeout_seconds", 120.0}}},
+      {"network", toml::table{{"listen", "tcp://127.0.0.1:*"}}},  // any free port
+  };
   if (!vm.count("no-proof")) {
     // Paid, audited work: every worker is granted stake on registration (the
     // demo's faucet), half of the tasks are audited.
-    job.proof.segment_steps = 50;
-    job.proof.audit_probability = 0.5;
-    job.proof.segments_per_audit = 2;
-    job.ledger.registration_grant = 1000.0;
-    if (vm.count("ledger")) job.ledger.path = vm["ledger"].as<std::string>();
+    job.insert("proof", toml::table{{"segment_steps", 50}, {"audit_probability", 0.5}, {"segments_per_audit", 2}});
+    toml::table ledger{{"registration_grant", 1000}};
+    if (vm.count("ledger")) ledger.insert("path", vm["ledger"].as<std::string>());
+    job.insert("ledger", std::move(ledger));
   }
   return job;
+}
+
+// The demo's job, validated like a job file; errors name the flag.
+Result<JobConfig> demo_job(const po::variables_map& vm) {
+  std::ostringstream text;
+  text << demo_toml(vm);
+  constexpr std::string_view kOrigin = "cohort demo";
+  Result<JobConfig> job = parse_job_config(text.str(), kOrigin);
+  if (job.ok()) return job;
+  std::string message = job.status().message().substr(kOrigin.size() + 2);  // "<key>: <problem>"
+  for (const auto& [key, flag] : kFlagOfKey) {
+    if (message.starts_with(std::string(key) + ": ")) message = std::string(flag) + message.substr(key.size());
+  }
+  return Status::invalid_argument(message);
+}
+
+// The dishonest workers asked for must be among the workers.
+Status check_dishonest_counts(const po::variables_map& vm) {
+  const int workers = vm["workers"].as<int>();
+  const int cheaters = vm["cheaters"].as<int>();
+  const int flippers = vm["flip-labels"].as<int>();
+  if (workers < 1 || workers > 64) {
+    return Status::invalid_argument("--workers: must be in [1, 64], got " + std::to_string(workers));
+  }
+  for (const auto& [flag, count] : {std::pair{"--cheaters", cheaters}, std::pair{"--flip-labels", flippers}}) {
+    if (count < 0) return Status::invalid_argument(std::string(flag) + ": must be >= 0, got " + std::to_string(count));
+  }
+  if (cheaters + flippers > workers) {
+    return Status::invalid_argument("--cheaters and --flip-labels: " + std::to_string(cheaters + flippers) + " of " +
+                                    std::to_string(workers) + " workers would be dishonest; at most --workers (" +
+                                    std::to_string(workers) + ")");
+  }
+  return parse_cheat(vm["cheat"].as<std::string>()).status().with_context("--cheat");
 }
 
 std::vector<std::string> worker_args(const std::string& endpoint, const po::variables_map& vm, int threads,
@@ -114,20 +129,52 @@ std::vector<std::string> worker_args(const std::string& endpoint, const po::vari
   return args;
 }
 
+// The demo's totals over the rounds it ran.
+struct Totals {
+  int64_t paid = 0, slashed = 0;
+  int audited = 0, failed = 0;
+};
+
+void report(const po::variables_map& vm, const JobSummary& summary, const Totals& totals, Logger& log) {
+  const int workers = vm["workers"].as<int>();
+  char line[512];
+  const bool checkpointed = std::filesystem::exists(summary.checkpoint);
+  std::snprintf(line, sizeof(line), "%s: %d rounds with %d workers, test accuracy %.4f, %.1f s of training; %s%s",
+                summary.stopped ? "stopped" : "done", summary.rounds_completed, workers, summary.test_accuracy,
+                summary.seconds, checkpointed ? "model in " : "nothing was checkpointed",
+                checkpointed ? summary.checkpoint.c_str() : "");
+  log.info(line);
+  if (!vm.count("no-proof")) {
+    log.info(std::to_string(totals.audited) + " task(s) audited, " + std::to_string(totals.failed) + " failed; paid " +
+             format_amount(totals.paid) + " tokens, slashed " + format_amount(totals.slashed) + "; ledger in " +
+             (vm.count("ledger") ? vm["ledger"].as<std::string>()
+                                 : (std::filesystem::path(vm["output-dir"].as<std::string>()) / "ledger.db").string()) +
+             " (`cohort ledger show` / `cohort ledger verify`)");
+  }
+  if (vm.count("json")) {
+    std::snprintf(line, sizeof(line),
+                  "{\"rounds\":%d,\"workers\":%d,\"test_accuracy\":%.4f,\"train_seconds\":%.2f,"
+                  "\"audited\":%d,\"audits_failed\":%d,\"paid\":%s,\"slashed\":%s}",
+                  summary.rounds_completed, workers, summary.test_accuracy, summary.seconds, totals.audited,
+                  totals.failed, format_amount(totals.paid).c_str(), format_amount(totals.slashed).c_str());
+    std::cout << line << std::endl;
+  }
+}
+
 }  // namespace
 
 int demo_command(const std::vector<std::string>& args) {
   po::options_description options("options");
   options.add_options()
       ("help,h", "show this help")
-      ("workers", po::value<int>()->default_value(4), "worker processes")
+      ("workers", po::value<int>()->default_value(4), "worker processes, 1 to 64")
       ("rounds", po::value<int>()->default_value(5), "federated rounds")
-      ("seed", po::value<uint64_t>()->default_value(1), "seed for the model, shards and batches")
-      ("model", po::value<std::string>()->default_value("cnn"), "cnn or mlp")
-      ("local-epochs", po::value<double>()->default_value(1.0), "local epochs per round")
+      ("seed", po::value<int64_t>()->default_value(1), "seed for the model, shards and batches (>= 0)")
+      ("model", po::value<std::string>()->default_value("cnn"), "cnn, mlp or mlp-wide")
+      ("local-epochs", po::value<double>()->default_value(1.0, "1"), "local epochs per round")
       ("batch-size", po::value<int>()->default_value(32), "local batch size")
-      ("lr", po::value<double>()->default_value(0.05), "local SGD learning rate (momentum 0.9)")
-      ("partition", po::value<std::string>()->default_value("iid"), "iid, dirichlet or gamma")
+      ("lr", po::value<double>()->default_value(0.05, "0.05"), "local SGD learning rate (momentum 0.9)")
+      ("partition", po::value<std::string>()->default_value("iid"), "iid, dirichlet, gamma or none")
       ("data-dir", po::value<std::string>()->default_value(kDefaultFashionMnistDir),
        "Fashion-MNIST IDX directory")
       ("output-dir", po::value<std::string>()->default_value("runs/demo"),
@@ -141,7 +188,8 @@ int demo_command(const std::vector<std::string>& args) {
       ("flip-labels", po::value<int>()->default_value(0),
        "this many (other) workers train on flipped labels (audits catch them too)")
       ("ledger", po::value<std::string>(), "keep the ledger here (default: <output-dir>/ledger.db)")
-      ("json", "end with one JSON line: rounds, workers, test_accuracy, train_seconds, paid, slashed")
+      ("json", "end with one JSON line: rounds, workers, test_accuracy, train_seconds, audited, audits_failed, "
+               "paid, slashed")
       ("verbose,v", "show the workers' logs too");
   int exit_code = kExitOk;
   auto vm = parse_args("demo",
@@ -149,13 +197,15 @@ int demo_command(const std::vector<std::string>& args) {
                        "several worker processes on loopback.",
                        options, args, exit_code);
   if (!vm) return exit_code;
-  const int workers = (*vm)["workers"].as<int>();
-  if (workers < 1 || workers > 64) {
-    std::cerr << "cohort demo: --workers must be in [1, 64]\n";
+  // First: before any thread exists (they inherit the blocked signals).
+  ShutdownSignals signals("cohort demo");
+  if (Status counts = check_dishonest_counts(*vm); !counts.ok()) {
+    std::cerr << "cohort demo: " << counts.message() << "\n";
     return kExitUsage;
   }
-  if (auto cheat = parse_cheat((*vm)["cheat"].as<std::string>()); !cheat.ok()) {
-    std::cerr << "cohort demo: --cheat: " << cheat.status().message() << "\n";
+  Result<JobConfig> job = demo_job(*vm);
+  if (!job.ok()) {
+    std::cerr << "cohort demo: " << job.status().message() << "\n";
     return kExitUsage;
   }
   if (Status s = init_crypto(); !s.ok()) {
@@ -167,61 +217,41 @@ int demo_command(const std::vector<std::string>& args) {
   RuleRegistry rules;
   register_builtin_rules(rules);
   zmq::context_t context;
-  auto coordinator = Coordinator::create(context, demo_job(*vm), rules, log);
+  auto coordinator = Coordinator::create(context, std::move(job).value(), rules, log);
   if (!coordinator.ok()) {
     log.error(coordinator.status().to_string());
     return kExitUsage;
   }
 
+  const int workers = (*vm)["workers"].as<int>();
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = std::max(1, cores / workers);
-  WorkerProcesses processes;
+  ChildProcesses processes;  // killed on every way out of this function
   for (int i = 0; i < workers; ++i) {
-    Status s = processes.spawn(
-        worker_args((*coordinator)->endpoint(), *vm, threads, i, (*coordinator)->public_key()));
+    Status s = processes.spawn(worker_args((*coordinator)->endpoint(), *vm, threads, i, (*coordinator)->public_key()));
     if (!s.ok()) {
       log.error(s.to_string());
       return kExitFailure;
     }
   }
-  log.info("started " + std::to_string(workers) + " worker process(es), " +
-           std::to_string(threads) + " thread(s) each");
+  log.info("started " + std::to_string(workers) + " worker process(es), " + std::to_string(threads) +
+           " thread(s) each");
 
-  int64_t paid = 0, slashed = 0;
-  int audited = 0, failed = 0;
-  auto summary = (*coordinator)->run([&](const RoundMetrics& m) {
-    paid += m.paid;
-    slashed += m.slashed;
-    audited += m.audited;
-    failed += m.audits_failed;
-  });
+  Totals totals;
+  auto summary = (*coordinator)->run(
+      [&](const RoundMetrics& m) {
+        totals.paid += m.paid;
+        totals.slashed += m.slashed;
+        totals.audited += m.audited;
+        totals.failed += m.audits_failed;
+      },
+      signals.token());
   if (!summary.ok()) {
     log.error(summary.status().to_string());
     return kExitFailure;
   }
-  processes.wait_all();
-  char line[256];
-  std::snprintf(line, sizeof(line),
-                "done: %d rounds with %d workers, test accuracy %.4f, %.1f s of training; model "
-                "in %s",
-                summary->rounds_completed, workers, summary->test_accuracy, summary->seconds,
-                summary->checkpoint.c_str());
-  log.info(line);
-  if (!vm->count("no-proof")) {
-    log.info(std::to_string(audited) + " task(s) audited, " + std::to_string(failed) + " failed; paid " +
-             format_amount(paid) + " tokens, slashed " + format_amount(slashed) + "; ledger in " +
-             (vm->count("ledger") ? (*vm)["ledger"].as<std::string>()
-                                  : (std::filesystem::path((*vm)["output-dir"].as<std::string>()) / "ledger.db").string()) +
-             " (`cohort ledger show` / `cohort ledger verify`)");
-  }
-  if (vm->count("json")) {
-    std::snprintf(line, sizeof(line),
-                  "{\"rounds\":%d,\"workers\":%d,\"test_accuracy\":%.4f,\"train_seconds\":%.2f,"
-                  "\"audited\":%d,\"audits_failed\":%d,\"paid\":%s,\"slashed\":%s}",
-                  summary->rounds_completed, workers, summary->test_accuracy, summary->seconds, audited, failed,
-                  format_amount(paid).c_str(), format_amount(slashed).c_str());
-    std::cout << line << std::endl;
-  }
+  processes.wait_all(kWorkersLeave);  // they were told Bye
+  report(*vm, *summary, totals, log);
   return kExitOk;
 }
 

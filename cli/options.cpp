@@ -27,6 +27,25 @@ std::optional<po::variables_map> parse_args(const std::string& command, const st
   return vm;
 }
 
+int exit_code_for(const Status& status) {
+  switch (status.code()) {
+    case Status::Code::kOk:
+      return kExitOk;
+    case Status::Code::kInvalidArgument:
+    case Status::Code::kNotFound:
+    case Status::Code::kCorruption:
+    case Status::Code::kFailedPrecondition:
+    case Status::Code::kResourceExhausted:
+    case Status::Code::kUnavailable:
+      return kExitUsage;
+    case Status::Code::kIoError:
+    case Status::Code::kDeadlineExceeded:
+    case Status::Code::kInternal:
+      return kExitFailure;
+  }
+  return kExitFailure;
+}
+
 LogLevel log_level_of(const po::variables_map& vm) {
   if (vm.count("quiet")) return LogLevel::kQuiet;
   if (vm.count("verbose")) return LogLevel::kDebug;

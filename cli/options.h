@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cohort/log.h"
+#include "cohort/status.h"
 
 namespace cohort::cli {
 
@@ -18,6 +19,13 @@ namespace po = boost::program_options;
 std::optional<po::variables_map> parse_args(const std::string& command, const std::string& summary,
                                             const po::options_description& options,
                                             const std::vector<std::string>& args, int& exit_code);
+
+// The exit code of a command stopped by `status` (docs/OPERATIONS.md, "Exit
+// codes"): 2 when the input is at fault (bad usage, configuration, file,
+// data or key: InvalidArgument, NotFound, Corruption, FailedPrecondition,
+// ResourceExhausted, Unavailable), 1 when the work failed (IoError,
+// DeadlineExceeded, Internal).
+int exit_code_for(const Status& status);
 
 // --quiet / --verbose into a level (both flags must be declared).
 LogLevel log_level_of(const po::variables_map& vm);

@@ -1,6 +1,8 @@
 // `cohort worker --coordinator ENDPOINT`: contribute this machine.
 #include <iostream>
 
+#include "cohort/duration.h"
+#include "cohort/endpoint.h"
 #include "cohort/ledger.h"
 #include "cohort/proof_of_learning.h"
 #include "cohort/worker.h"
@@ -16,15 +18,15 @@ int worker_command(const std::vector<std::string>& args) {
   options.add_options()
       ("help,h", "show this help")
       ("coordinator", po::value<std::string>()->default_value(defaults.coordinator),
-       "coordinator endpoint")
+       "coordinator endpoint: tcp://HOST:PORT or ipc://PATH")
       ("device", po::value<std::string>()->default_value(defaults.device), "cpu, cuda or cuda:N")
       ("threads", po::value<int>()->default_value(0), "training threads (0 = LibTorch's default)")
       ("data-dir", po::value<std::string>()->default_value(defaults.data_dir.string()),
        "directory with MNIST-format IDX files (the training split is used)")
       ("images", po::value<std::string>(), "your own IDX image file (with --labels)")
       ("labels", po::value<std::string>(), "your own IDX label file (with --images)")
-      ("idle-timeout", po::value<double>()->default_value(600.0),
-       "seconds to wait for work before leaving")
+      ("idle-timeout", po::value<double>()->default_value(600.0, "600"),
+       "seconds to wait for work before leaving (at most a year)")
       ("wire-dtype", po::value<std::string>()->default_value("float32"),
        "dtype of updates on the wire: float32, float64, float16 or bfloat16")
       ("key", po::value<std::string>(),
@@ -56,13 +58,21 @@ int worker_command(const std::vector<std::string>& args) {
 
   WorkerOptions worker;
   worker.coordinator = (*vm)["coordinator"].as<std::string>();
+  if (Status address = check_endpoint(worker.coordinator, EndpointUse::kConnect); !address.ok()) {
+    std::cerr << "cohort worker: --coordinator: " << address.message() << "\n";
+    return kExitUsage;
+  }
+  const double idle_timeout = (*vm)["idle-timeout"].as<double>();
+  if (const std::string problem = duration_problem(idle_timeout); !problem.empty()) {
+    std::cerr << "cohort worker: --idle-timeout: " << problem << "\n";
+    return kExitUsage;
+  }
   worker.device = (*vm)["device"].as<std::string>();
   worker.threads = (*vm)["threads"].as<int>();
   worker.data_dir = (*vm)["data-dir"].as<std::string>();
   if (vm->count("images")) worker.images = (*vm)["images"].as<std::string>();
   if (vm->count("labels")) worker.labels = (*vm)["labels"].as<std::string>();
-  worker.idle_timeout = std::chrono::milliseconds(
-      static_cast<int64_t>((*vm)["idle-timeout"].as<double>() * 1000.0));
+  worker.idle_timeout = std::chrono::milliseconds(static_cast<int64_t>(idle_timeout * 1000.0));
   if (worker.threads < 0) {
     std::cerr << "cohort worker: --threads must be >= 0\n";
     return kExitUsage;
@@ -115,11 +125,7 @@ int worker_command(const std::vector<std::string>& args) {
   auto summary = run_worker(context, worker, *identity, log, signals.token());
   if (!summary.ok()) {
     log.error(summary.status().to_string());
-    const auto code = summary.status().code();
-    return code == Status::Code::kInvalidArgument || code == Status::Code::kUnavailable ||
-                   code == Status::Code::kNotFound || code == Status::Code::kCorruption
-               ? kExitUsage
-               : kExitFailure;
+    return exit_code_for(summary.status());
   }
   log.info("leaving after " + std::to_string(summary->tasks_completed) + " task(s), " +
            std::to_string(summary->receipts) + " receipt(s), " + format_amount(summary->reward) +

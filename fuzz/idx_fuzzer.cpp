@@ -2,8 +2,11 @@
 // gzip-compressed). The reader takes a path, so the input is put in an
 // in-memory file (memfd) and read through /proc/self/fd.
 //
-// Invariant: a file that reads has rank 1 to 4 and exactly product(dims)
-// bytes of data.
+// Invariants: a file that reads has rank 1 to 4 and exactly product(dims)
+// bytes of data. An image file (rank 3), labelled with the first pixel of
+// each image, passes check_fits against the built-in models exactly when it
+// has images, they are 28x28 and every label is below 10: data that parses
+// but does not fit is refused when it is loaded, never deep inside LibTorch.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -11,7 +14,10 @@
 #include <cstdint>
 #include <string>
 
+#include <algorithm>
+
 #include "cohort/dataset.h"
+#include "cohort/models.h"
 #include "fuzz_check.h"
 
 namespace {
@@ -38,6 +44,26 @@ class MemoryFile {
   int fd_;
 };
 
+void check_fit_decision(const cohort::IdxBytes& idx) {
+  cohort::LabeledImages images;
+  images.count = idx.dims[0];
+  images.rows = idx.dims[1];
+  images.cols = idx.dims[2];
+  images.pixels = idx.data;
+  const auto image_bytes = static_cast<size_t>(images.rows * images.cols);
+  for (int64_t i = 0; i < images.count; ++i) {
+    images.labels.push_back(image_bytes == 0 ? 0 : images.pixels[static_cast<size_t>(i) * image_bytes]);
+  }
+  const cohort::ModelInput input = cohort::kBuiltinModelInput;
+  const bool fits = images.count > 0 && images.rows == input.rows && images.cols == input.cols &&
+                    std::all_of(images.labels.begin(), images.labels.end(),
+                                [&](uint8_t label) { return label < input.classes; });
+  const cohort::Status checked = cohort::check_fits(images, input, "the models", {"images", "labels"});
+  cohort::fuzz::check(checked.ok() == fits, "check_fits accepts exactly the data that fits");
+  cohort::fuzz::check(checked.ok() || checked.code() == cohort::Status::Code::kInvalidArgument,
+                      "data that does not fit is InvalidArgument");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -48,5 +74,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint64_t elements = 1;
   for (int64_t dim : idx->dims) elements *= static_cast<uint64_t>(dim);
   cohort::fuzz::check(elements == idx->data.size(), "the data holds product(dims) bytes");
+  if (idx->dims.size() == 3) check_fit_decision(*idx);
   return 0;
 }

@@ -1,8 +1,10 @@
 // Fuzzes parse_npy, the reader of the .npy files `cohort aggregate` takes
 // from researchers' tools.
 //
-// Invariants: a parsed array holds numel * element-size bytes; serialising
-// it and parsing that gives the same dtype, shape and bytes.
+// Invariants: every dimension of a parsed array is >= 0 (numpy refuses
+// "(-5, 10)"; this reader once took it as 5 rows); it holds numel *
+// element-size bytes; serialising it and parsing that gives the same dtype,
+// shape and bytes.
 #include <cstddef>
 #include <cstdint>
 
@@ -13,6 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace cohort;
   Result<NpyArray> array = parse_npy({data, size}, "<fuzz>");
   if (!array.ok()) return 0;
+  for (int64_t dim : array->shape) fuzz::check(dim >= 0, "every dimension is >= 0");
   fuzz::check(array->data.size() == static_cast<uint64_t>(array->numel()) * dtype_size(array->dtype),
               "the data holds numel * element-size bytes");
   Result<NpyArray> again = parse_npy(serialize_npy(*array), "<reserialized>");

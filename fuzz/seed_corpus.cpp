@@ -267,6 +267,10 @@ void write_idx(CorpusWriter& out) {
   out.write("idx", "images-idx3.gz", gzipped(images));
   out.write("idx", "labels-idx1", idx_file({3}));
   out.write("idx", "rank4-idx", idx_file({2, 1, 2, 3}));
+  // The built-in models' 28x28: one image that fits (label 0), two whose
+  // second label (its first pixel, 80) does not.
+  out.write("idx", "fits-models-idx3", idx_file({1, 28, 28}));
+  out.write("idx", "label-too-large-idx3", idx_file({2, 28, 28}));
 }
 
 // ------------------------------------------------------------ config

@@ -134,7 +134,7 @@ void Auditor::serve_jobs() {
       job = std::move(queue_.front());
       queue_.pop_front();
     }
-    AuditOutcome outcome = scratch.ok() ? run(**scratch, job)
+    AuditOutcome outcome = scratch.ok() ? run_guarded(**scratch, job)
                                         : AuditOutcome{job.context.task_id, false, true,
                                                        "the verifier could not build the model: " +
                                                            scratch.status().message(),
@@ -142,6 +142,18 @@ void Auditor::serve_jobs() {
     std::lock_guard<std::mutex> lock(mutex_);
     done_.push_back(std::move(outcome));
     --busy_;
+  }
+}
+
+// An exception on a verifier thread would end the process. Thrown by the
+// re-execution itself (LibTorch), it shows nothing against the worker: the
+// audit is voided (not paid, not slashed) with the reason.
+AuditOutcome Auditor::run_guarded(Model& scratch, const Job& job) const {
+  try {
+    return run(scratch, job);
+  } catch (const std::exception& error) {
+    return AuditOutcome{job.context.task_id, false, true,
+                        status_of_exception(error, "the re-execution failed").message(), 0.0};
   }
 }
 

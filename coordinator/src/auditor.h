@@ -99,6 +99,7 @@ class Auditor {
 
   void serve_jobs();
   AuditOutcome run(Model& scratch, const Job& job) const;
+  AuditOutcome run_guarded(Model& scratch, const Job& job) const;  // run(), an exception voiding the audit
 
   AuditOptions options_;
   const LabeledImages& train_split_;

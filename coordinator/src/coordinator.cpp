@@ -18,7 +18,10 @@
 #include "auditor.h"
 #include "cohort/attacks.h"
 #include "cohort/dataset.h"
+#include "cohort/duration.h"
 #include "cohort/durable_file.h"
+#include "cohort/file_lock.h"
+#include "cohort/log_throttle.h"
 #include "cohort/ledger.h"
 #include "cohort/models.h"
 #include "cohort/random.h"
@@ -84,12 +87,6 @@ void record(PhaseClock::Lap lap, double PhaseSeconds::*phase, RoundMetrics& metr
   metrics.cpu_seconds.*phase = lap.cpu;
 }
 
-int64_t unix_ms_in(double seconds) {
-  using namespace std::chrono;
-  auto deadline = system_clock::now() + duration_cast<milliseconds>(duration<double>(seconds));
-  return duration_cast<milliseconds>(deadline.time_since_epoch()).count();
-}
-
 constexpr std::chrono::milliseconds kStopPollInterval{100};
 
 std::chrono::milliseconds until(Clock::time_point deadline) {
@@ -103,19 +100,35 @@ LabeledImages first_samples(const LabeledImages& all, int64_t count) {
   return select_samples(all, first);
 }
 
-Result<TensorDataset> load_test_set(const DataSection& data) {
-  Result<LabeledImages> images =
-      data.dataset == "idx" ? load_idx_pair(data.test_images, data.test_labels)
-                            : load_mnist_format_dir(data.dir, Split::kTest);
+// Loads a labelled image set and checks that it fits the job's model
+// (models.h): data that parses but does not fit would fail inside LibTorch
+// in the middle of the job.
+Result<LabeledImages> load_fitting(const IdxFiles& files, const std::string& model_name) {
+  COHORT_ASSIGN_OR_RETURN(LabeledImages data, load_idx_pair(files.images, files.labels));
+  COHORT_ASSIGN_OR_RETURN(ModelInput input, model_input(model_name));
+  COHORT_RETURN_IF_ERROR(check_fits(data, input, "model '" + model_name + "'", files));
+  return data;
+}
+
+Result<IdxFiles> files_of(const DataSection& data, Split split) {
+  if (data.dataset != "idx") return find_mnist_format_files(data.dir, split);
+  return split == Split::kTest ? IdxFiles{data.test_images, data.test_labels}
+                               : IdxFiles{data.train_images, data.train_labels};
+}
+
+Result<TensorDataset> load_test_set(const JobConfig& job) {
+  Result<IdxFiles> files = files_of(job.data, Split::kTest);
+  Result<LabeledImages> images = files.ok() ? load_fitting(*files, job.model.name) : files.status();
   if (!images.ok()) return images.status().with_context("loading the test set");
-  const int64_t count = data.eval_samples > 0 ? data.eval_samples : images->count;
+  const int64_t count = job.data.eval_samples > 0 ? job.data.eval_samples : images->count;
   return to_tensors(first_samples(*images, count));
 }
 
 // The first `count` samples of the training split: the coordinator's own
 // trusted data for a root update.
-Result<TensorDataset> load_root_set(const DataSection& data, int count) {
-  Result<LabeledImages> train = load_mnist_format_dir(data.dir, Split::kTrain);
+Result<TensorDataset> load_root_set(const JobConfig& job, int count) {
+  Result<IdxFiles> files = find_mnist_format_files(job.data.dir, Split::kTrain);
+  Result<LabeledImages> train = files.ok() ? load_fitting(*files, job.model.name) : files.status();
   if (!train.ok()) return train.status().with_context("loading the root (trusted) samples");
   return to_tensors(first_samples(*train, count));
 }
@@ -154,12 +167,10 @@ std::optional<uint32_t> round_of_metrics_line(const std::string& line) {
   return json["round"].get<uint32_t>();
 }
 
-Amount tokens(double amount) { return static_cast<Amount>(std::llround(amount * kMicrosPerToken)); }
-
 // The training split workers cut their shards from (for re-executing audits).
-Result<LabeledImages> load_train_split(const DataSection& data) {
-  Result<LabeledImages> train = data.dataset == "idx" ? load_idx_pair(data.train_images, data.train_labels)
-                                                      : load_mnist_format_dir(data.dir, Split::kTrain);
+Result<LabeledImages> load_train_split(const JobConfig& job) {
+  Result<IdxFiles> files = files_of(job.data, Split::kTrain);
+  Result<LabeledImages> train = files.ok() ? load_fitting(*files, job.model.name) : files.status();
   if (!train.ok()) return train.status().with_context("loading the training split for audits");
   return train;
 }
@@ -194,6 +205,9 @@ class Coordinator::Impl {
         rate_limiter_(config_.network.messages_per_second, config_.network.message_burst) {}
 
   Status init(const RuleRegistry& rules, StartMode mode) {
+    // Before anything else, and above all before recovery touches the
+    // ledger: a second instance on a live job must change nothing.
+    COHORT_RETURN_IF_ERROR(lock_output_directory());
     // Before any tensor operation: it pins ATen's CPU kernels.
     if (proof_on()) COHORT_RETURN_IF_ERROR(use_deterministic_cpu_training());
     COHORT_ASSIGN_OR_RETURN(
@@ -213,16 +227,10 @@ class Coordinator::Impl {
     }
     COHORT_ASSIGN_OR_RETURN(model_, Model::create(config_.model.name, config_.job.seed));
     global_ = model_->flat_parameters();
-    COHORT_ASSIGN_OR_RETURN(test_set_, load_test_set(config_.data));
+    COHORT_ASSIGN_OR_RETURN(test_set_, load_test_set(config_));
     if (config_.aggregation.root_samples > 0) {
-      COHORT_ASSIGN_OR_RETURN(root_set_, load_root_set(config_.data, config_.aggregation.root_samples));
+      COHORT_ASSIGN_OR_RETURN(root_set_, load_root_set(config_, config_.aggregation.root_samples));
       COHORT_ASSIGN_OR_RETURN(root_model_, Model::create(config_.model.name, config_.job.seed));
-    }
-    std::error_code ec;
-    std::filesystem::create_directories(config_.job.output_dir, ec);
-    if (ec) {
-      return Status::io_error("cannot create output directory " +
-                              config_.job.output_dir.string() + ": " + ec.message());
     }
     std::optional<Checkpoint> resumed;
     if (mode == StartMode::kResume ||
@@ -264,6 +272,7 @@ class Coordinator::Impl {
       log_.warn("stopped after round " + std::to_string(summary.rounds_completed) +
                 "; starting the coordinator again resumes the job");
     }
+    rejections_log_.flush(log_);
     say_goodbye(summary.stopped ? "the coordinator stopped before the job finished; it resumes when restarted"
                                 : "the job is complete");
     return summary;
@@ -297,6 +306,20 @@ class Coordinator::Impl {
     }
     COHORT_ASSIGN_OR_RETURN(zap_, ZapHandler::start(context_, admission, log_));
     make_curve_server(socket_, *identity_);
+    return Status();
+  }
+
+  // One coordinator per output directory (docs/OPERATIONS.md, "One instance
+  // per job"), held until this one is destroyed.
+  Status lock_output_directory() {
+    std::error_code ec;
+    std::filesystem::create_directories(config_.job.output_dir, ec);
+    if (ec) {
+      return Status::io_error("cannot create output directory " + config_.job.output_dir.string() + ": " +
+                              ec.message());
+    }
+    COHORT_ASSIGN_OR_RETURN(job_lock_, FileLock::acquire(config_.job.output_dir / "coordinator.lock",
+                                                         "the job in " + config_.job.output_dir.string()));
     return Status();
   }
 
@@ -351,10 +374,42 @@ class Coordinator::Impl {
   Status recover(const Checkpoint& checkpoint) {
     std::vector<Receipt> receipts;
     if (ledger_) {
+      COHORT_RETURN_IF_ERROR(check_ledger_agrees(checkpoint));
       COHORT_RETURN_IF_ERROR(void_interrupted_rounds(checkpoint.round));
       COHORT_ASSIGN_OR_RETURN(receipts, settle_in_ledger(checkpoint.round, checkpoint.settlement));
     }
     return complete_metrics(checkpoint, receipts);
+  }
+
+  // What a restart settles from the checkpoint must be what the ledger
+  // holds: no round after the checkpoint's closed, and each task the
+  // checkpoint aggregated either still pending or given the checkpoint's
+  // verdict. Anything else means another process (or a restored backup)
+  // wrote one of them: settling would pay the wrong work, so the start is
+  // refused, naming the first difference.
+  Status check_ledger_agrees(const Checkpoint& checkpoint) const {
+    auto disagree = [&](const std::string& why) {
+      return Status::failed_precondition("the ledger disagrees with " + checkpoint_path().string() + " (round " +
+                                         std::to_string(checkpoint.round) + "): " + why +
+                                         "; restore the two together, or start afresh with another output directory");
+    };
+    const std::vector<uint32_t> closed = ledger_->closed_rounds();
+    if (!closed.empty() && closed.back() > checkpoint.round) {
+      return disagree("the ledger already closed round " + std::to_string(closed.back()));
+    }
+    std::map<uint64_t, const SubmissionRecord*> recorded;
+    const std::vector<SubmissionRecord> submissions = ledger_->submissions(checkpoint.round);
+    for (const SubmissionRecord& record : submissions) recorded[record.submission.task_id] = &record;
+    for (const auto& [task_id, verdict] : checkpoint.settlement) {
+      auto it = recorded.find(task_id);
+      if (it == recorded.end()) return disagree("task " + std::to_string(task_id) + " is not in the ledger");
+      const Verdict held = it->second->verdict;
+      if (held != Verdict::kPending && held != verdict) {
+        return disagree("task " + std::to_string(task_id) + " was aggregated, but is " +
+                        std::string(verdict_name(held)) + " in the ledger (" + it->second->reason + ")");
+      }
+    }
+    return Status();
   }
 
   // Submissions still pending (accepted or in an audit) in rounds after the
@@ -396,7 +451,7 @@ class Coordinator::Impl {
     for (const auto& [task_id, verdict] : settlement) {
       if (pending.contains(task_id)) COHORT_RETURN_IF_ERROR(ledger_->set_verdict(task_id, verdict, ""));
     }
-    return ledger_->close_round(round, tokens(config_.ledger.reward_per_round));
+    return ledger_->close_round(round, config_.ledger.reward_per_round);
   }
 
   // metrics.jsonl keeps one line per checkpointed round: a torn last line
@@ -449,7 +504,7 @@ class Coordinator::Impl {
   }
 
   Status init_audits_and_ledger(bool fresh) {
-    COHORT_ASSIGN_OR_RETURN(train_split_, load_train_split(config_.data));
+    COHORT_ASSIGN_OR_RETURN(train_split_, load_train_split(config_));
     AuditOptions audit;
     audit.model_name = config_.model.name;
     audit.params.segment_steps = static_cast<uint32_t>(config_.proof.segment_steps);
@@ -489,7 +544,7 @@ class Coordinator::Impl {
     }
     ledger_.reset();  // closing folds the WAL back into the file
     const std::filesystem::path kept =
-        path.parent_path() / (path.stem().string() + "-until-" + std::to_string(unix_ms_in(0)) + path.extension().string());
+        path.parent_path() / (path.stem().string() + "-until-" + std::to_string(unix_ms_deadline(0)) + path.extension().string());
     std::error_code error;
     std::filesystem::rename(path, kept, error);
     if (error) return Status::io_error("cannot set the earlier ledger " + path.string() + " aside: " + error.message());
@@ -502,9 +557,7 @@ class Coordinator::Impl {
   // ------------------------------------------------------------ registration
 
   Status wait_for_workers() {
-    const auto deadline =
-        Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-                           config_.round.registration_timeout_seconds));
+    const auto deadline = steady_deadline(config_.round.registration_timeout_seconds);
     log_.info("waiting for " + std::to_string(config_.round.min_workers) + " worker(s)");
     while (workers_.alive_count() < static_cast<size_t>(config_.round.min_workers) && !stop_.stop_requested()) {
       if (Clock::now() >= deadline) {
@@ -581,15 +634,15 @@ class Coordinator::Impl {
     if (!account.ok() && account.status().code() == Status::Code::kNotFound) {
       keep(ledger_->ensure_account(key));
       if (config_.ledger.registration_grant > 0) {
-        keep(ledger_->deposit(key, tokens(config_.ledger.registration_grant), "registration grant"));
+        keep(ledger_->deposit(key, config_.ledger.registration_grant, "registration grant"));
       }
       account = ledger_->account(key);
     }
     if (!account.ok()) return "the ledger cannot be read: " + account.status().message();
     if (account->banned) return "this key is banned: " + account->ban_reason;
-    if (account->stake < tokens(config_.ledger.min_stake)) {
+    if (account->stake < config_.ledger.min_stake) {
       return "stake " + format_amount(account->stake) + " is below the job's minimum of " +
-             format_amount(tokens(config_.ledger.min_stake)) +
+             format_amount(config_.ledger.min_stake) +
              " tokens; the operator credits stake with `cohort ledger deposit`";
     }
     return std::nullopt;
@@ -630,8 +683,7 @@ class Coordinator::Impl {
     metrics.model_updated = aggregate(state, ready, metrics);
     record(clock.lap(), &PhaseSeconds::aggregate, metrics);
 
-    COHORT_RETURN_IF_ERROR(model_->set_flat_parameters(global_));
-    Evaluation eval = evaluate(*model_, test_set_);
+    COHORT_ASSIGN_OR_RETURN(Evaluation eval, evaluate_global(round));
     record(clock.lap(), &PhaseSeconds::evaluate, metrics);
     metrics.test_accuracy = eval.accuracy;
     metrics.test_loss = eval.loss;
@@ -667,6 +719,15 @@ class Coordinator::Impl {
     record(round_clock.elapsed(), &PhaseSeconds::total, metrics);
     COHORT_RETURN_IF_ERROR(append_line_durably(metrics_path(), metrics.to_json()));
     return std::optional<RoundMetrics>(std::move(metrics));
+  }
+
+  // The test set was checked against the model when the job started, so an
+  // error here is a bug; it ends the job cleanly instead of the process.
+  Result<Evaluation> evaluate_global(uint32_t round) {
+    return catching_exceptions("evaluating round " + std::to_string(round), [&]() -> Result<Evaluation> {
+      COHORT_RETURN_IF_ERROR(model_->set_flat_parameters(global_));
+      return evaluate(*model_, test_set_);
+    });
   }
 
   Checkpoint checkpoint_of(uint32_t round, const Digest& digest, const std::vector<const OpenTask*>& ready,
@@ -750,9 +811,9 @@ class Coordinator::Impl {
     task.round = state.round;
     task.model_name = config_.model.name;
     task.hyper = hyperparameters_of(config_.training);
-    task.deadline_unix_ms = unix_ms_in(config_.round.deadline_seconds);
+    task.deadline_unix_ms = unix_ms_deadline(config_.round.deadline_seconds);
     task.model = payload.header();
-    if (proof_on()) task.proof.min_stake = tokens(config_.ledger.min_stake);
+    if (proof_on()) task.proof.min_stake = config_.ledger.min_stake;
     COHORT_ASSIGN_OR_RETURN(PartitionScheme scheme, parse_partition_scheme(config_.data.partition));
     COHORT_ASSIGN_OR_RETURN(const uint32_t attempt, next_attempt(state.round));
     for (const WorkerEntry* worker : select_participants(state.round)) {
@@ -804,8 +865,7 @@ class Coordinator::Impl {
   // passed; then audits still waiting for a reveal wait up to their reveal
   // deadline, and running re-executions finish. A stop ends it at once.
   void collect(RoundState& state) {
-    const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                             std::chrono::duration<double>(config_.round.deadline_seconds));
+    const auto deadline = steady_deadline(config_.round.deadline_seconds);
     bool stragglers_closed = false;
     while (!state.all_settled() && fatal_.ok()) {
       if (stop_.stop_requested()) return;
@@ -909,7 +969,10 @@ class Coordinator::Impl {
                 "; keeping the previous model");
       return false;
     }
-    Status status = aggregate_accepted(state, ready, metrics);
+    // A LibTorch error in a rule, an attack or the root update keeps the
+    // previous model, like any other failed aggregation.
+    Status status = catching_exceptions("aggregating round " + std::to_string(state.round),
+                                        [&] { return aggregate_accepted(state, ready, metrics); });
     if (!status.ok()) {
       log_.error("round " + std::to_string(state.round) + ": " + status.to_string() +
                  "; keeping the previous model");
@@ -1049,12 +1112,27 @@ class Coordinator::Impl {
         return;
       }
     }
+    // An exception while handling one message (a bug, or LibTorch refusing
+    // a shape no check foresaw) costs that message, not the job: the sender
+    // is told, and its task, if any, stays open until the deadline.
+    const Status handled = catching_exceptions("handling a " + std::string(message_kind(message)) + " message", [&] {
+      dispatch(routing_id, message, std::move(incoming->payload), state);
+      return Status();
+    });
+    if (!handled.ok()) {
+      log_.error(handled.to_string());
+      reject(routing_id, state, ErrorReply{ErrorCode::kInternal, handled.message(), 0, 0});
+    }
+  }
+
+  void dispatch(const std::string& routing_id, Message& message, std::vector<zmq::message_t> payload,
+                RoundState* state) {
     if (auto* hello = std::get_if<Hello>(&message)) {
       register_worker(routing_id, *hello, state);
     } else if (auto* update = std::get_if<Update>(&message)) {
-      handle_update(routing_id, *update, std::move(incoming->payload), state);
+      handle_update(routing_id, *update, std::move(payload), state);
     } else if (auto* reveal = std::get_if<Reveal>(&message)) {
-      handle_reveal(routing_id, *reveal, std::move(incoming->payload), state);
+      handle_reveal(routing_id, *reveal, std::move(payload), state);
     } else if (auto* error = std::get_if<ErrorReply>(&message)) {
       handle_worker_error(routing_id, *error, state);
     } else if (std::holds_alternative<Bye>(message)) {
@@ -1199,8 +1277,7 @@ class Coordinator::Impl {
     if (task.challenge.audited) {
       task.challenge_message = *message;
       task.stage = TaskStage::kAwaitingReveal;
-      task.reveal_deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                                std::chrono::duration<double>(config_.proof.reveal_seconds));
+      task.reveal_deadline = steady_deadline(config_.proof.reveal_seconds);
     } else {
       task.stage = TaskStage::kReady;
     }
@@ -1363,8 +1440,7 @@ class Coordinator::Impl {
   }
 
   void reject(const std::string& routing_id, RoundState* state, ErrorReply error) {
-    log_.warn("rejected a message (" + std::string(error_code_name(error.code)) +
-              "): " + error.message);
+    rejections_log_.warn(log_, "rejected a message (" + std::string(error_code_name(error.code)) + "): " + error.message);
     if (state != nullptr) {
       ++state->rejected;
       if (error.code == ErrorCode::kTooLarge || error.code == ErrorCode::kRateLimited) ++state->limits_exceeded;
@@ -1393,6 +1469,7 @@ class Coordinator::Impl {
   }
 
   void log_round(const RoundMetrics& m) {
+    rejections_log_.flush(log_);
     char line[256];
     std::snprintf(line, sizeof(line),
                   "round %u/%d: accuracy %.4f  loss %.4f  updates %d/%d  rejected %d  %.1f s",
@@ -1403,6 +1480,10 @@ class Coordinator::Impl {
 
   JobConfig config_;
   Logger& log_;
+  // Garbage from many fresh keys (open registration) passes the per-peer
+  // rate limit: its warnings are throttled instead.
+  LogThrottle rejections_log_{20, std::chrono::seconds(10)};
+  std::optional<FileLock> job_lock_;  // the output directory, taken first
   zmq::context_t& context_;
   std::unique_ptr<ZapHandler> zap_;  // with CURVE; declared before socket_ so that it outlives it
   zmq::socket_t socket_;

@@ -19,6 +19,9 @@
 #include <utility>
 #include <vector>
 
+#include "cohort/duration.h"
+#include "cohort/endpoint.h"
+
 namespace cohort {
 namespace {
 
@@ -26,7 +29,6 @@ constexpr std::string_view kModelNames[] = {"cnn", "mlp", "mlp-wide"};
 constexpr std::string_view kDatasets[] = {"fashion-mnist", "idx"};
 constexpr std::string_view kPartitions[] = {"iid", "dirichlet", "gamma", "none"};
 constexpr std::string_view kProfiles[] = {"cpu-exact", "tolerant"};
-constexpr std::string_view kEndpointSchemes[] = {"tcp://", "ipc://", "inproc://"};
 constexpr int64_t kKiB = int64_t{1} << 10;
 constexpr int64_t kMiB = int64_t{1} << 20;
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -46,6 +48,8 @@ std::string format_double(double value) {
   const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
   return std::string(buffer, result.ptr);
 }
+
+double in_tokens(Amount amount) { return static_cast<double>(amount) / kMicrosPerToken; }
 
 std::string quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
 
@@ -139,7 +143,7 @@ std::string problem_with(const DoubleRange& range, double value) {
 struct TextRule {
   bool non_empty = false;
   std::span<const std::string_view> one_of = {};
-  std::span<const std::string_view> prefixes = {};
+  bool endpoint = false;  // a ZeroMQ endpoint to bind (cohort/endpoint.h)
 };
 
 std::string problem_with(const TextRule& rule, std::string_view value) {
@@ -148,11 +152,30 @@ std::string problem_with(const TextRule& rule, std::string_view value) {
   if (!rule.one_of.empty() && std::ranges::find(rule.one_of, value) == rule.one_of.end()) {
     return "must be one of " + joined(rule.one_of, /*quote=*/true) + got;
   }
-  const auto starts_value = [value](std::string_view prefix) { return value.starts_with(prefix); };
-  if (!rule.prefixes.empty() && std::ranges::none_of(rule.prefixes, starts_value)) {
-    return "must start with one of " + joined(rule.prefixes, /*quote=*/false) + got;
-  }
+  if (rule.endpoint) return check_endpoint(value, EndpointUse::kBind).message();
   return {};
+}
+
+// An amount of tokens as a TOML value, exactly: a string or an integer goes
+// to parse_amount as written; a float as the shortest decimal that reads
+// back as the same double (what the file says, for any amount a float
+// carries exactly: 1.9999999 stays 1.9999999 and is refused, not rounded).
+Result<Amount> amount_of(const toml::node& node) {
+  if (const auto* text = node.as_string()) return parse_amount(text->get());
+  if (const auto* integer = node.as_integer()) return parse_amount(std::to_string(integer->get()));
+  const auto* number = node.as_floating_point();
+  if (number == nullptr) {
+    return Status::invalid_argument(type_problem("amount (integer, float or string of tokens)", node));
+  }
+  const double tokens = number->get();
+  if (std::isnan(tokens)) return Status::invalid_argument("amount nan is not a number of tokens");
+  if (tokens >= 0x1p63 / kMicrosPerToken) {
+    return Status::invalid_argument("amount " + format_double(tokens) + " is too large (at most " +
+                                    format_amount(std::numeric_limits<Amount>::max()) + " tokens)");
+  }
+  char buffer[64];
+  const auto written = std::to_chars(buffer, buffer + sizeof buffer, tokens, std::chars_format::fixed);
+  return parse_amount(std::string_view(buffer, written.ptr));
 }
 
 // A free-form parameter as text (aggregation.params), or the problem with it.
@@ -226,6 +249,21 @@ class TableReader {
     std::string text = out.string();
     read(key, text, rule);
     out = text;
+  }
+
+  // A duration in seconds (cohort/duration.h): a float or an integer.
+  void read_seconds(std::string_view key, double& out) {
+    double seconds = out;
+    read(key, seconds);
+    if (error_.ok() && check(key, duration_problem(seconds))) out = seconds;
+  }
+
+  void read_amount(std::string_view key, Amount& out) {
+    const toml::node* node = find(key);
+    if (!node) return;
+    Result<Amount> amount = amount_of(*node);
+    if (!amount.ok()) return fail(key, amount.status().message());
+    out = *amount;
   }
 
   void read(std::string_view key, bool& out) {
@@ -362,17 +400,16 @@ Status read_aggregation(TableReader r, AggregationSection& s) {
 }
 
 Status read_round(TableReader r, RoundSection& s) {
-  const DoubleRange positive{.min = 0, .min_open = true};
   r.read("min_workers", s.min_workers, IntRange{.min = 1});
   r.read("workers_per_round", s.workers_per_round, IntRange{.min = 0});
   r.read("min_updates", s.min_updates, IntRange{.min = 1});
-  r.read("deadline_seconds", s.deadline_seconds, positive);
-  r.read("registration_timeout_seconds", s.registration_timeout_seconds, positive);
+  r.read_seconds("deadline_seconds", s.deadline_seconds);
+  r.read_seconds("registration_timeout_seconds", s.registration_timeout_seconds);
   return r.finish();
 }
 
 Status read_network(TableReader r, NetworkSection& s) {
-  r.read("listen", s.listen, TextRule{.non_empty = true, .prefixes = kEndpointSchemes});
+  r.read("listen", s.listen, TextRule{.non_empty = true, .endpoint = true});
   r.read("max_message_bytes", s.max_message_bytes, IntRange{.min = kMiB});
   r.read("chunk_bytes", s.chunk_bytes, IntRange{.min = 4 * kKiB});
   r.read("max_model_bytes", s.max_model_bytes, IntRange{.min = 1});
@@ -397,19 +434,18 @@ Status read_proof(TableReader r, ProofSection& s) {
   r.read("segments_per_audit", s.segments_per_audit, IntRange{.min = 1});
   r.read("profile", s.profile, TextRule{.one_of = kProfiles});
   r.read("tolerance", s.tolerance, DoubleRange{.min = 0, .max = 0.05});
-  r.read("reveal_seconds", s.reveal_seconds, DoubleRange{.min = 0, .min_open = true});
+  r.read_seconds("reveal_seconds", s.reveal_seconds);
   r.read("verifier_threads", s.verifier_threads, IntRange{.min = 1});
   return r.finish();
 }
 
 Status read_ledger(TableReader r, LedgerSection& s) {
-  const DoubleRange tokens{.min = 0};
   r.read("path", s.path);
   r.read("key", s.key);
-  r.read("reward_per_round", s.reward_per_round, tokens);
-  r.read("min_stake", s.min_stake, tokens);
+  r.read_amount("reward_per_round", s.reward_per_round);
+  r.read_amount("min_stake", s.min_stake);
   r.read("slash_fraction", s.slash_fraction, DoubleRange{.min = 0, .min_open = true, .max = 1});
-  r.read("registration_grant", s.registration_grant, tokens);
+  r.read_amount("registration_grant", s.registration_grant);
   return r.finish();
 }
 
@@ -422,6 +458,7 @@ Status check_relations(const JobConfig& c, std::string_view origin) {
     std::string problem;
   };
   const auto& round = c.round;
+  const double slashable = c.ledger.slash_fraction * in_tokens(c.ledger.min_stake);
   const Relation relations[] = {
       {c.training.local_steps > 0 && c.training.local_epochs > 0, "training.local_epochs",
        "must be 0 when training.local_steps > 0 (set one of them), got " +
@@ -444,10 +481,10 @@ Status check_relations(const JobConfig& c, std::string_view origin) {
       {c.proof.profile == "tolerant" && c.proof.tolerance <= 0, "proof.tolerance",
        "must be > 0 with proof.profile = \"tolerant\""},
       {c.proof.segment_steps > 0 &&
-           c.ledger.slash_fraction * c.ledger.min_stake < minimum_slashable_stake(c) - 1e-9,
+           slashable < minimum_slashable_stake(c) - 1e-9,
        "ledger.min_stake",
-       "too small to make cheating a loss: slash_fraction * min_stake = " +
-           format_double(c.ledger.slash_fraction * c.ledger.min_stake) + " but the stake rule needs >= " +
+       "too small to make cheating a loss: slash_fraction * min_stake = " + format_double(slashable) +
+           " but the stake rule needs >= " +
            format_double(minimum_slashable_stake(c)) +
            " (reward_per_round * (1 / (audit_probability * d) - 1), docs/LEDGER.md)"},
       {c.network.curve && c.network.listen.starts_with("inproc://"), "network.listen",
@@ -521,7 +558,7 @@ Result<std::string> read_file(const std::filesystem::path& path) {
 
 double minimum_slashable_stake(const JobConfig& config) {
   const double detection = config.proof.profile == "tolerant" ? 0.9 : 1.0;
-  const double reward = config.ledger.reward_per_round;
+  const double reward = in_tokens(config.ledger.reward_per_round);
   return std::max(0.0, reward / (config.proof.audit_probability * detection) - reward);
 }
 

@@ -3,9 +3,8 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include <cctype>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "cohort/durable_file.h"
 
@@ -99,11 +98,15 @@ template <size_t N>
 Result<std::array<uint8_t, N>> parse_hex(std::string_view hex, std::string_view what) {
   std::array<uint8_t, N> out{};
   size_t written = 0;
-  if (hex.size() != 2 * N ||
-      sodium_hex2bin(out.data(), out.size(), hex.data(), hex.size(), nullptr, &written, nullptr) != 0 ||
+  if (hex.size() != 2 * N) {
+    return Status::invalid_argument(std::string(what) + " must be " + std::to_string(2 * N) + " hex digits, got " +
+                                    std::to_string(hex.size()) + " characters");
+  }
+  // The text is not echoed: it may come from a file, and be anything.
+  if (sodium_hex2bin(out.data(), out.size(), hex.data(), hex.size(), nullptr, &written, nullptr) != 0 ||
       written != N) {
     return Status::invalid_argument(std::string(what) + " must be " + std::to_string(2 * N) +
-                                    " hex digits, got '" + std::string(hex.substr(0, 80)) + "'");
+                                    " hex digits, got characters that are not hex digits");
   }
   return out;
 }
@@ -113,13 +116,22 @@ std::string trimmed(std::string text) {
   return text;
 }
 
-Result<std::string> read_small_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) return Status::not_found("cannot open " + path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().size() > 4096) return Status::corruption(path.string() + " is too large for a key file");
-  return text.str();
+// Key files are one short line; anything longer is not one.
+constexpr uint64_t kMaxKeyFileBytes = 4096;
+
+Result<std::string> read_key_file(const std::filesystem::path& path) {
+  Result<std::string> text = read_regular_file(path, kMaxKeyFileBytes, "a key file");
+  if (text.status().code() == Status::Code::kNotFound) return Status::not_found("no key file " + path.string());
+  return text;
+}
+
+// Group or others may read the secret key file: FailedPrecondition with the fix.
+Status check_private(const std::filesystem::path& secret_path) {
+  struct stat info {};
+  if (::stat(secret_path.c_str(), &info) != 0) return Status::not_found("no key file " + secret_path.string());
+  if ((info.st_mode & 077) == 0) return Status();
+  return Status::failed_precondition(secret_path.string() + " is readable by others; run `chmod 600 " +
+                                     secret_path.string() + "` (or make a new key with `cohort keygen`)");
 }
 
 }  // namespace
@@ -183,6 +195,18 @@ Status write_key_pair(const Identity& identity, const std::filesystem::path& sec
   if (std::filesystem::exists(secret_path)) {
     return Status::failed_precondition(secret_path.string() + " already exists; refusing to overwrite a secret key");
   }
+  if (secret_path.extension() == ".pub") {
+    return Status::invalid_argument(secret_path.string() + " ends in .pub, the public key's name; name the secret "
+                                    "key file (e.g. " + std::filesystem::path(secret_path).replace_extension(".key").string() + ")");
+  }
+  if (secret_path.has_parent_path()) {
+    std::error_code error;
+    std::filesystem::create_directories(secret_path.parent_path(), error);
+    if (error) {
+      return Status::io_error("cannot make the directory " + secret_path.parent_path().string() + ": " +
+                              error.message());
+    }
+  }
   // The seed is the first half of libsodium's 64-byte secret key.
   std::array<uint8_t, 32> seed{};
   crypto_sign_ed25519_sk_to_seed(seed.data(), identity.secret_key_.data());
@@ -204,18 +228,22 @@ Status write_key_pair(const Identity& identity, const std::filesystem::path& sec
 }
 
 Result<Identity> read_identity(const std::filesystem::path& secret_path) {
-  struct stat info {};
-  if (::stat(secret_path.c_str(), &info) != 0) return Status::not_found("no key file " + secret_path.string());
-  if ((info.st_mode & 077) != 0) {
-    return Status::failed_precondition(secret_path.string() +
-                                       " is readable by others; run `chmod 600 " + secret_path.string() +
-                                       "` (or make a new key with `cohort keygen`)");
-  }
-  COHORT_ASSIGN_OR_RETURN(std::string text, read_small_file(secret_path));
+  COHORT_ASSIGN_OR_RETURN(std::string text, read_key_file(secret_path));
   text = trimmed(std::move(text));
   const std::string prefix = std::string(kSecretKeyHeader) + " ";
   if (text.rfind(prefix, 0) != 0) {
+    const bool public_key = parse_public_key(text).ok();
+    sodium_memzero(text.data(), text.size());
+    if (public_key) {
+      return Status::failed_precondition(
+          secret_path.string() + " holds a public key; the secret key file is needed (`cohort keygen --out " +
+          "NAME.key` writes both: try " + std::filesystem::path(secret_path).replace_extension(".key").string() + ")");
+    }
     return Status::corruption(secret_path.string() + " is not a cohort secret key file");
+  }
+  if (Status is_private = check_private(secret_path); !is_private.ok()) {
+    sodium_memzero(text.data(), text.size());
+    return is_private;
   }
   Result<std::array<uint8_t, 32>> seed = parse_hex<32>(std::string_view(text).substr(prefix.size()), "the secret key");
   sodium_memzero(text.data(), text.size());
@@ -227,7 +255,12 @@ Result<Identity> read_identity(const std::filesystem::path& secret_path) {
 
 Result<PublicKey> read_public_key(const std::string& file_or_hex) {
   if (file_or_hex.size() == 64 && !std::filesystem::exists(file_or_hex)) return parse_public_key(file_or_hex);
-  COHORT_ASSIGN_OR_RETURN(std::string text, read_small_file(file_or_hex));
+  Result<std::string> read = read_key_file(file_or_hex);
+  if (read.status().code() == Status::Code::kNotFound) {
+    return Status::not_found("'" + file_or_hex + "' is neither 64 hex digits nor a .pub file (" +
+                             read.status().message() + ")");
+  }
+  COHORT_ASSIGN_OR_RETURN(std::string text, std::move(read));
   Result<PublicKey> key = parse_public_key(trimmed(std::move(text)));
   if (!key.ok()) return Status::corruption(file_or_hex + ": " + key.status().message());
   return key;

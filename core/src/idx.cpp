@@ -56,6 +56,12 @@ std::string describe(const std::filesystem::path& path, std::string_view problem
 }
 
 Result<GzFilePtr> open_file(const std::filesystem::path& path) {
+  // A directory reads as an error only later, and a FIFO would block.
+  std::error_code ec;
+  const std::filesystem::file_status status = std::filesystem::status(path, ec);
+  if (!ec && status.type() != std::filesystem::file_type::regular) {
+    return Status::io_error(describe(path, "not a regular file"));
+  }
   errno = 0;
   gzFile f = gzopen(path.c_str(), "rb");
   if (f != nullptr) return GzFilePtr(f);
@@ -234,11 +240,16 @@ Result<LabeledImages> load_idx_pair(const std::filesystem::path& images,
   return out;
 }
 
-Result<LabeledImages> load_mnist_format_dir(const std::filesystem::path& dir, Split split) {
+Result<IdxFiles> find_mnist_format_files(const std::filesystem::path& dir, Split split) {
   const std::string prefix = split == Split::kTrain ? "train" : "t10k";
   COHORT_ASSIGN_OR_RETURN(auto images, find_idx_file(dir, prefix + "-images-idx3-ubyte"));
   COHORT_ASSIGN_OR_RETURN(auto labels, find_idx_file(dir, prefix + "-labels-idx1-ubyte"));
-  return load_idx_pair(images, labels);
+  return IdxFiles{images, labels};
+}
+
+Result<LabeledImages> load_mnist_format_dir(const std::filesystem::path& dir, Split split) {
+  COHORT_ASSIGN_OR_RETURN(IdxFiles files, find_mnist_format_files(dir, split));
+  return load_idx_pair(files.images, files.labels);
 }
 
 LabeledImages select_samples(const LabeledImages& all, const std::vector<int64_t>& indices) {

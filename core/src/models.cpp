@@ -4,6 +4,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -86,6 +87,33 @@ struct Model::Impl {
 };
 
 std::vector<std::string> model_names() { return {"cnn", "mlp", "mlp-wide"}; }
+
+Result<ModelInput> model_input(std::string_view model_name) {
+  const std::vector<std::string> known = model_names();
+  if (std::find(known.begin(), known.end(), model_name) == known.end()) {
+    return Status::invalid_argument("unknown model '" + std::string(model_name) + "' (known: cnn, mlp, mlp-wide)");
+  }
+  return kBuiltinModelInput;
+}
+
+Status check_fits(const LabeledImages& data, const ModelInput& input, std::string_view model, const IdxFiles& files) {
+  if (data.count == 0) return Status::invalid_argument(files.images.string() + ": holds no samples");
+  // "model 'mlp' takes", "the models take".
+  const bool plural = model.ends_with('s');
+  if (data.rows != input.rows || data.cols != input.cols) {
+    return Status::invalid_argument(files.images.string() + ": the images are " + std::to_string(data.rows) + "x" +
+                                    std::to_string(data.cols) + " pixels, but " + std::string(model) +
+                                    (plural ? " take " : " takes ") +
+                                    std::to_string(input.rows) + "x" + std::to_string(input.cols));
+  }
+  const auto bad = std::find_if(data.labels.begin(), data.labels.end(),
+                                [&](uint8_t label) { return label >= input.classes; });
+  if (bad == data.labels.end()) return Status();
+  const std::string possessive = std::string(model) + (plural ? "'" : "'s");
+  return Status::invalid_argument(files.labels.string() + ": label " + std::to_string(*bad) + " (sample " +
+                                  std::to_string(bad - data.labels.begin()) + ") is outside " + possessive +
+                                  " classes 0-" + std::to_string(input.classes - 1));
+}
 
 Result<std::unique_ptr<Model>> Model::create(std::string_view name, uint64_t seed) {
   auto impl = std::make_unique<Impl>();

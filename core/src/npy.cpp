@@ -1,10 +1,11 @@
 #include "cohort/npy.h"
 
-#include <cctype>
 #include <cstring>
 #include <fstream>
 #include <limits>
 #include <string_view>
+
+#include "cohort/durable_file.h"
 
 namespace cohort {
 namespace {
@@ -15,6 +16,16 @@ constexpr uint64_t kMaxBytes = uint64_t{16} << 30;  // refuse absurd shapes earl
 
 Status bad(const std::string& origin, const std::string& problem) {
   return Status::corruption(origin + ": " + problem);
+}
+
+// Header text as it may appear in a message: a file's bytes can be
+// anything, terminal escapes included.
+std::string printable(std::string_view text) {
+  constexpr size_t kMaxShown = 200;
+  std::string out;
+  for (char c : text.substr(0, kMaxShown)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  if (text.size() > kMaxShown) out += "...";
+  return out;
 }
 
 uint32_t read_le(const uint8_t* p, int bytes) {
@@ -77,24 +88,30 @@ bool dict_value(std::string_view header, std::string_view key, ValueMatcher matc
 Result<DType> parse_descr(const std::string& descr, const std::string& origin) {
   if (descr == "<f4" || descr == "|f4") return DType::kFloat32;
   if (descr == "<f8" || descr == "|f8") return DType::kFloat64;
-  return Status::invalid_argument(origin + ": unsupported dtype '" + descr +
+  return Status::invalid_argument(origin + ": unsupported dtype '" + printable(descr) +
                                   "' (expected little-endian float32 '<f4' or float64 '<f8')");
 }
 
-// Every run of digits in the tuple is a dimension.
-Result<std::vector<int64_t>> parse_shape(const std::string& tuple, const std::string& origin) {
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// A Python tuple of non-negative integers, as numpy writes it: "()", "(3,)",
+// "(3, 4)" (and "(3)"). Anything else, "(-5, 10)" or "(2.5,)", is refused,
+// as numpy refuses it.
+Result<std::vector<int64_t>> parse_shape(std::string_view tuple, const std::string& origin) {
+  auto refuse = [&] { return bad(origin, "shape " + printable(tuple) + " is not a tuple of non-negative integers"); };
+  const std::string_view inside = tuple.substr(1, tuple.size() - 2);  // the matcher kept the parentheses
   std::vector<int64_t> shape;
-  for (size_t pos = 0; pos < tuple.size();) {
-    if (!std::isdigit(static_cast<unsigned char>(tuple[pos]))) {
-      ++pos;
-      continue;
-    }
+  for (size_t pos = skip_spaces(inside, 0); pos < inside.size();) {
     size_t end = pos;
-    while (end < tuple.size() && std::isdigit(static_cast<unsigned char>(tuple[end]))) ++end;
-    const std::string digits = tuple.substr(pos, end - pos);
+    while (end < inside.size() && is_digit(inside[end])) ++end;
+    if (end == pos) return refuse();
+    const std::string digits(inside.substr(pos, end - pos));
     if (digits.size() > 15) return bad(origin, "dimension " + digits + " is too large");
     shape.push_back(std::stoll(digits));
-    pos = end;
+    pos = skip_spaces(inside, end);
+    if (pos == inside.size()) break;
+    if (inside[pos] != ',') return refuse();
+    pos = skip_spaces(inside, pos + 1);
   }
   return shape;
 }
@@ -149,7 +166,7 @@ Result<NpyArray> parse_npy(std::span<const uint8_t> bytes, const std::string& or
   if (!dict_value(header, "descr", quoted_string, descr) ||
       !dict_value(header, "fortran_order", python_bool, fortran) ||
       !dict_value(header, "shape", parenthesised, tuple)) {
-    return bad(origin, "malformed header dictionary: " + header);
+    return bad(origin, "malformed header dictionary: " + printable(header));
   }
   if (fortran == "True") {
     return Status::invalid_argument(origin + ": Fortran-order arrays are not supported "
@@ -173,10 +190,10 @@ Result<NpyArray> parse_npy(std::span<const uint8_t> bytes, const std::string& or
 }
 
 Result<NpyArray> read_npy(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::not_found(path.string() + ": cannot open");
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return parse_npy(bytes, path.string());
+  // The largest array parse_npy accepts, with room for its header.
+  constexpr uint64_t kMaxFileBytes = kMaxBytes + (uint64_t{1} << 20);
+  COHORT_ASSIGN_OR_RETURN(const std::string bytes, read_regular_file(path, kMaxFileBytes, "a .npy file"));
+  return parse_npy({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, path.string());
 }
 
 std::vector<uint8_t> serialize_npy(const NpyArray& array) {

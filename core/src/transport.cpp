@@ -4,10 +4,12 @@
 
 #include <cassert>
 #include <cstring>
-#include <fstream>
+#include <sstream>
 #include <vector>
 
 #include <zmq_addon.hpp>
+
+#include "cohort/durable_file.h"
 
 namespace cohort {
 
@@ -69,8 +71,14 @@ std::string_view without_comment_and_space(std::string_view line) {
 }  // namespace
 
 Result<std::set<PublicKey>> read_allow_list(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) return Status::not_found("cannot open the allow-list " + path.string());
+  // A million keys, one 65-byte line each.
+  constexpr uint64_t kMaxAllowListBytes = uint64_t{64} << 20;
+  Result<std::string> text = read_regular_file(path, kMaxAllowListBytes, "an allow-list");
+  if (text.status().code() == Status::Code::kNotFound) {
+    return Status::not_found("cannot open the allow-list " + path.string() + ": no such file");
+  }
+  COHORT_RETURN_IF_ERROR(text.status());
+  std::istringstream in(*text);
   std::set<PublicKey> keys;
   int number = 0;
   for (std::string line; std::getline(in, line);) {
@@ -84,7 +92,6 @@ Result<std::set<PublicKey>> read_allow_list(const std::filesystem::path& path) {
     }
     keys.insert(*key);
   }
-  if (in.bad()) return Status::io_error("cannot read the allow-list " + path.string());
   return keys;
 }
 
@@ -148,7 +155,7 @@ void ZapHandler::answer_one() {
   }
   const bool admit = refusal.empty();
   ++(admit ? admitted_ : refused_);
-  if (!admit) log_.warn("refused a connection: " + refusal);
+  if (!admit) refusals_log_.warn(log_, "refused a connection: " + refusal);
   std::vector<zmq::message_t> reply;
   reply.emplace_back(std::string("1.0"));
   reply.emplace_back(text(1));
@@ -202,21 +209,31 @@ class Monitor {
 }  // namespace
 
 Status connect_authenticated(zmq::context_t& context, zmq::socket_t& socket, const std::string& endpoint,
-                             std::chrono::milliseconds timeout, int max_failures) {
+                             std::chrono::milliseconds timeout, Logger* log, int max_failures) {
   Monitor monitor(context, socket);
   try {
     socket.connect(endpoint);
   } catch (const zmq::error_t& e) {
     return Status::invalid_argument("cannot connect to '" + endpoint + "': " + e.what());
   }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + timeout;
+  bool warned = false;
   int failures = 0;
   while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto now = std::chrono::steady_clock::now();
+    if (log != nullptr && !warned && now - start >= kHandshakePatience) {
+      warned = true;
+      log->warn("nothing answers at " + endpoint + " yet (no CURVE handshake after " +
+                std::to_string(kHandshakePatience.count()) + " s): is the coordinator running at this address? "
+                "Waiting up to " + std::to_string(timeout.count() / 1000) + " s.");
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
     if (left.count() <= 0) {
       return Status::deadline_exceeded("no CURVE handshake with " + endpoint + " completed within " +
                                        std::to_string(timeout.count() / 1000) + " s (is the coordinator running?)");
     }
+    if (log != nullptr && !warned) left = std::min(left, std::chrono::duration_cast<std::chrono::milliseconds>(kHandshakePatience));
     auto event = monitor.next(left);
     if (!event) continue;
     const auto [id, value] = *event;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "chain.h"
+#include "cohort/file_lock.h"
 #include "rules.h"
 #include "sqlite.h"
 #include "store.h"
@@ -17,6 +18,7 @@ using ledger::Changes;
 using ledger::EntryBody;
 
 struct Ledger::Impl {
+  FileLock lock;  // <path>.lock: one writer at a time, released last
   const Identity& coordinator;
   std::unique_ptr<sqlite::Database> db;
   std::string name;          // the path, for messages
@@ -88,8 +90,10 @@ Status check_creator(const LedgerContents& contents, const Identity& coordinator
 
 Result<std::unique_ptr<Ledger>> Ledger::open(const std::filesystem::path& path, const Identity& coordinator) {
   const std::string name = path.string();
+  // Taken before the file is opened: a second writer would fork the chain.
+  COHORT_ASSIGN_OR_RETURN(FileLock lock, FileLock::acquire(path.string() + ".lock", "the ledger " + name));
   COHORT_ASSIGN_OR_RETURN(auto db, sqlite::Database::open(path, /*read_only=*/false));
-  std::unique_ptr<Impl> impl(new Impl{coordinator, std::move(db), name, {}, {}});
+  std::unique_ptr<Impl> impl(new Impl{std::move(lock), coordinator, std::move(db), name, {}, {}});
   Status setup = configure(*impl->db);
   if (setup.ok()) setup = ledger::create_schema(*impl->db);
   if (!setup.ok()) return setup.with_context("ledger " + name);

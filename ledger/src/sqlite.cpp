@@ -3,10 +3,13 @@
 namespace cohort::sqlite {
 namespace {
 
-Status status_of(sqlite3* db, int code, std::string_view what) {
-  const std::string message = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(code));
-  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return Status::corruption(message);
-  return Status::io_error(message);
+// What failed, for a user: the statement's SQL is not part of the message
+// (callers add which ledger it was).
+Status status_of(sqlite3* db, int code) {
+  const std::string detail = db ? sqlite3_errmsg(db) : sqlite3_errstr(code);
+  if (code == SQLITE_NOTADB) return Status::corruption("not a ledger (SQLite: " + detail + ")");
+  if (code == SQLITE_CORRUPT) return Status::corruption("the ledger database is damaged (SQLite: " + detail + ")");
+  return Status::io_error("SQLite: " + detail);
 }
 
 }  // namespace
@@ -23,14 +26,14 @@ Result<bool> Statement::step() {
   const int code = sqlite3_step(stmt_);
   if (code == SQLITE_ROW) return true;
   if (code == SQLITE_DONE) return false;
-  return status_of(db_, code, sqlite3_sql(stmt_));
+  return status_of(db_, code);
 }
 
 Status Statement::run() {
   COHORT_ASSIGN_OR_RETURN(bool row, step());
   (void)row;
   const int code = sqlite3_reset(stmt_);
-  return code == SQLITE_OK ? Status() : status_of(db_, code, sqlite3_sql(stmt_));
+  return code == SQLITE_OK ? Status() : status_of(db_, code);
 }
 
 std::string Statement::text(int column) const {
@@ -48,7 +51,7 @@ Result<std::unique_ptr<Database>> Database::open(const std::filesystem::path& pa
   const int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   const int code = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
   std::unique_ptr<Database> database(new Database(db));  // closes db even when opening failed
-  if (code != SQLITE_OK) return status_of(db, code, "cannot open " + path.string());
+  if (code != SQLITE_OK) return status_of(db, code).with_context("cannot open " + path.string());
   sqlite3_busy_timeout(db, 5000);  // wait out another connection's write
   return database;
 }
@@ -60,7 +63,7 @@ Database::~Database() {
 
 Status Database::exec(const char* sql) {
   const int code = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
-  return code == SQLITE_OK ? Status() : status_of(db_, code, sql);
+  return code == SQLITE_OK ? Status() : status_of(db_, code);
 }
 
 Result<Statement*> Database::prepare(const char* sql) {
@@ -68,7 +71,7 @@ Result<Statement*> Database::prepare(const char* sql) {
   if (it == statements_.end()) {
     sqlite3_stmt* stmt = nullptr;
     const int code = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
-    if (code != SQLITE_OK) return status_of(db_, code, sql);
+    if (code != SQLITE_OK) return status_of(db_, code);
     it = statements_.emplace(sql, std::make_unique<Statement>(db_, stmt)).first;
   }
   return it->second.get();

@@ -178,10 +178,10 @@ TEST(ConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(d.proof.verifier_threads, 1);
   EXPECT_EQ(d.ledger.path.string(), "");
   EXPECT_EQ(d.ledger.key.string(), "");
-  EXPECT_EQ(d.ledger.reward_per_round, 100.0);
-  EXPECT_EQ(d.ledger.min_stake, 1000.0);
+  EXPECT_EQ(d.ledger.reward_per_round, 100 * kMicrosPerToken);
+  EXPECT_EQ(d.ledger.min_stake, 1000 * kMicrosPerToken);
   EXPECT_EQ(d.ledger.slash_fraction, 1.0);
-  EXPECT_EQ(d.ledger.registration_grant, 0.0);
+  EXPECT_EQ(d.ledger.registration_grant, 0);
   // The defaults satisfy the stake rule: 100 * (1 / 0.1 - 1) = 900 <= 1000.
   EXPECT_DOUBLE_EQ(minimum_slashable_stake(d), 900.0);
 }
@@ -304,7 +304,8 @@ registration_grant = 1000
   want.network = {"ipc:///tmp/cohort.sock", 2097152, 4096, 1048576, 10.0, 20, 8, true, "/tmp/keys/workers.txt"};
   want.attack = {"alie", 3, {{"z", "1.5"}}};
   want.proof = {25, 0.5, 4, "tolerant", 0.004, 12.5, 2};
-  want.ledger = {"/tmp/runs/ledger.db", "/tmp/keys/coordinator.key", 10, 30, 0.75, 1000};
+  want.ledger = {"/tmp/runs/ledger.db", "/tmp/keys/coordinator.key", 10 * kMicrosPerToken, 30 * kMicrosPerToken,
+                 0.75, 1000 * kMicrosPerToken};
   expect_same(config, want);
 }
 
@@ -403,9 +404,10 @@ TEST(ConfigTest, OutOfRangeValuesAreErrors) {
       {"[round]\nmin_workers = 0\nmin_updates = 0\n", "job.toml: round.min_workers: must be >= 1, got 0"},
       {"[round]\nworkers_per_round = -2\n", "job.toml: round.workers_per_round: must be >= 0, got -2"},
       {"[round]\nmin_updates = 0\n", "job.toml: round.min_updates: must be >= 1, got 0"},
-      {"[round]\ndeadline_seconds = 0\n", "job.toml: round.deadline_seconds: must be > 0, got 0"},
+      {"[round]\ndeadline_seconds = 0\n",
+       "job.toml: round.deadline_seconds: must be in (0, 31622400] seconds (at most a year), got 0"},
       {"[round]\nregistration_timeout_seconds = -1\n",
-       "job.toml: round.registration_timeout_seconds: must be > 0, got -1"},
+       "job.toml: round.registration_timeout_seconds: must be in (0, 31622400] seconds (at most a year), got -1"},
       {"[network]\nmax_message_bytes = 1048575\n",
        "job.toml: network.max_message_bytes: must be >= 1048576, got 1048575"},
       {"[network]\nchunk_bytes = 4095\n", "job.toml: network.chunk_bytes: must be >= 4096, got 4095"},
@@ -438,8 +440,8 @@ TEST(ConfigTest, BadStringsAreErrors) {
       {"[aggregation]\nrule = \"\"\n", "job.toml: aggregation.rule: must not be empty"},
       {"[network]\nlisten = \"\"\n", "job.toml: network.listen: must not be empty"},
       {"[network]\nlisten = \"localhost:5555\"\n",
-       "job.toml: network.listen: must start with one of tcp://, ipc://, inproc://; "
-       "got \"localhost:5555\""},
+       "job.toml: network.listen: 'localhost:5555' has no transport (tcp://, ipc:// or inproc://): expected "
+       "tcp://HOST:PORT, ipc://PATH or inproc://NAME"},
   });
 }
 

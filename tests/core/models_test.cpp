@@ -272,3 +272,63 @@ TEST(ModelsTest, EvaluateEmptyDatasetIsZero) {
 
 }  // namespace
 }  // namespace cohort
+
+namespace cohort {
+namespace {
+
+LabeledImages images_of(int64_t count, int64_t side, uint8_t first_label) {
+  LabeledImages data;
+  data.count = count;
+  data.rows = data.cols = side;
+  data.pixels.assign(static_cast<size_t>(count * side * side), 100);
+  for (int64_t i = 0; i < count; ++i) data.labels.push_back(static_cast<uint8_t>(first_label + i));
+  return data;
+}
+
+const IdxFiles kFiles{"data/images.idx", "data/labels.idx"};
+
+TEST(ModelsTest, EveryBuiltinModelTakes28x28ImagesOfTenClasses) {
+  for (const std::string& name : model_names()) {
+    Result<ModelInput> input = model_input(name);
+    ASSERT_TRUE(input.ok()) << name;
+    EXPECT_EQ(*input, kBuiltinModelInput) << name;
+    auto model = create_or_die(name, 1);
+    EXPECT_EQ(model->forward(at::zeros({2, 1, input->rows, input->cols})).sizes(), (at::IntArrayRef{2, input->classes}));
+  }
+  EXPECT_EQ(model_input("resnet").status().code(), Status::Code::kInvalidArgument);
+}
+
+TEST(ModelsTest, DataThatFitsIsAccepted) {
+  EXPECT_TRUE(check_fits(images_of(10, 28, 0), kBuiltinModelInput, "model 'mlp'", kFiles).ok());
+}
+
+// What aborted the coordinator after round 1 and a data holder's worker on
+// its first task: data that parses but does not fit.
+TEST(ModelsTest, DataThatDoesNotFitIsNamedWithTheFileAndTheProblem) {
+  EXPECT_EQ(check_fits(images_of(10, 56, 0), kBuiltinModelInput, "model 'mlp'", kFiles).message(),
+            "data/images.idx: the images are 56x56 pixels, but model 'mlp' takes 28x28");
+  EXPECT_EQ(check_fits(images_of(10, 1, 0), kBuiltinModelInput, "the models", kFiles).message(),
+            "data/images.idx: the images are 1x1 pixels, but the models take 28x28");
+  EXPECT_EQ(check_fits(images_of(10, 28, 200), kBuiltinModelInput, "model 'mlp'", kFiles).message(),
+            "data/labels.idx: label 200 (sample 0) is outside model 'mlp''s classes 0-9");
+  EXPECT_EQ(check_fits(images_of(10, 28, 5), kBuiltinModelInput, "the models", kFiles).message(),
+            "data/labels.idx: label 10 (sample 5) is outside the models' classes 0-9");
+  EXPECT_EQ(check_fits(images_of(0, 28, 0), kBuiltinModelInput, "the models", kFiles).message(),
+            "data/images.idx: holds no samples");
+}
+
+// The crash itself, caught: LibTorch's message without its C++ stack trace.
+TEST(ModelsTest, ALibTorchShapeErrorBecomesAStatusWithoutItsStackTrace) {
+  auto model = create_or_die("mlp", 1);
+  const Status status = catching_exceptions("task 7", [&] {
+    (void)model->forward(at::zeros({4, 1, 56, 56}));
+    return Status();
+  });
+  EXPECT_EQ(status.code(), Status::Code::kInternal);
+  EXPECT_TRUE(status.message().starts_with("task 7: ")) << status.message();
+  EXPECT_NE(status.message().find("cannot be multiplied"), std::string::npos) << status.message();
+  EXPECT_EQ(status.message().find("Exception raised from"), std::string::npos) << status.message();
+}
+
+}  // namespace
+}  // namespace cohort

@@ -136,6 +136,50 @@ TEST(NpyTest, MegabyteHeaderParsesWithoutExhaustingTheStack) {
   EXPECT_EQ(array->shape, (std::vector<int64_t>{2, 1}));
 }
 
+// A file with this header: `shape` as given, float32, no data after it
+// beyond `data_bytes` zeros.
+std::vector<uint8_t> with_shape(const std::string& shape, size_t data_bytes) {
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+  header.push_back('\n');
+  std::string file = std::string("\x93NUMPY\x01\x00", 8);
+  file.push_back(static_cast<char>(header.size() & 0xff));
+  file.push_back(static_cast<char>(header.size() >> 8));
+  file += header + std::string(data_bytes, '\0');
+  return std::vector<uint8_t>(file.begin(), file.end());
+}
+
+// numpy refuses these; the reader took "(-5, 10)" as 5 rows of 10.
+TEST(NpyTest, ShapesThatAreNotTuplesOfNonNegativeIntegersAreRefused) {
+  for (const std::string shape : {"(-5, 10)", "(2.5,)", "(3, x)", "(3,, 4)", "(,)", "(1e3,)"}) {
+    const Status status = parse_error(with_shape(shape, 200));
+    EXPECT_EQ(status.code(), Status::Code::kCorruption) << shape;
+    EXPECT_NE(status.message().find("is not a tuple of non-negative integers"), std::string::npos)
+        << shape << ": " << status.message();
+  }
+  for (const auto& [shape, dims] : std::vector<std::pair<std::string, std::vector<int64_t>>>{
+           {"()", {}}, {"(5,)", {5}}, {"(5)", {5}}, {"( 5 , 10 , )", {5, 10}}, {"(0, 3)", {0, 3}}}) {
+    int64_t count = 1;
+    for (int64_t d : dims) count *= d;
+    Result<NpyArray> array = parse_npy(with_shape(shape, static_cast<size_t>(count) * 4), "x.npy");
+    ASSERT_TRUE(array.ok()) << shape << ": " << array.status().to_string();
+    EXPECT_EQ(array->shape, dims) << shape;
+  }
+}
+
+// Header bytes are not echoed as they are: they may be terminal escapes.
+TEST(NpyTest, MessagesShowOnlyPrintableHeaderText) {
+  const Status status = parse_error(with_shape("(\x1b[2J3,)", 12));
+  EXPECT_EQ(status.message().find('\x1b'), std::string::npos) << status.message();
+}
+
+TEST(NpyTest, DirectoriesAndDevicesAreRefusedBeforeReading) {
+  for (const char* path : {"/tmp", "/dev/zero"}) {
+    const Status status = read_npy(path).status();
+    EXPECT_EQ(status.code(), Status::Code::kIoError) << path;
+    EXPECT_EQ(status.message(), std::string(path) + " is not a regular file");
+  }
+}
+
 TEST(NpyTest, FilesRoundTripAndMissingFileIsNotFound) {
   const auto path = std::filesystem::temp_directory_path() / "cohort-npy-test.npy";
   ASSERT_TRUE(write_npy(path, float64_vector({3.0, 4.0})).ok());

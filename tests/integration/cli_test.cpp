@@ -8,22 +8,6 @@
 namespace cohort::testing {
 namespace {
 
-struct CommandRun {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-CommandRun run_cohort(const std::vector<std::string>& args, const ScratchDir& dir,
-               std::chrono::seconds timeout = std::chrono::seconds(60)) {
-  CohortProcess process(args, dir.path() / "out.txt", dir.path() / "err.txt");
-  CommandRun run;
-  run.code = process.wait(timeout).value_or(-1);
-  run.out = process.stdout_text();
-  run.err = process.stderr_text();
-  return run;
-}
-
 TEST(Cli, UnknownCommandIsAUsageError) {
   ScratchDir dir;
   CommandRun run = run_cohort({"frobnicate"}, dir);

@@ -1,11 +1,15 @@
 // Helpers for tests that run real `cohort` processes: a child process with
-// its output in a file, a scratch directory, a job file writer, and the
+// its output in a file (alone or leading a process group), a command run to
+// its end, a scratch directory, a job file writer, a free port, and the
 // coordinator's published key.
 #pragma once
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,11 +55,16 @@ class ScratchDir {
   std::filesystem::path path_;
 };
 
+// Whether a process runs in the test's process group or leads one of its
+// own (as a command started from a shell does, so that a terminal's Ctrl-C
+// reaches it and every child it started).
+enum class ProcessGroup { kInherit, kOwn };
+
 // `build/cohort <args>` with stdout and stderr in files; killed when dropped.
 class CohortProcess {
  public:
   CohortProcess(const std::vector<std::string>& args, const std::filesystem::path& out,
-                const std::filesystem::path& err)
+                const std::filesystem::path& err, ProcessGroup group = ProcessGroup::kInherit)
       : out_(out), err_(err) {
     std::vector<std::string> all = {COHORT_BINARY};
     all.insert(all.end(), args.begin(), args.end());
@@ -66,14 +75,22 @@ class CohortProcess {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (posix_spawn(&pid_, COHORT_BINARY, &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    if (group == ProcessGroup::kOwn) {
+      posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
+      posix_spawnattr_setpgroup(&attributes, 0);
+    }
+    if (posix_spawn(&pid_, COHORT_BINARY, &actions, &attributes, argv.data(), environ) != 0) pid_ = -1;
+    posix_spawnattr_destroy(&attributes);
     posix_spawn_file_actions_destroy(&actions);
+    own_group_ = group == ProcessGroup::kOwn;
   }
   CohortProcess(const CohortProcess&) = delete;
   CohortProcess& operator=(const CohortProcess&) = delete;
   ~CohortProcess() {
     if (pid_ > 0 && !exit_code_) {
-      ::kill(pid_, SIGKILL);
+      ::kill(own_group_ ? -pid_ : pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
     }
   }
@@ -83,6 +100,12 @@ class CohortProcess {
   // Sends `signal` (SIGTERM, SIGKILL...) unless the process has been reaped.
   void send(int signal) {
     if (pid_ > 0 && !exit_code_) ::kill(pid_, signal);
+  }
+
+  // Sends `signal` to the process group it leads (ProcessGroup::kOwn), as a
+  // terminal's Ctrl-C does.
+  void send_to_group(int signal) {
+    if (pid_ > 0 && own_group_) ::kill(-pid_, signal);
   }
 
   // The exit code once the process has ended, without waiting.
@@ -116,9 +139,41 @@ class CohortProcess {
   }
 
   pid_t pid_ = -1;
+  bool own_group_ = false;
   std::optional<int> exit_code_;
   std::filesystem::path out_, err_;
 };
+
+// A command run to its end: exit code (-1 if it ran past the timeout and
+// was killed), stdout and stderr.
+struct CommandRun {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+inline CommandRun run_cohort(const std::vector<std::string>& args, const ScratchDir& dir,
+                             std::chrono::seconds timeout = std::chrono::seconds(60)) {
+  CohortProcess process(args, dir.path() / "out.txt", dir.path() / "err.txt");
+  CommandRun run;
+  run.code = process.wait(timeout).value_or(-1);
+  run.out = process.stdout_text();
+  run.err = process.stderr_text();
+  return run;
+}
+
+// A TCP port on loopback that nothing listened on a moment ago.
+inline int free_tcp_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t length = sizeof address;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
 
 inline void write_file(const std::filesystem::path& path, const std::string& text) {
   std::ofstream(path) << text;

@@ -268,6 +268,42 @@ TEST(HostileInput, AbsurdNormsAndFloodsAreRefusedCountedAndExplained) {
       << metrics["not_aggregated"].dump();
 }
 
+// Each fresh key has a fresh rate-limit bucket, so 150 keys sending one
+// garbage message each all get their typed error, but the log gets a few
+// lines and a count, not 150 lines (issue 21: 2,000 keys, 2,001 lines).
+TEST(HostileInput, GarbageFromManyFreshKeysCostsAFewLogLinesAndACount) {
+  constexpr int kKeys = 150;
+  ScratchDir dir;
+  write_file(dir.path() / "job.toml", job_toml(dir.path()));
+  const std::string endpoint = "ipc://" + (dir.path() / "coordinator.sock").string();
+  CohortProcess coordinator({"coordinator", "--config", (dir.path() / "job.toml").string()},
+                            dir.path() / "coordinator.out", dir.path() / "coordinator.err");
+  ASSERT_TRUE(wait_for_stderr(coordinator, "waiting for 2 worker(s)", std::chrono::seconds(120)))
+      << coordinator.stderr_text();
+  for (int i = 0; i < kKeys; ++i) {
+    RawClient stranger(endpoint, dir.path() / "out");
+    stranger.send_raw("garbage from a fresh key");
+    ASSERT_EQ(stranger.next_error_code(), ErrorCode::kMalformedMessage) << i;
+  }
+  coordinator.send(SIGTERM);
+  ASSERT_EQ(coordinator.wait(std::chrono::seconds(60)), 0) << coordinator.stderr_text();
+  const std::string log = coordinator.stderr_text();
+  size_t logged = 0;
+  for (size_t at = log.find("rejected a message"); at != std::string::npos; at = log.find("rejected a message", at + 1)) {
+    ++logged;
+  }
+  // Every warning is logged or counted (the window may have turned over).
+  size_t counted = 0;
+  const std::string marker = " similar warning(s) were not logged";
+  for (size_t at = log.find(marker); at != std::string::npos; at = log.find(marker, at + 1)) {
+    const size_t start = log.find_last_not_of("0123456789", at - 1) + 1;
+    counted += std::stoul(log.substr(start, at - start));
+  }
+  EXPECT_LE(logged, 60u) << log;
+  EXPECT_GE(logged, 1u) << log;
+  EXPECT_EQ(logged + counted, static_cast<size_t>(kKeys)) << log;
+}
+
 TEST(HostileInput, AWorkerThatVanishesMidRoundCostsOnlyItsUpdateAtTheDeadline) {
   ScratchDir dir;
   write_file(dir.path() / "job.toml", job_toml(dir.path(), /*deadline_seconds=*/2));

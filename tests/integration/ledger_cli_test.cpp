@@ -11,21 +11,6 @@
 namespace cohort::testing {
 namespace {
 
-struct CommandRun {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-CommandRun run_cohort(const std::vector<std::string>& args, const ScratchDir& dir) {
-  CohortProcess process(args, dir.path() / "out.txt", dir.path() / "err.txt");
-  CommandRun run;
-  run.code = process.wait(std::chrono::seconds(60)).value_or(-1);
-  run.out = process.stdout_text();
-  run.err = process.stderr_text();
-  return run;
-}
-
 std::string read_text(const std::filesystem::path& path) {
   std::ifstream in(path);
   std::string text;
@@ -107,6 +92,19 @@ TEST_F(LedgerCli, BadInputIsAUsageError) {
   EXPECT_EQ(run({"ledger", "verify"}).code, 2);
   EXPECT_EQ(run({"ledger", "verify", key("absent.db")}).code, 2);
   EXPECT_EQ(run({"ledger", "show", db(), "--worker", std::string(64, 'a')}).code, 2);
+}
+
+// A file that is not a ledger is named as such; SQLite's statements are not
+// shown to the user.
+TEST_F(LedgerCli, AFileThatIsNotALedgerIsSaidSoWithoutSql) {
+  const std::string garbage = key("garbage.db");
+  std::ofstream(garbage) << std::string(4096, 'x');
+  for (const std::string subcommand : {"verify", "show"}) {
+    CommandRun run = this->run({"ledger", subcommand, garbage});
+    EXPECT_NE(run.code, 0) << run.err;
+    EXPECT_NE(run.err.find(garbage + ": not a ledger"), std::string::npos) << run.err;
+    EXPECT_EQ(run.err.find("SELECT"), std::string::npos) << run.err;
+  }
 }
 
 TEST_F(LedgerCli, TamperingMakesVerifyFail) {

@@ -15,12 +15,14 @@
 #include <tuple>
 
 #include "cohort/durable_file.h"
+#include "cohort/endpoint.h"
 #include "cohort/models.h"
 #include "cohort/partition.h"
 #include "cohort/tensor_codec.h"
 #include "cohort/training.h"
 #include "cohort/transport.h"
 #include "cohort/wire.h"
+#include "connection_watches.h"
 #include "momentum_store.h"
 #include "prover.h"
 
@@ -78,43 +80,16 @@ Result<std::set<uint64_t>> read_kept_receipts(const std::filesystem::path& state
   return task_ids;
 }
 
-// Says when the socket connected again after losing its connection (the
-// coordinator restarted, or the network failed): the coordinator at the
-// other end may not know this connection, so the worker says Hello again.
-// A ZeroMQ socket monitor reports the connections on an inproc pair socket.
-class ConnectionWatch {
- public:
-  // `connected`: the socket's first connection is already made (then every
-  // connection seen is a reconnection).
-  ConnectionWatch(zmq::context_t& context, zmq::socket_t& socket, bool connected)
-      : socket_(socket), events_(context, zmq::socket_type::pair), connected_before_(connected) {
-    const std::string address = "inproc://cohort-worker-connections-" + std::to_string(reinterpret_cast<uintptr_t>(this));
-    zmq_socket_monitor(socket_.handle(), address.c_str(), ZMQ_EVENT_CONNECTED);
-    events_.set(zmq::sockopt::linger, 0);
-    events_.connect(address);
-  }
-  ~ConnectionWatch() { zmq_socket_monitor(socket_.handle(), nullptr, 0); }
-  ConnectionWatch(const ConnectionWatch&) = delete;
-  ConnectionWatch& operator=(const ConnectionWatch&) = delete;
 
-  // Whether a connection was made since the last call, other than the first.
-  bool reconnected() {
-    int made = 0;
-    zmq::message_t frame;
-    while (events_.recv(frame, zmq::recv_flags::dontwait)) {
-      while (frame.more()) (void)events_.recv(frame);  // the event's endpoint frame
-      ++made;
-    }
-    const bool again = made > (connected_before_ ? 0 : 1);
-    connected_before_ = connected_before_ || made > 0;
-    return again;
+// The IDX files a worker trains on: a data holder's own pair, or the
+// training split of an MNIST-format directory.
+Result<IdxFiles> worker_data_files(const WorkerOptions& options) {
+  if (options.images.empty() != options.labels.empty()) {
+    return Status::invalid_argument("--images and --labels must be given together");
   }
-
- private:
-  zmq::socket_t& socket_;
-  zmq::socket_t events_;
-  bool connected_before_;
-};
+  if (!options.images.empty()) return IdxFiles{options.images, options.labels};
+  return find_mnist_format_files(options.data_dir, Split::kTrain);
+}
 
 // Everything a worker keeps between tasks: its data, the shard the last task
 // selected, one model per architecture, (when tasks ask for it) the SGD
@@ -122,12 +97,13 @@ class ConnectionWatch {
 class Session {
  public:
   // `kept_receipts`: task ids of the receipts already in receipts.jsonl.
-  Session(zmq::socket_t& socket, const WorkerOptions& options, const Identity& identity,
+  Session(zmq::socket_t& socket, const WorkerOptions& options, const Identity& identity, IdxFiles data_files,
           LabeledImages data, Digest data_digest, at::Device device, std::set<uint64_t> kept_receipts,
           Logger& log)
       : socket_(socket),
         options_(options),
         identity_(identity),
+        data_files_(std::move(data_files)),
         data_(std::move(data)),
         data_digest_(data_digest),
         device_(device),
@@ -159,7 +135,10 @@ class Session {
       return refuse(task, ErrorCode::kBadSignature,
                     Status::failed_precondition("the task does not carry the coordinator's signature"));
     }
-    Status status = try_serve(task, std::move(payload));
+    // A LibTorch error in training (or anything else thrown) fails this
+    // task, reported to the coordinator; the worker goes on serving.
+    Status status = catching_exceptions("task " + std::to_string(task.task_id),
+                                        [&] { return try_serve(task, std::move(payload)); });
     if (status.ok()) awaiting_round_ = task.round;
     return status.ok() ? status : refuse(task, error_code_for(status), status);
   }
@@ -257,7 +236,13 @@ class Session {
     return status;
   }
 
-  Status check_data(const Task& task) const {
+  Status check_data(const Task& task) {
+    if (!fitting_models_.contains(task.model_name)) {
+      COHORT_ASSIGN_OR_RETURN(ModelInput input, model_input(task.model_name));
+      COHORT_RETURN_IF_ERROR(
+          check_fits(data_, input, "model '" + task.model_name + "'", data_files_));
+      fitting_models_.insert(task.model_name);
+    }
     if (task.proof.enabled() && task.proof.dataset_digest != data_digest_) {
       return Status::failed_precondition(
           "the task refers to other training data than this worker holds (dataset digest " +
@@ -362,6 +347,7 @@ class Session {
   zmq::socket_t& socket_;
   const WorkerOptions& options_;
   const Identity& identity_;
+  IdxFiles data_files_;
   LabeledImages data_;
   Digest data_digest_;
   at::Device device_;
@@ -371,6 +357,7 @@ class Session {
   std::optional<PublicKey> coordinator_key_;
   std::set<uint64_t> kept_receipts_;      // task ids in receipts.jsonl
   std::optional<uint32_t> awaiting_round_;  // round of the update sent last, until it closes
+  std::set<std::string> fitting_models_;  // models the local data was checked against
   std::map<std::string, std::unique_ptr<Model>> models_;
   std::map<std::string, MomentumBuffers> momentum_;  // per model, for keep_momentum
   std::optional<TensorDataset> shard_;
@@ -380,24 +367,29 @@ class Session {
 // With CURVE the coordinator's key authenticates the server, so it must be
 // known before connecting; a handshake that keeps failing is reported.
 Status connect_to_coordinator(zmq::context_t& context, zmq::socket_t& socket, const WorkerOptions& options,
-                              const Identity& identity) {
+                              const Identity& identity, Logger& log) {
+  COHORT_RETURN_IF_ERROR(check_endpoint(options.coordinator, EndpointUse::kConnect)
+                             .with_context("the coordinator's address"));
   if (!options.curve) {
-    socket.connect(options.coordinator);
+    try {
+      socket.connect(options.coordinator);
+    } catch (const zmq::error_t& e) {
+      return Status::invalid_argument("cannot connect to '" + options.coordinator + "': " + e.what());
+    }
     return Status();
   }
   COHORT_RETURN_IF_ERROR(make_curve_client(socket, identity, *options.coordinator_key));
-  return connect_authenticated(context, socket, options.coordinator, options.idle_timeout);
+  return connect_authenticated(context, socket, options.coordinator, options.idle_timeout, &log);
 }
+
 
 }  // namespace
 
 Result<LabeledImages> load_worker_data(const WorkerOptions& options, Digest* digest) {
-  if (options.images.empty() != options.labels.empty()) {
-    return Status::invalid_argument("--images and --labels must be given together");
-  }
-  COHORT_ASSIGN_OR_RETURN(LabeledImages data,
-                          options.images.empty() ? load_mnist_format_dir(options.data_dir, Split::kTrain)
-                                                 : load_idx_pair(options.images, options.labels));
+  COHORT_ASSIGN_OR_RETURN(const IdxFiles files, worker_data_files(options));
+  COHORT_ASSIGN_OR_RETURN(LabeledImages data, load_idx_pair(files.images, files.labels));
+  // Before it registers: data that fits no model would fail every task.
+  COHORT_RETURN_IF_ERROR(check_fits(data, kBuiltinModelInput, "the models", files));
   // Of the data as loaded: a label-flipping worker claims the honest data
   // (and is caught by an audit, which re-executes with the true labels).
   if (digest != nullptr) *digest = digest_of(data);
@@ -440,7 +432,7 @@ Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& g
   // the handshake that connect_to_coordinator waits for.
   std::optional<ConnectionWatch> connections;
   if (!options.curve) connections.emplace(context, socket, /*connected=*/false);
-  COHORT_RETURN_IF_ERROR(connect_to_coordinator(context, socket, options, identity));
+  COHORT_RETURN_IF_ERROR(connect_to_coordinator(context, socket, options, identity, log));
   if (options.curve) connections.emplace(context, socket, /*connected=*/true);
 
   Hello hello;
@@ -453,12 +445,15 @@ Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& g
   log.info("connecting to " + options.coordinator + " with " + std::to_string(data.count) +
            " local samples on " + device.str());
 
-  Session session(socket, options, identity, std::move(data), data_digest, device, std::move(kept_receipts), log);
+  COHORT_ASSIGN_OR_RETURN(IdxFiles data_files, worker_data_files(options));
+  Session session(socket, options, identity, std::move(data_files), std::move(data), data_digest, device,
+                  std::move(kept_receipts), log);
   WorkerSummary summary;
   auto count_receipt = [&](const Receipt& receipt) {
     ++summary.receipts;
     summary.reward += receipt.reward;
   };
+  AnswerWatch answers(options, log);
   auto last_heard = std::chrono::steady_clock::now();
   while (true) {
     if (stop.stop_requested() && !session.awaiting_result()) {
@@ -472,6 +467,11 @@ Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& g
       COHORT_RETURN_IF_ERROR(send_message(socket, {hello}).status());
     }
     const auto idle = std::chrono::steady_clock::now() - last_heard;
+    answers.check(idle);
+    if (idle >= options.idle_timeout && !answers.ever_answered()) {
+      return Status::deadline_exceeded("no coordinator answered at " + options.coordinator + " within --idle-timeout (" +
+                                       std::to_string(options.idle_timeout.count() / 1000) + " s)");
+    }
     if (idle >= options.idle_timeout) {
       summary.exit_reason = "no message from the coordinator for " +
                             std::to_string(options.idle_timeout.count() / 1000) + " s";
@@ -481,6 +481,7 @@ Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& g
     auto incoming = receive_message(socket, /*has_routing_id=*/false, std::min(left, kPollInterval));
     if (!incoming) continue;
     last_heard = std::chrono::steady_clock::now();
+    answers.answered();
     if (!incoming->message.ok()) {
       log.warn("ignoring a malformed message: " + incoming->message.status().to_string());
       continue;

@@ -124,13 +124,18 @@ enum class StartMode { kFresh, kResume, kAuto };
 
 class Coordinator {
  public:
-  // Validates the job, loads the test set, builds the initial model (or
-  // loads the checkpoint, for kResume) and the aggregation rule, and binds
-  // the listen endpoint. Errors: an unknown rule or bad rule parameter,
-  // unreadable test data, an endpoint in use, an unreadable allow-list, a
+  // First takes the job's lock (<output_dir>/coordinator.lock, held until
+  // the Coordinator is destroyed: one instance per job), then validates the
+  // job, loads the test set (and checks that it fits the model), builds the
+  // initial model (or loads the checkpoint, for kResume) and the
+  // aggregation rule, and binds the listen endpoint. Errors: the job or its
+  // ledger held by another process (FailedPrecondition naming its pid), an
+  // unknown rule or bad rule parameter, unreadable test data or data that
+  // does not fit the model, an endpoint in use, an unreadable allow-list, a
   // second coordinator with CURVE in `context` (one ZAP handler per
   // context); for kResume, no checkpoint (NotFound) or one of another model
-  // (FailedPrecondition).
+  // (FailedPrecondition); a ledger that disagrees with the checkpoint
+  // (FailedPrecondition naming the first difference).
   static Result<std::unique_ptr<Coordinator>> create(zmq::context_t& context, JobConfig config,
                                                      const RuleRegistry& rules, Logger& log,
                                                      StartMode mode = StartMode::kFresh);

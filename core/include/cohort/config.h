@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cohort/amount.h"
 #include "cohort/status.h"
 
 namespace cohort {
@@ -23,10 +24,12 @@ struct JobSection {
   uint64_t seed = 1;                       // seeds model init, partitions, batch order
   int rounds = 5;                          // >= 1
   std::filesystem::path output_dir = "runs/cohort-job";  // metrics.jsonl, checkpoints; non-empty
+  bool operator==(const JobSection&) const = default;
 };
 
 struct ModelSection {
-  std::string name = "cnn";  // "cnn" | "mlp"
+  std::string name = "cnn";  // "cnn" | "mlp" | "mlp-wide"
+  bool operator==(const ModelSection&) const = default;
 };
 
 struct DataSection {
@@ -47,6 +50,7 @@ struct DataSection {
   double alpha = 0.5;   // dirichlet concentration, > 0
   double gamma = 1.0;   // in [0, 1]; 1 = IID, 0 = label-sorted
   int eval_samples = 0; // test samples the coordinator evaluates on; 0 = all
+  bool operator==(const DataSection&) const = default;
 };
 
 struct TrainingSection {
@@ -62,6 +66,7 @@ struct TrainingSection {
   // (distributed SGD as in the robustness literature) instead of starting
   // every task with fresh momentum (FedAvg).
   bool keep_momentum = false;
+  bool operator==(const TrainingSection&) const = default;
 };
 
 struct AggregationSection {
@@ -83,20 +88,26 @@ struct AggregationSection {
   // strings as written, integers in decimal, booleans as "true"/"false",
   // floats in the shortest form that parses back to the same double.
   std::map<std::string, std::string> params;
+  bool operator==(const AggregationSection&) const = default;
 };
 
+// Durations (here and in [proof]) are seconds in (0, kMaxDurationSeconds],
+// at most a year (cohort/duration.h).
 struct RoundSection {
   int min_workers = 1;          // registrations awaited before round 1, >= max(1, min_updates)
   int workers_per_round = 0;    // >= 0; 0 = every registered worker
   // Quorum: fewer accepted updates = no new model. >= 1, and
   // <= workers_per_round when that is > 0.
   int min_updates = 1;
-  double deadline_seconds = 120.0;               // per round, > 0
-  double registration_timeout_seconds = 120.0;   // wait for min_workers, > 0
+  double deadline_seconds = 120.0;               // per round
+  double registration_timeout_seconds = 120.0;   // wait for min_workers
+  bool operator==(const RoundSection&) const = default;
 };
 
 struct NetworkSection {
-  std::string listen = "tcp://127.0.0.1:5555";   // ZeroMQ endpoint: tcp://, ipc:// or inproc://
+  // ZeroMQ endpoint: tcp://HOST:PORT (PORT 1-65535 or *), ipc:// or inproc://
+  // (cohort/endpoint.h).
+  std::string listen = "tcp://127.0.0.1:5555";
   int64_t max_message_bytes = int64_t{1} << 30;  // per ZeroMQ frame, >= 1 MiB
   // Tensor payload frame size, >= 4 KiB and <= max_message_bytes.
   int64_t chunk_bytes = int64_t{16} << 20;
@@ -113,6 +124,7 @@ struct NetworkSection {
   // A file of worker public keys (hex, one per line) admitted to connect;
   // "" = open registration (any key). Needs curve.
   std::filesystem::path allow_list;
+  bool operator==(const NetworkSection&) const = default;
 };
 
 // Simulated Byzantine workers, for robustness experiments: each round the
@@ -124,6 +136,7 @@ struct AttackSection {
   int byzantine = 0;               // >= 0
   // Attack parameters, kept as text like aggregation.params.
   std::map<std::string, std::string> params;
+  bool operator==(const AttackSection&) const = default;
 };
 
 // Proof of learning (docs/PROOF_OF_LEARNING.md): each worker commits to its
@@ -137,21 +150,24 @@ struct ProofSection {
   int segments_per_audit = 7;         // s random segments (>= 1), plus always the last
   std::string profile = "cpu-exact";  // "cpu-exact" (bitwise) | "tolerant"
   double tolerance = 0.0;             // tau for "tolerant": relative L2 error, in (0, 0.05]
-  double reveal_seconds = 60.0;       // a challenged worker's time to reveal, > 0
+  double reveal_seconds = 60.0;       // a challenged worker's time to reveal (a duration)
   int verifier_threads = 1;           // re-executions running beside the round, >= 1
+  bool operator==(const ProofSection&) const = default;
 };
 
 // Stake, rewards and slashing (docs/LEDGER.md); used when [proof] is on.
-// Amounts are in tokens (up to 6 decimals).
+// Amounts are micro-tokens, written in the file as tokens with at most 6
+// decimals and read exactly with parse_amount (cohort/amount.h).
 struct LedgerSection {
   std::filesystem::path path;       // SQLite file; "" = <job.output_dir>/ledger.db
   std::filesystem::path key;        // coordinator's secret key; "" = <job.output_dir>/coordinator.key (made if absent)
-  double reward_per_round = 100.0;  // split over the round's paid work by samples, >= 0
-  double min_stake = 1000.0;        // stake a worker needs to be given tasks, >= 0
-  double slash_fraction = 1.0;      // of the stake, taken on a failed audit, in (0, 1]
+  Amount reward_per_round = 100 * kMicrosPerToken;  // split over the round's paid work by samples
+  Amount min_stake = 1000 * kMicrosPerToken;        // stake a worker needs to be given tasks
+  double slash_fraction = 1.0;                      // of the stake, taken on a failed audit, in (0, 1]
   // Stake credited to each new account at registration (a test network's
   // faucet; 0 in production, where stake comes from `cohort ledger deposit`).
-  double registration_grant = 0.0;
+  Amount registration_grant = 0;
+  bool operator==(const LedgerSection&) const = default;
 };
 
 struct JobConfig {
@@ -165,6 +181,7 @@ struct JobConfig {
   AttackSection attack;
   ProofSection proof;
   LedgerSection ledger;
+  bool operator==(const JobConfig&) const = default;
 };
 
 // The least stake that makes cheating a loss in expectation (the stake rule

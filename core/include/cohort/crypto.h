@@ -107,12 +107,15 @@ bool verify_signature(const PublicKey& key, std::span<const uint8_t> message,
 // mode 0600) and NAME.pub (the public key as hex; this is what others are
 // told). Both are one line of text.
 //
-// write_key_pair refuses to overwrite an existing secret file
-// (FailedPrecondition); it replaces each file atomically (.pub first), so a
-// crash never leaves a torn secret. read_identity refuses a secret file that the group
-// or others may read (FailedPrecondition, naming the file and the chmod
-// that fixes it), a malformed file (Corruption) and a missing one
-// (NotFound).
+// write_key_pair makes the file's directory if needed, refuses to overwrite
+// an existing secret file (FailedPrecondition) and a secret path ending in
+// .pub (InvalidArgument); it replaces each file atomically (.pub first), so
+// a crash never leaves a torn secret. read_identity refuses what is not a
+// regular file of at most 4 KiB (IoError, ResourceExhausted), a public key
+// file (FailedPrecondition, naming the .key beside it), a secret file that
+// the group or others may read (FailedPrecondition, naming the file and the
+// chmod that fixes it), a malformed file (Corruption) and a missing one
+// (NotFound). No error echoes a file's bytes.
 std::filesystem::path public_key_path(const std::filesystem::path& secret_path);
 Status write_key_pair(const Identity& identity, const std::filesystem::path& secret_path);
 Result<Identity> read_identity(const std::filesystem::path& secret_path);

@@ -36,7 +36,7 @@ struct IdxBytes {
 
 // Reads one IDX file of unsigned bytes. Other element types are rejected
 // with an error naming the type code. Errors: NotFound (no such file),
-// IoError (cannot read), InvalidArgument (element type), ResourceExhausted
+// IoError (cannot read, or not a regular file), InvalidArgument (element type), ResourceExhausted
 // (over 4 GiB of data), Corruption (anything else malformed).
 Result<IdxBytes> read_idx_file(const std::filesystem::path& path);
 
@@ -47,8 +47,18 @@ Result<LabeledImages> load_idx_pair(const std::filesystem::path& images,
 
 enum class Split { kTrain, kTest };
 
-// Loads the standard file names ("train-images-idx3-ubyte[.gz]", ...,
-// "t10k-labels-idx1-ubyte[.gz]") from `dir`, preferring the .gz files.
+// The two files of a labelled image set.
+struct IdxFiles {
+  std::filesystem::path images;
+  std::filesystem::path labels;
+};
+
+// The standard file names ("train-images-idx3-ubyte[.gz]", ...,
+// "t10k-labels-idx1-ubyte[.gz]") in `dir`, preferring the .gz files;
+// NotFound naming both names of the first one missing.
+Result<IdxFiles> find_mnist_format_files(const std::filesystem::path& dir, Split split);
+
+// Loads the files find_mnist_format_files names.
 Result<LabeledImages> load_mnist_format_dir(const std::filesystem::path& dir, Split split);
 
 // Debian's dataset-fashion-mnist package installs here.

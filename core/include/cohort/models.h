@@ -29,6 +29,32 @@ namespace cohort {
 // "cnn", "mlp", "mlp-wide" (docs/CONFIG.md gives their sizes).
 std::vector<std::string> model_names();
 
+// What a model takes: single-channel images of rows x cols pixels, each
+// labelled with a class in [0, classes).
+struct ModelInput {
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t classes = 0;
+  bool operator==(const ModelInput&) const = default;
+};
+
+// Every built-in model takes 28x28 images of 10 classes.
+inline constexpr ModelInput kBuiltinModelInput{28, 28, 10};
+
+// Errors: an unknown model name (InvalidArgument, as Model::create).
+Result<ModelInput> model_input(std::string_view model_name);
+
+// Whether `data` can train or test a model that takes `input`: it holds
+// samples, its images are rows x cols, and each label is below classes.
+// Data that parses but does not fit would otherwise fail deep inside
+// LibTorch in the middle of a job. `model` names the model in messages
+// ("model 'mlp'", or a plural ending in s: "the models"); `files` name the
+// data. InvalidArgument:
+// "<images>: holds no samples", "<images>: the images are 56x56 pixels, but
+// model 'mlp' takes 28x28", "<labels>: label 200 (sample 0) is outside model
+// 'mlp''s classes 0-9".
+Status check_fits(const LabeledImages& data, const ModelInput& input, std::string_view model, const IdxFiles& files);
+
 class Model {
  public:
   // Errors: unknown name (InvalidArgument, listing the known ones).

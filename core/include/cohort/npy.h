@@ -4,8 +4,10 @@
 //
 // Reading is strict: a bad magic, an unsupported version, a malformed header
 // dictionary, another dtype ('<i4', '>f4', ...), Fortran order, a shape that
-// overflows, truncated data or trailing bytes are each an error that names
-// the file and the problem. Thread-safe.
+// is not a tuple of non-negative integers or that overflows, truncated data
+// or trailing bytes are each an error that names the file and the problem
+// (never echoing more than a printable excerpt of its bytes). read_npy
+// refuses what is not a regular file before reading it. Thread-safe.
 #pragma once
 
 #include <cstdint>

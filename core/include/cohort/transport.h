@@ -36,6 +36,7 @@
 
 #include "cohort/crypto.h"
 #include "cohort/log.h"
+#include "cohort/log_throttle.h"
 #include "cohort/status.h"
 
 namespace cohort {
@@ -84,8 +85,9 @@ bool authenticated_as(std::string_view user_id, const PublicKey& ed25519);
 
 // Reads an allow-list file: one hex Ed25519 public key per line (the
 // content of a worker's .pub file); blank lines and text after '#' are
-// ignored. Errors: NotFound for a missing file; Corruption naming the file
-// and line for anything that is not a valid key.
+// ignored. Errors: NotFound for a missing file; IoError for one that is not
+// a regular file, ResourceExhausted beyond 64 MiB; Corruption naming the
+// file and line for anything that is not a valid key.
 Result<std::set<PublicKey>> read_allow_list(const std::filesystem::path& path);
 
 // Who may connect: any key (open registration; stake rules still apply at
@@ -96,7 +98,8 @@ struct Admission {
 
 // Answers ZeroMQ's ZAP requests (RFC 27, inproc://zeromq.zap.01) on its own
 // thread: CURVE clients admitted by `admission` get status 200 and their
-// CURVE key in hex as user id; every other request gets 400 and is logged.
+// CURVE key in hex as user id; every other request gets 400 and is logged
+// (at most 10 lines per 10 s: a refused client retries all the time).
 // Stopped and joined by the destructor (within kPollInterval). There can be
 // one handler per ZeroMQ context, and it should outlive the server sockets
 // that use it: without a handler ZeroMQ admits CURVE clients without asking
@@ -126,6 +129,7 @@ class ZapHandler {
   zmq::socket_t socket_;  // used only by thread_
   std::optional<std::set<CurveKey>> allowed_;
   Logger& log_;
+  LogThrottle refusals_log_{10, std::chrono::seconds(10)};  // a refused client retries every 100 ms
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> admitted_{0};
   std::atomic<uint64_t> refused_{0};
@@ -139,8 +143,10 @@ class ZapHandler {
 // `max_failures` handshakes in a row failed (the message says whether the
 // server refused this key or the server key is probably wrong);
 // DeadlineExceeded when no handshake completed within `timeout` (no server
-// there). `context` must be `socket`'s.
+// there); with `log`, it also warns once, after kHandshakePatience, that
+// nothing answers yet. `context` must be `socket`'s.
+inline constexpr std::chrono::seconds kHandshakePatience{5};
 Status connect_authenticated(zmq::context_t& context, zmq::socket_t& socket, const std::string& endpoint,
-                             std::chrono::milliseconds timeout, int max_failures = 5);
+                             std::chrono::milliseconds timeout, Logger* log = nullptr, int max_failures = 5);
 
 }  // namespace cohort

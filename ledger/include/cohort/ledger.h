@@ -112,8 +112,11 @@ struct LedgerContents {
 };
 
 // The ledger a coordinator writes. A resource type: not copyable, not
-// thread-safe (one owner thread), and one Ledger per file at a time (a
-// second writer's appends fail rather than fork the chain). It keeps the
+// thread-safe (one owner thread), and one Ledger per file at a time: open()
+// takes an exclusive lock on <path>.lock (cohort/file_lock.h) for the
+// Ledger's lifetime, so a second writer in any process (a second
+// coordinator, `cohort ledger deposit` during a job) is refused instead of
+// forking the chain. It keeps the
 // rows in memory and answers the const calls from there. Every mutating call
 // is atomic: on a refusal nothing is written and the ledger is unchanged; if
 // writing the file fails, that call and every later one return the error
@@ -125,7 +128,8 @@ class Ledger {
   // records `coordinator`'s public key; an existing ledger must have been
   // created by the same key (FailedPrecondition naming both keys).
   // `coordinator` is borrowed and must outlive the Ledger. IoError when the
-  // file cannot be opened or written.
+  // file cannot be opened or written; FailedPrecondition "the ledger <path>
+  // is in use by process <pid> ..." while another Ledger holds it.
   static Result<std::unique_ptr<Ledger>> open(const std::filesystem::path& path,
                                               const Identity& coordinator);
   ~Ledger();

@@ -35,7 +35,7 @@
 namespace cohort {
 
 struct WorkerOptions {
-  std::string coordinator = "tcp://127.0.0.1:5555";
+  std::string coordinator = "tcp://127.0.0.1:5555";  // tcp://HOST:PORT, ipc://PATH (endpoint.h)
   std::string device = "cpu";         // cpu | cuda | cuda:N
   int threads = 0;                    // intra-op threads; 0 = LibTorch's default
   // Local data: the training split of an MNIST-format directory, or a data
@@ -43,7 +43,7 @@ struct WorkerOptions {
   std::filesystem::path data_dir = kDefaultFashionMnistDir;
   std::filesystem::path images;
   std::filesystem::path labels;
-  std::chrono::milliseconds idle_timeout{600'000};  // give up waiting for work
+  std::chrono::milliseconds idle_timeout{600'000};  // give up waiting for work; at most a year (duration.h)
   size_t chunk_bytes = size_t{16} << 20;
   DType wire_dtype = DType::kFloat32;              // dtype of updates on the wire
   // A Byzantine behaviour for robustness experiments: train honestly on
@@ -77,8 +77,10 @@ struct WorkerSummary {
 };
 
 // Loads the worker's local training data as configured in `options`
-// (labels flipped when options.flip_labels). When `digest` is given it
-// receives digest_of() the data as loaded, before any flipping.
+// (labels flipped when options.flip_labels) and checks that it fits the
+// built-in models (models.h: 28x28 images, labels 0-9, at least one
+// sample; InvalidArgument naming the file otherwise). When `digest` is
+// given it receives digest_of() the data as loaded, before any flipping.
 Result<LabeledImages> load_worker_data(const WorkerOptions& options, Digest* digest = nullptr);
 
 // Where a worker with `key` keeps its state when options.state_dir is empty.
@@ -93,11 +95,17 @@ std::filesystem::path default_state_dir(const PublicKey& key);
 // ones missing from receipts.jsonl. When `stop` is requested (SIGTERM) it
 // trains no new task, waits for the result of an update it sent (an audit
 // may still challenge it), says Bye and returns.
-// Errors: the device is unavailable, local data or receipts.jsonl cannot be
-// read, no coordinator_key with curve (InvalidArgument), the CURVE
-// handshake failed (FailedPrecondition: a wrong coordinator key, or this key
-// is not on the allow-list) or none completed within idle_timeout
-// (DeadlineExceeded), the coordinator rejected the registration.
+// A task whose training throws (a LibTorch error) fails with the error
+// reported to the coordinator; the worker goes on serving. When nothing has
+// answered for a few seconds it says so in the log, once.
+// Errors: a malformed coordinator address (InvalidArgument, naming the
+// expected forms), the device is unavailable, local data that cannot be
+// read or does not fit the models, receipts.jsonl cannot be read, no
+// coordinator_key with curve (InvalidArgument), the CURVE handshake failed
+// (FailedPrecondition: a wrong coordinator key, or this key is not on the
+// allow-list) or none completed within idle_timeout (DeadlineExceeded), no
+// coordinator ever answered within idle_timeout (DeadlineExceeded), the
+// coordinator rejected the registration.
 Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& options,
                                  const Identity& identity, Logger& log, std::stop_token stop = {});
 
