@@ -50,9 +50,12 @@ void check_fit_decision(const cohort::IdxBytes& idx) {
   images.rows = idx.dims[1];
   images.cols = idx.dims[2];
   images.pixels = idx.data;
-  const auto image_bytes = static_cast<size_t>(images.rows * images.cols);
-  for (int64_t i = 0; i < images.count; ++i) {
-    images.labels.push_back(image_bytes == 0 ? 0 : images.pixels[static_cast<size_t>(i) * image_bytes]);
+  // With at least one image, rows * cols is at most the 4 GiB of data; with
+  // none (or images of 0 pixels) there are no pixels to take labels from,
+  // and check_fits must refuse the shape before it looks at labels.
+  if (images.count > 0 && !images.pixels.empty()) {
+    const auto image_bytes = static_cast<size_t>(images.rows * images.cols);
+    for (int64_t i = 0; i < images.count; ++i) images.labels.push_back(images.pixels[static_cast<size_t>(i) * image_bytes]);
   }
   const cohort::ModelInput input = cohort::kBuiltinModelInput;
   const bool fits = images.count > 0 && images.rows == input.rows && images.cols == input.cols &&
