@@ -28,6 +28,7 @@
 #include "cohort/config.h"
 #include "cohort/coordinator.h"
 #include "cohort/dataset.h"
+#include "cohort/job_data.h"
 #include "cohort/models.h"
 #include "cohort/partition.h"
 #include "cohort/proof_of_learning.h"
@@ -43,27 +44,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-LabeledImages first_samples(const LabeledImages& all, int64_t count) {
-  std::vector<int64_t> first(static_cast<size_t>(std::min(count, all.count)));
-  std::iota(first.begin(), first.end(), 0);
-  return select_samples(all, first);
-}
-
-// The split the workers cut their shards from: `cohort worker` reads the
-// standard files in data.dir (or data.train_* for dataset = "idx").
-Result<LabeledImages> load_training_split(const DataSection& data) {
-  if (data.dataset == "idx") return load_idx_pair(data.train_images, data.train_labels);
-  return load_mnist_format_dir(data.dir, Split::kTrain);
-}
-
-Result<TensorDataset> load_test_set(const DataSection& data) {
-  Result<LabeledImages> images = data.dataset == "idx" ? load_idx_pair(data.test_images, data.test_labels)
-                                                       : load_mnist_format_dir(data.dir, Split::kTest);
-  if (!images.ok()) return images.status().with_context("loading the test set");
-  const int64_t count = data.eval_samples > 0 ? data.eval_samples : images->count;
-  return to_tensors(first_samples(*images, count));
 }
 
 struct SimulatedWorker {
@@ -91,8 +71,10 @@ class SimulatedJob {
     }
     COHORT_ASSIGN_OR_RETURN(model_, Model::create(config_.model.name, config_.job.seed));
     global_ = model_->flat_parameters();
-    COHORT_ASSIGN_OR_RETURN(test_set_, load_test_set(config_.data));
-    COHORT_ASSIGN_OR_RETURN(LabeledImages train, load_training_split(config_.data));
+    // The workers' split, which `cohort worker` reads from the same files
+    // (data.dir's standard names, or data.train_* for dataset = "idx").
+    COHORT_ASSIGN_OR_RETURN(test_set_, load_test_set(config_));
+    COHORT_ASSIGN_OR_RETURN(LabeledImages train, load_job_split(config_, Split::kTrain));
     COHORT_RETURN_IF_ERROR(make_workers(train));
     if (config_.aggregation.root_samples > 0) {
       root_set_ = to_tensors(first_samples(train, config_.aggregation.root_samples));
@@ -114,7 +96,10 @@ class SimulatedJob {
     const auto start = Clock::now();
     JobSummary summary;
     for (int r = 1; r <= config_.job.rounds; ++r) {
-      COHORT_ASSIGN_OR_RETURN(RoundMetrics metrics, run_round(static_cast<uint32_t>(r)));
+      // A LibTorch error ends the simulation with a named error, not an abort.
+      COHORT_ASSIGN_OR_RETURN(RoundMetrics metrics, catching_exceptions("round " + std::to_string(r), [&] {
+                                return run_round(static_cast<uint32_t>(r));
+                              }));
       metrics_file_ << metrics.to_json() << '\n';
       metrics_file_.flush();
       if (on_round) on_round(metrics);

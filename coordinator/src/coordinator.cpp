@@ -21,6 +21,7 @@
 #include "cohort/duration.h"
 #include "cohort/durable_file.h"
 #include "cohort/file_lock.h"
+#include "cohort/job_data.h"
 #include "cohort/log_throttle.h"
 #include "cohort/ledger.h"
 #include "cohort/models.h"
@@ -94,36 +95,6 @@ std::chrono::milliseconds until(Clock::time_point deadline) {
   return std::max(left, std::chrono::milliseconds(0));
 }
 
-LabeledImages first_samples(const LabeledImages& all, int64_t count) {
-  std::vector<int64_t> first(static_cast<size_t>(std::min(count, all.count)));
-  std::iota(first.begin(), first.end(), 0);
-  return select_samples(all, first);
-}
-
-// Loads a labelled image set and checks that it fits the job's model
-// (models.h): data that parses but does not fit would fail inside LibTorch
-// in the middle of the job.
-Result<LabeledImages> load_fitting(const IdxFiles& files, const std::string& model_name) {
-  COHORT_ASSIGN_OR_RETURN(LabeledImages data, load_idx_pair(files.images, files.labels));
-  COHORT_ASSIGN_OR_RETURN(ModelInput input, model_input(model_name));
-  COHORT_RETURN_IF_ERROR(check_fits(data, input, "model '" + model_name + "'", files));
-  return data;
-}
-
-Result<IdxFiles> files_of(const DataSection& data, Split split) {
-  if (data.dataset != "idx") return find_mnist_format_files(data.dir, split);
-  return split == Split::kTest ? IdxFiles{data.test_images, data.test_labels}
-                               : IdxFiles{data.train_images, data.train_labels};
-}
-
-Result<TensorDataset> load_test_set(const JobConfig& job) {
-  Result<IdxFiles> files = files_of(job.data, Split::kTest);
-  Result<LabeledImages> images = files.ok() ? load_fitting(*files, job.model.name) : files.status();
-  if (!images.ok()) return images.status().with_context("loading the test set");
-  const int64_t count = job.data.eval_samples > 0 ? job.data.eval_samples : images->count;
-  return to_tensors(first_samples(*images, count));
-}
-
 // The first `count` samples of the training split: the coordinator's own
 // trusted data for a root update.
 Result<TensorDataset> load_root_set(const JobConfig& job, int count) {
@@ -169,8 +140,7 @@ std::optional<uint32_t> round_of_metrics_line(const std::string& line) {
 
 // The training split workers cut their shards from (for re-executing audits).
 Result<LabeledImages> load_train_split(const JobConfig& job) {
-  Result<IdxFiles> files = files_of(job.data, Split::kTrain);
-  Result<LabeledImages> train = files.ok() ? load_fitting(*files, job.model.name) : files.status();
+  Result<LabeledImages> train = load_job_split(job, Split::kTrain);
   if (!train.ok()) return train.status().with_context("loading the training split for audits");
   return train;
 }

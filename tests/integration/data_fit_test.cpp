@@ -70,10 +70,14 @@ TEST(DataFit, TheCoordinatorRefusesATestSetThatDoesNotFitTheModel) {
                         Case{0, 28, 0, false, ": holds no samples"}}) {
     ScratchDir dir;
     const IdxPair test = write_dataset(dir.path(), "test", c.count, c.side, c.first_label);
+    const std::string file = (c.about_labels ? test.labels : test.images).string();
     CommandRun run = start_coordinator(dir, test);
     EXPECT_EQ(run.code, 2) << run.err;
-    const std::string file = (c.about_labels ? test.labels : test.images).string();
     EXPECT_NE(run.err.find(file + c.message), std::string::npos) << run.err;
+    // `cohort simulate` reads the same job the same way.
+    CommandRun simulated = run_cohort({"simulate", "--config", (dir.path() / "job.toml").string()}, dir);
+    EXPECT_EQ(simulated.code, 2) << simulated.err;
+    EXPECT_NE(simulated.err.find(file + c.message), std::string::npos) << simulated.err;
   }
 }
 

@@ -1,0 +1,40 @@
+#include "cohort/job_data.h"
+
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+namespace cohort {
+
+Result<IdxFiles> job_data_files(const DataSection& data, Split split) {
+  if (data.dataset != "idx") return find_mnist_format_files(data.dir, split);
+  return split == Split::kTest ? IdxFiles{data.test_images, data.test_labels}
+                               : IdxFiles{data.train_images, data.train_labels};
+}
+
+Result<LabeledImages> load_fitting(const IdxFiles& files, const std::string& model_name) {
+  COHORT_ASSIGN_OR_RETURN(LabeledImages data, load_idx_pair(files.images, files.labels));
+  COHORT_ASSIGN_OR_RETURN(ModelInput input, model_input(model_name));
+  COHORT_RETURN_IF_ERROR(check_fits(data, input, "model '" + model_name + "'", files));
+  return data;
+}
+
+Result<LabeledImages> load_job_split(const JobConfig& job, Split split) {
+  COHORT_ASSIGN_OR_RETURN(IdxFiles files, job_data_files(job.data, split));
+  return load_fitting(files, job.model.name);
+}
+
+Result<TensorDataset> load_test_set(const JobConfig& job) {
+  Result<LabeledImages> images = load_job_split(job, Split::kTest);
+  if (!images.ok()) return images.status().with_context("loading the test set");
+  const int64_t count = job.data.eval_samples > 0 ? job.data.eval_samples : images->count;
+  return to_tensors(first_samples(*images, count));
+}
+
+LabeledImages first_samples(const LabeledImages& all, int64_t count) {
+  std::vector<int64_t> first(static_cast<size_t>(std::min(count, all.count)));
+  std::iota(first.begin(), first.end(), 0);
+  return select_samples(all, first);
+}
+
+}  // namespace cohort
