@@ -22,9 +22,7 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
-#include <numeric>
 
-#include "cohort/attacks.h"
 #include "cohort/config.h"
 #include "cohort/coordinator.h"
 #include "cohort/dataset.h"
@@ -33,6 +31,7 @@
 #include "cohort/partition.h"
 #include "cohort/proof_of_learning.h"
 #include "cohort/random.h"
+#include "cohort/round_policy.h"
 #include "cohort/training.h"
 #include "commands.h"
 #include "options.h"
@@ -59,16 +58,6 @@ class SimulatedJob {
       : config_(std::move(config)), eval_every_(eval_every), log_(log) {}
 
   Status init(const RuleRegistry& rules) {
-    COHORT_ASSIGN_OR_RETURN(
-        AggregationPipeline pipeline,
-        rules.create_pipeline(config_.aggregation.pre, config_.aggregation.rule,
-                              RuleParams(config_.aggregation.f, config_.aggregation.params)));
-    pipeline_ = std::make_unique<AggregationPipeline>(std::move(pipeline));
-    if (config_.attack.byzantine > 0) {
-      COHORT_ASSIGN_OR_RETURN(attack_, make_attack(config_.attack.name,
-                                                   RuleParams(config_.attack.byzantine, config_.attack.params),
-                                                   pipeline_.get()));
-    }
     COHORT_ASSIGN_OR_RETURN(model_, Model::create(config_.model.name, config_.job.seed));
     global_ = model_->flat_parameters();
     // The workers' split, which `cohort worker` reads from the same files
@@ -76,17 +65,18 @@ class SimulatedJob {
     COHORT_ASSIGN_OR_RETURN(test_set_, load_test_set(config_));
     COHORT_ASSIGN_OR_RETURN(LabeledImages train, load_job_split(config_, Split::kTrain));
     COHORT_RETURN_IF_ERROR(make_workers(train));
+    RootSamples root;
     if (config_.aggregation.root_samples > 0) {
-      root_set_ = to_tensors(first_samples(train, config_.aggregation.root_samples));
+      root.data = to_tensors(first_samples(train, config_.aggregation.root_samples));
     }
+    COHORT_ASSIGN_OR_RETURN(policy_, make_round_policy(config_, rules, std::move(root)));
     std::error_code ec;
     std::filesystem::create_directories(config_.job.output_dir, ec);
     if (ec) return Status::io_error("cannot create " + config_.job.output_dir.string() + ": " + ec.message());
     metrics_file_.open(config_.job.output_dir / "metrics.jsonl", std::ios::trunc);
     if (!metrics_file_) return Status::io_error("cannot open metrics.jsonl in " + config_.job.output_dir.string());
-    log_.info("simulating " + std::to_string(workers_.size()) + " workers, aggregation " +
-              pipeline_->description() + " (f = " + std::to_string(config_.aggregation.f) + ")" +
-              (attack_ ? ", " + std::to_string(config_.attack.byzantine) + " x " + config_.attack.name : ""));
+    log_.info("simulating " + std::to_string(workers_.size()) + " workers, aggregation " + policy_->description() +
+              " (f = " + std::to_string(config_.aggregation.f) + ")");
     return Status();
   }
 
@@ -115,7 +105,7 @@ class SimulatedJob {
     checkpoint.layout = model_->layout();
     checkpoint.flat = global_;
     checkpoint.digest = digest_of(model_->layout(), global_);
-    checkpoint.previous_aggregate = previous_;
+    checkpoint.previous_aggregate = policy_->state();
     checkpoint.job_name = config_.job.name;
     checkpoint.job_seed = config_.job.seed;
     COHORT_RETURN_IF_ERROR(write_checkpoint(summary.checkpoint, checkpoint));
@@ -135,19 +125,12 @@ class SimulatedJob {
     return Status();
   }
 
-  // As the coordinator: every worker, or workers_per_round of them drawn
-  // by Rng(seed).fork(round).
+  // As the coordinator: the policy picks, in worker order.
   std::vector<SimulatedWorker*> select_participants(uint32_t round) {
+    std::vector<uint32_t> candidates;
+    for (const SimulatedWorker& worker : workers_) candidates.push_back(worker.index);
     std::vector<SimulatedWorker*> chosen;
-    for (SimulatedWorker& worker : workers_) chosen.push_back(&worker);
-    const auto wanted = static_cast<size_t>(config_.round.workers_per_round);
-    if (wanted > 0 && wanted < chosen.size()) {
-      Rng(config_.job.seed).fork(round).shuffle(std::span<SimulatedWorker*>(chosen));
-      chosen.resize(wanted);
-    }
-    // The coordinator aggregates in worker order.
-    std::sort(chosen.begin(), chosen.end(),
-              [](const SimulatedWorker* a, const SimulatedWorker* b) { return a->index < b->index; });
+    for (uint32_t index : policy_->select(round, std::move(candidates))) chosen.push_back(&workers_[index]);
     return chosen;
   }
 
@@ -155,8 +138,8 @@ class SimulatedJob {
     const auto round_start = Clock::now();
     RoundMetrics metrics;
     metrics.round = round;
-    std::vector<at::Tensor> rows;
-    std::vector<double> weights;
+    RoundUpdates updates;
+    updates.round = round;
     double loss_sum = 0.0;
     const Hyperparameters hyper = hyperparameters_of(config_.training);
     auto t = Clock::now();
@@ -166,17 +149,17 @@ class SimulatedJob {
       COHORT_RETURN_IF_ERROR(model_->set_flat_parameters(global_));
       MomentumBuffers* momentum = hyper.keep_momentum ? &worker->momentum : nullptr;
       COHORT_ASSIGN_OR_RETURN(LocalTraining trained, train_locally(*model_, worker->shard, hyper, seed, momentum));
-      rows.push_back(trained.delta);
-      weights.push_back(static_cast<double>(trained.samples_seen));
+      updates.rows.push_back(trained.delta);
+      updates.weights.push_back(static_cast<double>(trained.samples_seen));
       loss_sum += trained.metrics.local_loss;
       metrics.worker_weights.push_back({worker->index, 0.0});
     }
     metrics.seconds.collect = seconds_since(t);
-    metrics.participants = metrics.accepted = static_cast<int>(rows.size());
-    metrics.mean_local_loss = loss_sum / static_cast<double>(rows.size());
+    metrics.participants = metrics.accepted = static_cast<int>(updates.rows.size());
+    metrics.mean_local_loss = loss_sum / static_cast<double>(updates.rows.size());
 
     t = Clock::now();
-    metrics.model_updated = aggregate(round, rows, weights, metrics);
+    metrics.model_updated = aggregate(updates, metrics);
     metrics.seconds.aggregate = seconds_since(t);
 
     metrics.test_accuracy = metrics.test_loss = std::numeric_limits<double>::quiet_NaN();
@@ -193,80 +176,31 @@ class SimulatedJob {
   }
 
   // As the coordinator: a failed aggregation keeps the previous model.
-  bool aggregate(uint32_t round, const std::vector<at::Tensor>& rows, std::vector<double> weights,
-                 RoundMetrics& metrics) {
-    if (static_cast<int>(rows.size()) < config_.round.min_updates) {
-      log_.warn("round " + std::to_string(round) + ": fewer updates than round.min_updates; keeping the model");
+  bool aggregate(const RoundUpdates& updates, RoundMetrics& metrics) {
+    Result<RoundStep> step = policy_->aggregate(updates, global_);
+    if (!step.ok()) {
+      log_.error("round " + std::to_string(updates.round) + ": " + step.status().to_string() +
+                 "; keeping the previous model");
       return false;
     }
-    Status status = aggregate_rows(round, rows, std::move(weights), metrics);
-    if (!status.ok()) {
-      log_.error("round " + std::to_string(round) + ": " + status.to_string() + "; keeping the previous model");
+    if (!step->model_updated) {
+      log_.warn("round " + std::to_string(updates.round) + ": fewer updates than round.min_updates; keeping the model");
       return false;
     }
+    for (size_t i = 0; i < step->row_weights.size(); ++i) metrics.worker_weights[i].second = step->row_weights[i];
+    metrics.byzantine = step->byzantine;
+    metrics.byzantine_weight = step->byzantine_weight;
     return true;
-  }
-
-  // Root update (if configured) -> simulated attack (if configured) ->
-  // pipeline -> global model step.
-  Status aggregate_rows(uint32_t round, const std::vector<at::Tensor>& rows, std::vector<double> weights,
-                        RoundMetrics& metrics) {
-    AggregationContext context;
-    context.previous = previous_;
-    context.seed = Rng(config_.job.seed).fork(round).next_u64();
-    if (config_.aggregation.root_samples > 0) {
-      Result<at::Tensor> root = root_update(context.seed);
-      if (!root.ok()) return root.status().with_context("the root update failed");
-      context.root_update = *root;
-    }
-    at::Tensor stacked = at::stack(rows);
-    if (attack_) {
-      Result<at::Tensor> byzantine = attack_->byzantine_rows(stacked, config_.attack.byzantine, context.seed);
-      if (!byzantine.ok()) return byzantine.status().with_context("the simulated attack failed");
-      const double mean_weight = std::accumulate(weights.begin(), weights.end(), 0.0) / static_cast<double>(weights.size());
-      weights.insert(weights.end(), static_cast<size_t>(config_.attack.byzantine), mean_weight);
-      stacked = at::cat({stacked, byzantine->to(stacked.scalar_type())});
-      metrics.byzantine = config_.attack.byzantine;
-    }
-    Result<AggregationResult> result = pipeline_->run(stacked, weights, context);
-    if (!result.ok()) return result.status().with_context("aggregation failed");
-    for (size_t i = 0; i < result->row_weights.size(); ++i) {
-      if (i < rows.size()) {
-        metrics.worker_weights[i].second = result->row_weights[i];
-      } else {
-        metrics.byzantine_weight += result->row_weights[i];
-      }
-    }
-    previous_ = result->aggregate;
-    global_.add_(result->aggregate, config_.aggregation.server_learning_rate);
-    return Status();
-  }
-
-  Result<at::Tensor> root_update(uint64_t seed) {
-    if (!root_model_) {
-      COHORT_ASSIGN_OR_RETURN(root_model_, Model::create(config_.model.name, config_.job.seed));
-    }
-    COHORT_RETURN_IF_ERROR(root_model_->set_flat_parameters(global_));
-    MomentumBuffers* momentum = config_.training.keep_momentum ? &root_momentum_ : nullptr;
-    COHORT_ASSIGN_OR_RETURN(LocalTraining trained, train_locally(*root_model_, root_set_,
-                                                                 hyperparameters_of(config_.training), seed,
-                                                                 momentum));
-    return trained.delta;
   }
 
   JobConfig config_;
   int eval_every_;
   Logger& log_;
-  std::unique_ptr<AggregationPipeline> pipeline_;
-  std::unique_ptr<Attack> attack_;  // declared after the pipeline it is tuned against
+  std::unique_ptr<RoundPolicy> policy_;  // selection and aggregation, as the coordinator's
   std::unique_ptr<Model> model_;
   at::Tensor global_;
-  at::Tensor previous_;  // last round's aggregate (centered clipping starts there)
   TensorDataset test_set_;
-  std::vector<SimulatedWorker> workers_;
-  TensorDataset root_set_;
-  std::unique_ptr<Model> root_model_;
-  MomentumBuffers root_momentum_;
+  std::vector<SimulatedWorker> workers_;  // by index
   std::ofstream metrics_file_;
 };
 

@@ -1,0 +1,225 @@
+#include <nlohmann/json.hpp>
+
+#include "cohort/dataset.h"
+#include "cohort/duration.h"
+#include "cohort/durable_file.h"
+#include "cohort/job_data.h"
+#include "cohort/ledger.h"
+#include "cohort/proof_of_learning.h"
+#include "coordinator_impl.h"
+
+namespace cohort {
+namespace {
+
+// The first `count` samples of the training split: the coordinator's own
+// trusted data for a root update.
+Result<TensorDataset> load_root_set(const JobConfig& job, int count) {
+  Result<IdxFiles> files = find_mnist_format_files(job.data.dir, Split::kTrain);
+  Result<LabeledImages> train = files.ok() ? load_fitting(*files, job.model.name) : files.status();
+  if (!train.ok()) return train.status().with_context("loading the root (trusted) samples");
+  return to_tensors(first_samples(*train, count));
+}
+
+// The round of a metrics.jsonl line; nullopt for a line that is not one.
+std::optional<uint32_t> round_of_metrics_line(const std::string& line) {
+  nlohmann::json json = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_object() || !json.contains("round") || !json["round"].is_number_unsigned()) return std::nullopt;
+  return json["round"].get<uint32_t>();
+}
+
+// The training split workers cut their shards from (for re-executing audits).
+Result<LabeledImages> load_train_split(const JobConfig& job) {
+  Result<LabeledImages> train = load_job_split(job, Split::kTrain);
+  if (!train.ok()) return train.status().with_context("loading the training split for audits");
+  return train;
+}
+
+// The coordinator's identity: the configured key file, created on first use.
+Result<Identity> load_or_make_identity(const std::filesystem::path& path, Logger& log) {
+  if (!std::filesystem::exists(path)) {
+    Identity made = Identity::generate();
+    COHORT_RETURN_IF_ERROR(write_key_pair(made, path));
+    log.info("made a new coordinator key " + path.string());
+  }
+  return read_identity(path);
+}
+
+// Atomically (durable_file.h): a worker reading the file while the
+// coordinator starts sees a whole key, never part of one.
+Status publish_public_key(const PublicKey& key, const std::filesystem::path& path) {
+  const std::string line = to_hex(key) + '\n';
+  const std::string_view parts[] = {line};
+  return write_file_atomically(path, parts);
+}
+
+}  // namespace
+
+Status Coordinator::Impl::bind() {
+  socket_.set(zmq::sockopt::router_mandatory, 1);  // sends to a gone peer fail
+  socket_.set(zmq::sockopt::maxmsgsize, config_.network.max_message_bytes);
+  // Per peer: ZeroMQ stops reading from a peer whose queue is full.
+  socket_.set(zmq::sockopt::rcvhwm, config_.network.max_pending_messages);
+  socket_.set(zmq::sockopt::linger, 2000);
+  if (config_.network.curve) COHORT_RETURN_IF_ERROR(secure_transport());
+  try {
+    socket_.bind(config_.network.listen);
+  } catch (const zmq::error_t& e) {
+    return Status::io_error("cannot listen on " + config_.network.listen + ": " + e.what());
+  }
+  log_.info("listening on " + endpoint() + (!config_.network.curve ? " without CURVE (plaintext)"
+                                            : config_.network.allow_list.empty()
+                                                ? " with CURVE, open registration"
+                                                : " with CURVE, allow-list " + config_.network.allow_list.string()));
+  return Status();
+}
+
+Status Coordinator::Impl::secure_transport() {
+  Admission admission;
+  if (!config_.network.allow_list.empty()) {
+    COHORT_ASSIGN_OR_RETURN(admission.allow_list, read_allow_list(config_.network.allow_list));
+  }
+  COHORT_ASSIGN_OR_RETURN(zap_, ZapHandler::start(context_, admission, log_));
+  make_curve_server(socket_, *identity_);
+  return Status();
+}
+
+Status Coordinator::Impl::init_policy(const RuleRegistry& rules) {
+  RootSamples root;
+  if (config_.aggregation.root_samples > 0) {
+    COHORT_ASSIGN_OR_RETURN(root.data, load_root_set(config_, config_.aggregation.root_samples));
+  }
+  COHORT_ASSIGN_OR_RETURN(policy_, make_round_policy(config_, rules, std::move(root)));
+  log_.info("aggregation: " + policy_->description() + " (f = " + std::to_string(config_.aggregation.f) + ")");
+  if (config_.attack.byzantine > 0) {
+    log_.warn("simulating " + std::to_string(config_.attack.byzantine) + " Byzantine update(s) per round (" +
+              config_.attack.name + ")");
+  }
+  return Status();
+}
+
+Status Coordinator::Impl::lock_output_directory() {
+  std::error_code ec;
+  std::filesystem::create_directories(config_.job.output_dir, ec);
+  if (ec) {
+    return Status::io_error("cannot create output directory " + config_.job.output_dir.string() + ": " +
+                            ec.message());
+  }
+  COHORT_ASSIGN_OR_RETURN(job_lock_, FileLock::acquire(config_.job.output_dir / "coordinator.lock",
+                                                       "the job in " + config_.job.output_dir.string()));
+  return Status();
+}
+
+Result<Checkpoint> Coordinator::Impl::resume_from_checkpoint() {
+  COHORT_ASSIGN_OR_RETURN(Checkpoint checkpoint, read_checkpoint(checkpoint_path()));
+  if (checkpoint.model_name != config_.model.name || checkpoint.layout != model_->layout()) {
+    return Status::failed_precondition(checkpoint_path().string() + " holds a '" + checkpoint.model_name +
+                                       "' model; this job trains '" + config_.model.name + "'");
+  }
+  if (!checkpoint.job_name.empty() &&
+      (checkpoint.job_name != config_.job.name || checkpoint.job_seed != config_.job.seed)) {
+    return Status::failed_precondition(
+        checkpoint_path().string() + " belongs to job '" + checkpoint.job_name + "' (seed " +
+        std::to_string(checkpoint.job_seed) + "), not to job '" + config_.job.name + "' (seed " +
+        std::to_string(config_.job.seed) + "): start afresh (cohort coordinator --fresh) or use another "
+        "job.output_dir");
+  }
+  global_ = checkpoint.flat;
+  policy_->restore(checkpoint.previous_aggregate);
+  first_round_ = static_cast<int>(checkpoint.round) + 1;
+  workers_.reserve_indices(checkpoint.workers);
+  carried_momentum_ = {checkpoint.carried_momentum.begin(), checkpoint.carried_momentum.end()};
+  resumed_summary_.rounds_completed = static_cast<int>(checkpoint.round);
+  if (!checkpoint.metrics_json.empty()) {
+    const nlohmann::json metrics = nlohmann::json::parse(checkpoint.metrics_json);
+    resumed_summary_.test_accuracy = metrics.value("test_accuracy", 0.0);
+    resumed_summary_.test_loss = metrics.value("test_loss", 0.0);
+  }
+  log_.info("resuming after round " + std::to_string(checkpoint.round) + " from " +
+            checkpoint_path().string() +
+            (checkpoint.previous_aggregate.defined() ? " (with the aggregator's state)" : ""));
+  return checkpoint;
+}
+
+Status Coordinator::Impl::start_afresh() {
+  COHORT_RETURN_IF_ERROR(settlement_->start_afresh());
+  return write_file_atomically(metrics_path(), {});
+}
+
+Status Coordinator::Impl::recover(const Checkpoint& checkpoint) {
+  COHORT_ASSIGN_OR_RETURN(std::vector<Receipt> receipts,
+                          settlement_->recover(checkpoint.round, checkpoint.settlement));
+  return complete_metrics(checkpoint, receipts);
+}
+
+Status Coordinator::Impl::complete_metrics(const Checkpoint& checkpoint, const std::vector<Receipt>& receipts) {
+  COHORT_ASSIGN_OR_RETURN(std::vector<std::string> lines, read_complete_lines(metrics_path()));
+  std::string kept;
+  uint32_t last_round = 0;
+  size_t kept_lines = 0;
+  for (const std::string& line : lines) {
+    std::optional<uint32_t> round = round_of_metrics_line(line);
+    if (!round || *round > checkpoint.round) continue;
+    kept += line + '\n';
+    last_round = *round;
+    ++kept_lines;
+  }
+  if (kept_lines < lines.size()) {
+    log_.warn("metrics.jsonl: dropped " + std::to_string(lines.size() - kept_lines) +
+              " line(s) of rounds after the checkpoint or not readable");
+    const std::string_view parts[] = {kept};
+    COHORT_RETURN_IF_ERROR(write_file_atomically(metrics_path(), parts));
+  }
+  if (last_round >= checkpoint.round || checkpoint.metrics_json.empty()) return Status();
+  RoundMetrics settled;
+  add_settlement(receipts, settled);
+  nlohmann::ordered_json line = nlohmann::ordered_json::parse(checkpoint.metrics_json);
+  line["audited"] = settled.audited;
+  line["audits_failed"] = settled.audits_failed;
+  line["paid"] = settled.paid;
+  line["slashed"] = settled.slashed;
+  log_.info("metrics.jsonl: round " + std::to_string(checkpoint.round) + "'s line written from the checkpoint");
+  return append_line_durably(metrics_path(), line.dump());
+}
+
+Status Coordinator::Impl::init_identity() {
+  const std::filesystem::path path =
+      config_.ledger.key.empty() ? config_.job.output_dir / "coordinator.key" : config_.ledger.key;
+  COHORT_ASSIGN_OR_RETURN(Identity identity, load_or_make_identity(path, log_));
+  identity_ = std::move(identity);
+  const std::filesystem::path published = config_.job.output_dir / "coordinator.pub";
+  COHORT_RETURN_IF_ERROR(publish_public_key(public_key(), published));
+  log_.info("coordinator key " + to_hex(public_key()) + " (in " + published.string() +
+            "; workers pass it to --coordinator-key)");
+  return Status();
+}
+
+Status Coordinator::Impl::init_audits_and_ledger(bool fresh) {
+  COHORT_ASSIGN_OR_RETURN(train_split_, load_train_split(config_));
+  AuditOptions audit;
+  audit.model_name = config_.model.name;
+  audit.params.segment_steps = static_cast<uint32_t>(config_.proof.segment_steps);
+  audit.params.profile =
+      config_.proof.profile == "tolerant" ? DeterminismProfile::kTolerant : DeterminismProfile::kCpuExact;
+  audit.params.tolerance = config_.proof.tolerance;
+  audit.challenge.audit_probability = config_.proof.audit_probability;
+  audit.challenge.segments_per_audit = static_cast<uint32_t>(config_.proof.segments_per_audit);
+  audit.reveal_seconds = config_.proof.reveal_seconds;
+  audit.threads = config_.proof.verifier_threads;
+  auditor_ = std::make_unique<Auditor>(std::move(audit), train_split_);
+  LedgerSettlementOptions ledger;
+  ledger.own_ledger = config_.ledger.path.empty();
+  ledger.path = ledger.own_ledger ? config_.job.output_dir / "ledger.db" : config_.ledger.path;
+  ledger.fresh = fresh;
+  ledger.checkpoint = checkpoint_path();
+  ledger.reward_per_round = config_.ledger.reward_per_round;
+  ledger.min_stake = config_.ledger.min_stake;
+  ledger.registration_grant = config_.ledger.registration_grant;
+  ledger.slash_fraction = config_.ledger.slash_fraction;
+  COHORT_ASSIGN_OR_RETURN(settlement_, open_ledger_settlement(ledger, *identity_, log_));
+  log_.info("proof of learning: segments of " + std::to_string(config_.proof.segment_steps) +
+            " steps, audit probability " + std::to_string(config_.proof.audit_probability) + ", ledger " +
+            ledger.path.string());
+  return Status();
+}
+
+}  // namespace cohort

@@ -1,0 +1,122 @@
+// The round policy the coordinator and `cohort simulate` share: selection,
+// the quorum, the pipeline's step and state, and the simulated attack as a
+// decorator.
+#include "cohort/round_policy.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace cohort {
+namespace {
+
+JobConfig job_with(int workers_per_round = 0, int min_updates = 1) {
+  JobConfig job;
+  job.job.seed = 5;
+  job.round.workers_per_round = workers_per_round;
+  job.round.min_updates = min_updates;
+  job.round.min_workers = std::max(min_updates, 1);
+  return job;
+}
+
+std::unique_ptr<RoundPolicy> policy_of(const JobConfig& job) {
+  RuleRegistry rules;
+  register_builtin_rules(rules);
+  Result<std::unique_ptr<RoundPolicy>> policy = make_round_policy(job, rules, RootSamples{});
+  EXPECT_TRUE(policy.ok()) << policy.status().to_string();
+  return std::move(policy).value();
+}
+
+RoundUpdates updates_of(uint32_t round, std::vector<std::vector<float>> rows) {
+  RoundUpdates updates;
+  updates.round = round;
+  for (const auto& row : rows) {
+    updates.rows.push_back(at::tensor(row, at::kFloat));
+    updates.weights.push_back(1.0);
+  }
+  return updates;
+}
+
+TEST(RoundPolicyTest, EveryCandidateTakesPartUnlessWorkersPerRoundIsSet) {
+  const std::vector<uint32_t> all = {0, 1, 2, 3, 4, 5};
+  EXPECT_EQ(policy_of(job_with())->select(1, all), all);
+  auto sampled = policy_of(job_with(3));
+  std::set<std::vector<uint32_t>> seen;
+  for (uint32_t round = 1; round <= 10; ++round) {
+    const std::vector<uint32_t> chosen = sampled->select(round, all);
+    ASSERT_EQ(chosen.size(), 3u);
+    EXPECT_TRUE(std::is_sorted(chosen.begin(), chosen.end()));
+    EXPECT_EQ(chosen, sampled->select(round, all)) << "the same round draws the same workers";
+    seen.insert(chosen);
+  }
+  EXPECT_GT(seen.size(), 1u) << "rounds draw different workers";
+}
+
+TEST(RoundPolicyTest, TooFewUpdatesKeepTheModel) {
+  auto policy = policy_of(job_with(0, 3));
+  at::Tensor global = at::zeros({2});
+  Result<RoundStep> step = policy->aggregate(updates_of(1, {{1, 1}, {3, 3}}), global);
+  ASSERT_TRUE(step.ok());
+  EXPECT_FALSE(step->model_updated);
+  EXPECT_TRUE(at::equal(global, at::zeros({2})));
+}
+
+TEST(RoundPolicyTest, TheStepIsTheServerLearningRateTimesTheAggregate) {
+  JobConfig job = job_with();
+  job.aggregation.server_learning_rate = 0.5;
+  auto policy = policy_of(job);
+  at::Tensor global = at::ones({2});
+  Result<RoundStep> step = policy->aggregate(updates_of(1, {{2, 0}, {4, 2}}), global);
+  ASSERT_TRUE(step.ok()) << step.status().to_string();
+  EXPECT_TRUE(step->model_updated);
+  EXPECT_TRUE(at::allclose(global, at::tensor({2.5f, 1.5f})));
+  EXPECT_TRUE(at::allclose(policy->state(), at::tensor({3.0f, 1.0f}))) << "the state is the last aggregate";
+  EXPECT_EQ(step->row_weights, (std::vector<double>{0.5, 0.5}));
+  policy->restore(at::Tensor());
+  EXPECT_FALSE(policy->state().defined());
+}
+
+// The attack is a decorator: its rows are added after the honest ones, and
+// the step reports their count and share apart from the honest weights.
+TEST(RoundPolicyTest, ASimulatedAttackAddsRowsAndReportsTheirShare) {
+  JobConfig job = job_with();
+  job.attack.name = "sign-flip";
+  job.attack.byzantine = 2;
+  auto policy = policy_of(job);
+  EXPECT_NE(policy->description().find("2 simulated sign-flip"), std::string::npos) << policy->description();
+  at::Tensor global = at::zeros({2});
+  Result<RoundStep> step = policy->aggregate(updates_of(1, {{1, 1}, {3, 3}}), global);
+  ASSERT_TRUE(step.ok()) << step.status().to_string();
+  EXPECT_EQ(step->byzantine, 2);
+  ASSERT_EQ(step->row_weights.size(), 2u);
+  EXPECT_DOUBLE_EQ(step->row_weights[0] + step->row_weights[1] + step->byzantine_weight, 1.0);
+  EXPECT_DOUBLE_EQ(step->byzantine_weight, 0.5);
+  EXPECT_TRUE(at::allclose(global, at::zeros({2}))) << "two mean rows and their two sign flips average to zero";
+}
+
+TEST(RoundPolicyTest, AFailedRuleLeavesTheModelAsItWas) {
+  JobConfig job = job_with();
+  job.aggregation.rule = "krum";
+  job.aggregation.f = 3;  // krum needs n > 2f + 2
+  auto policy = policy_of(job);
+  at::Tensor global = at::ones({2});
+  Result<RoundStep> step = policy->aggregate(updates_of(1, {{1, 1}, {3, 3}}), global);
+  EXPECT_FALSE(step.ok());
+  EXPECT_TRUE(at::equal(global, at::ones({2})));
+}
+
+TEST(RoundPolicyTest, AnUnknownRuleOrAttackIsAnError) {
+  RuleRegistry rules;
+  register_builtin_rules(rules);
+  JobConfig bad_rule = job_with();
+  bad_rule.aggregation.rule = "nope";
+  EXPECT_FALSE(make_round_policy(bad_rule, rules, RootSamples{}).ok());
+  JobConfig bad_attack = job_with();
+  bad_attack.attack.name = "nope";
+  bad_attack.attack.byzantine = 1;
+  EXPECT_FALSE(make_round_policy(bad_attack, rules, RootSamples{}).ok());
+}
+
+}  // namespace
+}  // namespace cohort
