@@ -50,8 +50,11 @@ bool workers_running(const std::string& output_dir, size_t count, seconds timeou
 
 bool no_worker_left(const std::string& output_dir, seconds timeout) { return workers_running(output_dir, 0, timeout); }
 
+// Short rounds (a twentieth of an epoch of the small model), many of them: the
+// tests stop it after the first.
 std::vector<std::string> long_demo(const std::string& output_dir) {
-  return {"demo", "--workers", "2", "--rounds", "50", "--no-proof", "--output-dir", output_dir};
+  return {"demo",          "--workers", "2",          "--rounds",     "500",     "--model", "mlp",
+          "--local-epochs", "0.05",     "--no-proof", "--output-dir", output_dir};
 }
 
 // Ctrl-C in a terminal signals the whole process group: the demo, and its
@@ -60,7 +63,7 @@ TEST(DemoProcesses, CtrlCStopsTheDemoAndEveryWorker) {
   ScratchDir dir;
   const std::string output_dir = (dir.path() / "demo").string();
   CohortProcess demo(long_demo(output_dir), dir.path() / "demo.out", dir.path() / "demo.err", ProcessGroup::kOwn);
-  ASSERT_TRUE(wait_for_stderr(demo, "round 1/50", seconds(240))) << demo.stderr_text();
+  ASSERT_TRUE(wait_for_stderr(demo, "round 1/500", seconds(240))) << demo.stderr_text();
   ASSERT_TRUE(workers_running(output_dir, 2, seconds(30)));
   demo.send_to_group(SIGINT);
   ASSERT_EQ(demo.wait(seconds(120)), 0) << demo.stderr_text();
@@ -73,7 +76,7 @@ TEST(DemoProcesses, SigtermToTheDemoAloneStopsItsWorkers) {
   ScratchDir dir;
   const std::string output_dir = (dir.path() / "demo").string();
   CohortProcess demo(long_demo(output_dir), dir.path() / "demo.out", dir.path() / "demo.err");
-  ASSERT_TRUE(wait_for_stderr(demo, "round 1/50", seconds(240))) << demo.stderr_text();
+  ASSERT_TRUE(wait_for_stderr(demo, "round 1/500", seconds(240))) << demo.stderr_text();
   demo.send(SIGTERM);
   ASSERT_EQ(demo.wait(seconds(120)), 0) << demo.stderr_text();
   EXPECT_TRUE(no_worker_left(output_dir, seconds(30)));
