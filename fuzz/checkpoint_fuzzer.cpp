@@ -2,8 +2,9 @@
 // (a crash, a full disk or an operator's hand may have damaged it).
 //
 // Invariants: parsed parameters (and the previous aggregate, when stored)
-// have as many values as the layout; writing the checkpoint and parsing that
-// gives back the same round, model, layout, parameters and round record.
+// have as many values as the layout; the metrics line is empty or a JSON
+// object (a resumed coordinator edits it); writing the checkpoint and parsing
+// that gives back the same round, model, layout, parameters and round record.
 #include <ATen/ATen.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
@@ -62,6 +64,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::check(parsed->flat.numel() == numel, "the parameters fill the layout");
   fuzz::check(!parsed->previous_aggregate.defined() || parsed->previous_aggregate.numel() == numel,
               "the previous aggregate fills the layout");
+  fuzz::check(parsed->metrics_json.empty() || nlohmann::json::parse(parsed->metrics_json).is_object(),
+              "the metrics line is an object");
   Result<Checkpoint> again = parse_checkpoint(written_bytes(*parsed), "<rewritten>");
   fuzz::check(again.ok(), "a parsed checkpoint, written again, parses");
   fuzz::check(again->round == parsed->round && again->model_name == parsed->model_name &&
@@ -72,7 +76,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
               "writing keeps the parameters and the previous aggregate");
   fuzz::check(again->job_name == parsed->job_name && again->job_seed == parsed->job_seed &&
                   again->workers == parsed->workers && again->settlement == parsed->settlement &&
-                  again->metrics_json == parsed->metrics_json &&
+                  again->metrics_json == parsed->metrics_json && again->test_accuracy == parsed->test_accuracy &&
+                  again->test_loss == parsed->test_loss &&
                   again->carried_momentum == parsed->carried_momentum,
               "writing keeps the round record");
   return 0;

@@ -345,6 +345,11 @@ void write_checkpoints(CorpusWriter& out) {
   full.metrics_json = R"({"round":4,"test_accuracy":0.84,"paid":2})";
   full.carried_momentum = {{bytes32(0x20), bytes32(0x60)}};
   write_seed("full.ck", full);
+
+  // Used to pass the parse and abort a resuming coordinator.
+  Checkpoint metrics_not_an_object = bare;
+  metrics_not_an_object.metrics_json = "[4, 0.84]";
+  write_seed("metrics-not-an-object.ck", metrics_not_an_object);
 }
 
 // ------------------------------------------------------------ ledger entries

@@ -56,6 +56,20 @@ std::string header_json(const Checkpoint& checkpoint) {
   return header.dump();
 }
 
+// The round's metrics line: an object whose accuracy and loss, where present,
+// are numbers (a resumed coordinator reports them and rewrites the line).
+Status read_metrics(const nlohmann::json& metrics, Checkpoint& checkpoint) {
+  if (!metrics.is_object()) return Status::corruption("\"metrics\" is not an object");
+  for (auto [field, value] : {std::pair{"test_accuracy", &checkpoint.test_accuracy},
+                              std::pair{"test_loss", &checkpoint.test_loss}}) {
+    if (!metrics.contains(field)) continue;
+    if (!metrics.at(field).is_number()) return Status::corruption(std::string("metrics.") + field + " is not a number");
+    *value = metrics.at(field).get<double>();
+  }
+  checkpoint.metrics_json = metrics.dump();
+  return Status();
+}
+
 // The optional fields ("job", "workers", "settlement", "metrics", "momentum").
 Status read_round_record(const nlohmann::json& header, Checkpoint& checkpoint) {
   if (header.contains("job")) {
@@ -72,7 +86,7 @@ Status read_round_record(const nlohmann::json& header, Checkpoint& checkpoint) {
     if (!verdict.ok()) return Status::corruption("a settlement verdict: " + verdict.status().message());
     checkpoint.settlement.emplace_back(entry.at("task").get<uint64_t>(), *verdict);
   }
-  if (header.contains("metrics")) checkpoint.metrics_json = header.at("metrics").dump();
+  if (header.contains("metrics")) COHORT_RETURN_IF_ERROR(read_metrics(header.at("metrics"), checkpoint));
   for (const auto& entry : header.value("momentum", nlohmann::json::array())) {
     Result<PublicKey> worker = parse_public_key(entry.at("worker").get<std::string>());
     Result<Digest> digest = parse_digest(entry.at("digest").get<std::string>());

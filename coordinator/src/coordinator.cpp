@@ -193,6 +193,8 @@ Checkpoint Coordinator::Impl::checkpoint_of(uint32_t round, const Digest& digest
                     workers_.keys_by_index(),
                     settlement_of(ready),
                     metrics.to_json(),
+                    metrics.test_accuracy,
+                    metrics.test_loss,
                     {carried_momentum_.begin(), carried_momentum_.end()}};
 }
 

@@ -129,11 +129,8 @@ Result<Checkpoint> Coordinator::Impl::resume_from_checkpoint() {
   workers_.reserve_indices(checkpoint.workers);
   carried_momentum_ = {checkpoint.carried_momentum.begin(), checkpoint.carried_momentum.end()};
   resumed_summary_.rounds_completed = static_cast<int>(checkpoint.round);
-  if (!checkpoint.metrics_json.empty()) {
-    const nlohmann::json metrics = nlohmann::json::parse(checkpoint.metrics_json);
-    resumed_summary_.test_accuracy = metrics.value("test_accuracy", 0.0);
-    resumed_summary_.test_loss = metrics.value("test_loss", 0.0);
-  }
+  resumed_summary_.test_accuracy = checkpoint.test_accuracy;
+  resumed_summary_.test_loss = checkpoint.test_loss;
   log_.info("resuming after round " + std::to_string(checkpoint.round) + " from " +
             checkpoint_path().string() +
             (checkpoint.previous_aggregate.defined() ? " (with the aggregator's state)" : ""));

@@ -164,6 +164,8 @@ TEST_F(CheckpointTest, RoundRecordRoundTrips) {
   EXPECT_EQ(r->workers, written.workers);
   EXPECT_EQ(r->settlement, written.settlement);
   EXPECT_EQ(r->metrics_json, written.metrics_json);
+  EXPECT_EQ(r->test_accuracy, 0.5);
+  EXPECT_EQ(r->test_loss, 0.0);
   EXPECT_EQ(r->carried_momentum, written.carried_momentum);
 }
 
@@ -182,6 +184,17 @@ TEST_F(CheckpointTest, ABadCarriedMomentumEntryIsCorruption) {
   Result<Checkpoint> r = read_with_header_fields(R"(,"momentum":[{"worker":"00","digest":"11"}])");
   EXPECT_EQ(r.status().code(), Status::Code::kCorruption);
   EXPECT_NE(r.status().message().find("carried momentum"), std::string::npos) << r.status().to_string();
+}
+
+// A resumed coordinator reads these fields: they used to pass the parse and
+// abort it (a JSON type error) on resume.
+TEST_F(CheckpointTest, MetricsThatAreNotAnObjectWithNumbersAreCorruption) {
+  for (const char* fields : {R"(,"metrics":5)", R"(,"metrics":[1,2])", R"(,"metrics":{"test_accuracy":"high"})",
+                             R"(,"metrics":{"test_loss":null})"}) {
+    Result<Checkpoint> r = read_with_header_fields(fields);
+    EXPECT_EQ(r.status().code(), Status::Code::kCorruption) << fields;
+    EXPECT_NE(r.status().message().find("metrics"), std::string::npos) << r.status().to_string();
+  }
 }
 
 TEST_F(CheckpointTest, BadSettlementVerdictIsCorruption) {

@@ -193,7 +193,13 @@ struct Checkpoint {
   std::vector<std::pair<uint64_t, Verdict>> settlement;
   // The round's metrics.jsonl line as of the checkpoint (paid, slashed and
   // audit counts come from the ledger), for a restart that finds it missing.
+  // A checkpoint that was read holds a JSON object here (or nothing).
   std::string metrics_json;
+  // The same line's test accuracy and loss (what a resumed job reports before
+  // its first new round), decoded when a checkpoint is read; 0 where the line
+  // has no such field.
+  double test_accuracy = 0.0;
+  double test_loss = 0.0;
   // With training.keep_momentum and proof of learning: the momentum digest
   // each worker's last commitment ended with, which its next task names.
   std::vector<std::pair<PublicKey, Digest>> carried_momentum;
