@@ -97,7 +97,7 @@ void Coordinator::Impl::collect(RoundState& state) {
 void Coordinator::Impl::close_stragglers(RoundState& state) {
   for (auto& [id, task] : state.tasks) {
     if (task.stage() == TaskStage::kTraining) {
-      close_task(task, Verdict::kRejected, std::string(kNoUpdateBeforeDeadline));
+      close_task(task, TaskEvent::deadline_passed());
       log_.warn("worker " + std::to_string(task.worker_index) + " sent no update for round " +
                 std::to_string(state.round));
     }
@@ -149,9 +149,11 @@ void Coordinator::Impl::fail_audit(OpenTask& task, const std::string& reason) {
 }
 
 void Coordinator::Impl::close_task(OpenTask& task, Verdict verdict, std::string outcome) {
-  if (TaskTable::on(task, TaskEvent::closed(verdict, std::move(outcome)))) {
-    settlement_->closed(task.task.task_id, verdict, task.outcome());
-  }
+  close_task(task, TaskEvent::closed(verdict, std::move(outcome)));
+}
+
+void Coordinator::Impl::close_task(OpenTask& task, const TaskEvent& closing) {
+  if (TaskTable::on(task, closing)) settlement_->closed(task.task.task_id, task.verdict(), task.outcome());
 }
 
 }  // namespace cohort

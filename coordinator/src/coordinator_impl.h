@@ -43,8 +43,6 @@
 
 namespace cohort {
 
-inline constexpr std::string_view kNoUpdateBeforeDeadline = "no update before the deadline";
-
 // Adds a settled round's receipts to its metrics: paid, slashed, audits.
 inline void add_settlement(const std::vector<Receipt>& receipts, RoundMetrics& metrics) {
   for (const Receipt& receipt : receipts) {
@@ -273,6 +271,7 @@ class Coordinator::Impl {
   // The task will not be aggregated. Its ledger submission, if any, gets
   // the verdict.
   void close_task(OpenTask& task, Verdict verdict, std::string outcome);
+  void close_task(OpenTask& task, const TaskEvent& closing);  // closed or deadline_passed
 
   void reject(const std::string& routing_id, RoundState* state, ErrorReply error);
 

@@ -261,7 +261,7 @@ std::optional<ErrorReply> Coordinator::Impl::check_update(const std::string& rou
                                                std::to_string(state->round));
   }
   OpenTask& task = *found;
-  if (task.stage() == TaskStage::kClosed && task.outcome() == kNoUpdateBeforeDeadline) {
+  if (task.missed_deadline()) {
     return refuse(ErrorCode::kDeadlineExceeded, "the round's deadline passed before this update arrived");
   }
   if (task.stage() != TaskStage::kTraining) {

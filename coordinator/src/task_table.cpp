@@ -15,6 +15,8 @@ std::optional<TaskStage> next_stage(TaskStage from, TaskEvent::Kind event) {
       return from == TaskStage::kAwaitingReveal ? std::optional(TaskStage::kVerifying) : std::nullopt;
     case Kind::kVerified:
       return from == TaskStage::kVerifying ? std::optional(TaskStage::kReady) : std::nullopt;
+    case Kind::kDeadlinePassed:
+      return from == TaskStage::kTraining ? std::optional(TaskStage::kClosed) : std::nullopt;
     case Kind::kClosed:
       return from != TaskStage::kClosed ? std::optional(TaskStage::kClosed) : std::nullopt;
   }
@@ -32,9 +34,10 @@ bool TaskTable::on(OpenTask& task, const TaskEvent& event) {
   const std::optional<TaskStage> next = next_stage(task.stage_, event.kind);
   if (!next) return false;
   task.stage_ = *next;
-  if (event.kind == TaskEvent::Kind::kClosed) {
+  if (*next == TaskStage::kClosed) {
     task.verdict_ = event.verdict;
     task.outcome_ = event.reason;
+    task.missed_deadline_ = event.kind == TaskEvent::Kind::kDeadlinePassed;
   }
   return true;
 }

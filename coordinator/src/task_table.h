@@ -6,6 +6,7 @@
 //
 //   kTraining --accepted--> kReady
 //   kTraining --awaiting_reveal--> kAwaitingReveal --revealed--> kVerifying --verified--> kReady
+//   kTraining --deadline_passed--> kClosed (rejected: no update before the deadline)
 //   any stage but kClosed --closed(verdict, reason)--> kClosed
 //
 // Any other event is refused and leaves the task as it was.
@@ -55,6 +56,9 @@ struct OpenTask {
   TaskStage stage() const { return stage_; }
   Verdict verdict() const { return verdict_; }  // kPending until closed
   const std::string& outcome() const { return outcome_; }  // why it was not aggregated, once closed
+  // Closed because the round's deadline passed before any update came (a
+  // late update is told so, not called a duplicate).
+  bool missed_deadline() const { return missed_deadline_; }
   bool settled() const { return stage_ == TaskStage::kReady || stage_ == TaskStage::kClosed; }
 
  private:
@@ -62,10 +66,11 @@ struct OpenTask {
   TaskStage stage_ = TaskStage::kTraining;
   Verdict verdict_ = Verdict::kPending;
   std::string outcome_;
+  bool missed_deadline_ = false;
 };
 
 struct TaskEvent {
-  enum class Kind { kAccepted, kAwaitingReveal, kRevealed, kVerified, kClosed };
+  enum class Kind { kAccepted, kAwaitingReveal, kRevealed, kVerified, kDeadlinePassed, kClosed };
   Kind kind;
   Verdict verdict = Verdict::kPending;  // kClosed: rejected, failed or voided
   std::string reason;                   // kClosed: why it will not be aggregated
@@ -74,6 +79,9 @@ struct TaskEvent {
   static TaskEvent awaiting_reveal() { return {Kind::kAwaitingReveal, Verdict::kPending, {}}; }
   static TaskEvent revealed() { return {Kind::kRevealed, Verdict::kPending, {}}; }
   static TaskEvent verified() { return {Kind::kVerified, Verdict::kPending, {}}; }
+  static TaskEvent deadline_passed() {
+    return {Kind::kDeadlinePassed, Verdict::kRejected, "no update before the deadline"};
+  }
   static TaskEvent closed(Verdict verdict, std::string reason) { return {Kind::kClosed, verdict, std::move(reason)}; }
 };
 

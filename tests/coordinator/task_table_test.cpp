@@ -20,7 +20,9 @@ OpenTask task_with_id(uint64_t id, uint8_t key = 1) {
 }
 
 TaskEvent event_of(Kind kind) {
-  return kind == Kind::kClosed ? TaskEvent::closed(Verdict::kRejected, "why") : TaskEvent{kind, Verdict::kPending, {}};
+  if (kind == Kind::kClosed) return TaskEvent::closed(Verdict::kRejected, "why");
+  if (kind == Kind::kDeadlinePassed) return TaskEvent::deadline_passed();
+  return TaskEvent{kind, Verdict::kPending, {}};
 }
 
 // A task brought to `stage` by legal events.
@@ -58,6 +60,7 @@ constexpr Transition kLegal[] = {
     {TaskStage::kTraining, Kind::kAwaitingReveal, TaskStage::kAwaitingReveal},
     {TaskStage::kAwaitingReveal, Kind::kRevealed, TaskStage::kVerifying},
     {TaskStage::kVerifying, Kind::kVerified, TaskStage::kReady},
+    {TaskStage::kTraining, Kind::kDeadlinePassed, TaskStage::kClosed},
     {TaskStage::kTraining, Kind::kClosed, TaskStage::kClosed},
     {TaskStage::kAwaitingReveal, Kind::kClosed, TaskStage::kClosed},
     {TaskStage::kVerifying, Kind::kClosed, TaskStage::kClosed},
@@ -66,7 +69,8 @@ constexpr Transition kLegal[] = {
 
 constexpr TaskStage kStages[] = {TaskStage::kTraining, TaskStage::kAwaitingReveal, TaskStage::kVerifying,
                                  TaskStage::kReady, TaskStage::kClosed};
-constexpr Kind kEvents[] = {Kind::kAccepted, Kind::kAwaitingReveal, Kind::kRevealed, Kind::kVerified, Kind::kClosed};
+constexpr Kind kEvents[] = {Kind::kAccepted, Kind::kAwaitingReveal, Kind::kRevealed,
+                            Kind::kVerified, Kind::kDeadlinePassed, Kind::kClosed};
 
 TEST(TaskTableTest, EveryLegalTransitionMovesTheTask) {
   for (const Transition& t : kLegal) {
@@ -93,7 +97,7 @@ TEST(TaskTableTest, EveryOtherEventIsRefusedAndChangesNothing) {
       ++refused;
     }
   }
-  EXPECT_EQ(refused, 25 - 8);
+  EXPECT_EQ(refused, 30 - 9);
 }
 
 TEST(TaskTableTest, ClosingKeepsTheVerdictAndTheReasonOfTheFirstClose) {
@@ -104,6 +108,23 @@ TEST(TaskTableTest, ClosingKeepsTheVerdictAndTheReasonOfTheFirstClose) {
   EXPECT_FALSE(TaskTable::on(task, TaskEvent::closed(Verdict::kVoided, "later")));
   EXPECT_EQ(task.verdict(), Verdict::kFailed);
   EXPECT_EQ(task.outcome(), "audit failed: segment 3");
+}
+
+// A late update is told the deadline passed; a task closed for another
+// reason is not taken for a missed deadline.
+TEST(TaskTableTest, OnlyADeadlinePassedWhileTrainingIsAMissedDeadline) {
+  OpenTask late = task_in(TaskStage::kTraining);
+  ASSERT_TRUE(TaskTable::on(late, TaskEvent::deadline_passed()));
+  EXPECT_TRUE(late.missed_deadline());
+  EXPECT_EQ(late.verdict(), Verdict::kRejected);
+  EXPECT_EQ(late.outcome(), "no update before the deadline");
+
+  OpenTask left = task_in(TaskStage::kTraining);
+  ASSERT_TRUE(TaskTable::on(left, TaskEvent::closed(Verdict::kRejected, "no update before the deadline")));
+  EXPECT_FALSE(left.missed_deadline());
+  OpenTask ready = task_in(TaskStage::kReady);
+  EXPECT_FALSE(TaskTable::on(ready, TaskEvent::deadline_passed()));
+  EXPECT_FALSE(ready.missed_deadline());
 }
 
 TEST(TaskTableTest, TasksAreFoundByIdAndByWorkerAndListedInIdOrder) {
