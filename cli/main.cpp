@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cohort/version.h"
 #include "commands.h"
 
 namespace {
@@ -57,7 +58,7 @@ int main(int argc, char** argv) {
   if (command == "keygen") return keygen_command(args);
   if (command == "ledger") return ledger_command(args);
   if (command == "version" || command == "--version") {
-    std::cout << "cohort 0.1.0\n";
+    std::cout << cohort::kSoftwareVersion << "\n";
     return kExitOk;
   }
   if (command == "help" || command == "--help" || command == "-h") {

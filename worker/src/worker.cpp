@@ -21,6 +21,7 @@
 #include "cohort/tensor_codec.h"
 #include "cohort/training.h"
 #include "cohort/transport.h"
+#include "cohort/version.h"
 #include "cohort/wire.h"
 #include "connection_watches.h"
 #include "momentum_store.h"
@@ -440,7 +441,7 @@ Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& g
   hello.device = DeviceInfo{device.is_cuda() ? DeviceKind::kCuda : DeviceKind::kCpu, device.str(),
                             static_cast<uint32_t>(at::get_num_threads()), 0};
   hello.dataset = describe(options, data);
-  hello.software = "cohort 0.1.0";
+  hello.software = kSoftwareVersion;
   COHORT_RETURN_IF_ERROR(send_message(socket, {hello}).status());
   log.info("connecting to " + options.coordinator + " with " + std::to_string(data.count) +
            " local samples on " + device.str());
