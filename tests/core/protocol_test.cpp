@@ -130,7 +130,7 @@ Receipt sample_receipt() {
 }
 
 RoundResult sample_round_result() {
-  return RoundResult{12, true, "late by 3 s", 0.8867, 0.3125, 5, bytes32(0x90)};
+  return RoundResult{12, true, "late by 3 s", 0.8867, 0.3125, 5, bytes32(0x90), {}};
 }
 
 ErrorReply sample_error() {
@@ -186,12 +186,12 @@ TEST(ProtocolRoundTripTest, Hello) {
 }
 
 TEST(ProtocolRoundTripTest, Welcome) {
-  Message m = Welcome{3, "fashion-fedavg", 50};
+  Message m = Welcome{3, "fashion-fedavg", 50, {}, {}};
   EXPECT_EQ(round_trip(m), m);
 }
 
 TEST(ProtocolRoundTripTest, WelcomeWithTheWorkersReceipts) {
-  Welcome welcome{3, "fashion-fedavg", 50};
+  Welcome welcome{3, "fashion-fedavg", 50, {}, {}};
   welcome.receipts = {sample_receipt(), sample_receipt()};
   welcome.receipts[1].task_id = 99;
   Message m = welcome;
@@ -199,7 +199,7 @@ TEST(ProtocolRoundTripTest, WelcomeWithTheWorkersReceipts) {
 }
 
 TEST(ProtocolDecodeTest, WelcomeWithMoreReceiptsThanTheListLimitIsRefused) {
-  Welcome welcome{.worker_index = 3, .job_name = "job", .rounds = 5};
+  Welcome welcome{3, "job", 5, {}, {}};
   welcome.receipts.assign(3, sample_receipt());
   DecodeLimits limits;
   limits.max_list_entries = 2;

@@ -42,7 +42,7 @@ TEST_F(WireTest, MessageWithPayloadArrivesWithRoutingIdAndFrames) {
   EXPECT_EQ(in->bytes, *sent + in->routing_id->size());
 
   // A reply through the routing id reaches the dealer.
-  ASSERT_TRUE(send_message(router_, {Welcome{3, "job", 2}}, &*in->routing_id).ok());
+  ASSERT_TRUE(send_message(router_, {Welcome{3, "job", 2, {}, {}}}, &*in->routing_id).ok());
   auto reply = receive_message(dealer_, false, milliseconds(2000));
   ASSERT_TRUE(reply && reply->message.ok());
   EXPECT_EQ(std::get<Welcome>(reply->message.value()).worker_index, 3u);
