@@ -22,22 +22,6 @@ Result<Verdict> parse_verdict(std::string_view name) {
   return Status::invalid_argument("unknown verdict '" + std::string(name) + "'");
 }
 
-std::vector<uint8_t> Receipt::signed_bytes() const {
-  return CanonicalBytes("cohort-receipt-v1")
-      .u32(round)
-      .u64(task_id)
-      .bytes(worker)
-      .bytes(update_hash)
-      .u32(static_cast<uint32_t>(verdict))
-      .text(reason)
-      .i64(reward)
-      .i64(slashed)
-      .u64(chain_seq)
-      .bytes(chain_hash)
-      .bytes(coordinator)
-      .data();
-}
-
 bool verify_receipt(const Receipt& receipt) {
   return verify_signature(receipt.coordinator, receipt.signed_bytes(), receipt.signature);
 }
