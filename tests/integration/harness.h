@@ -26,34 +26,11 @@
 #include <thread>
 #include <vector>
 
+#include "support/scratch_dir.h"
+
 extern char** environ;
 
 namespace cohort::testing {
-
-// A scratch directory removed at the end of the test.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            ("cohort-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  // COHORT_KEEP_SCRATCH=1 keeps the directory (and says where) for a look
-  // at a failed test's logs, job files and ledgers.
-  ~ScratchDir() {
-    if (const char* keep = std::getenv("COHORT_KEEP_SCRATCH"); keep != nullptr && std::string(keep) == "1") {
-      std::cerr << "kept " << path_ << "\n";
-      return;
-    }
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 // Whether a process runs in the test's process group or leads one of its
 // own (as a command started from a shell does, so that a terminal's Ctrl-C

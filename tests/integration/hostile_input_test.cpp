@@ -16,6 +16,7 @@
 #include "cohort/transport.h"
 #include "cohort/wire.h"
 #include "harness.h"
+#include "support/hand_worker.h"
 
 namespace cohort::testing {
 namespace {
@@ -43,74 +44,26 @@ listen = "ipc://)" + (dir / "coordinator.sock").string() + R"("
 )" + network_extra + "\n[aggregation]\n" + aggregation + "\n";
 }
 
-// A worker driven by hand over CURVE (the coordinator's key is read from
-// the file it publishes); it signs what it sends with its own key.
-class RawClient {
- public:
-  RawClient(const std::string& endpoint, const std::filesystem::path& output_dir)
-      : identity_(Identity::generate()), socket_(context_, zmq::socket_type::dealer) {
-    socket_.set(zmq::sockopt::linger, 0);
-    Result<PublicKey> coordinator = parse_public_key(coordinator_key(output_dir));
-    EXPECT_TRUE(coordinator.ok()) << coordinator.status().to_string();
-    if (coordinator.ok()) {
-      EXPECT_TRUE(make_curve_client(socket_, identity_, *coordinator).ok());
-    }
-    socket_.connect(endpoint);
-  }
+// The coordinator's key, from the file it publishes in `output_dir`.
+PublicKey published_key(const std::filesystem::path& output_dir) {
+  Result<PublicKey> key = parse_public_key(coordinator_key(output_dir));
+  EXPECT_TRUE(key.ok()) << key.status().to_string();
+  return key.ok() ? *key : PublicKey{};
+}
 
-  Hello hello() const {
-    Hello hello;
-    hello.worker_key = identity_.public_key();
-    hello.device.name = "cpu";
-    hello.dataset = DatasetInfo{"fashion-mnist", 60000, 10};
-    return hello;
-  }
-
-  Update signed_update(Update update) const {
-    update.signature = identity_.sign(update_signing_bytes(update, identity_.public_key()));
-    return update;
-  }
-
-  void send_raw(const std::string& bytes) { socket_.send(zmq::buffer(bytes)); }
-  zmq::socket_t& socket() { return socket_; }
-  void send(Message message, std::vector<zmq::message_t> payload = {}) {
-    ASSERT_TRUE(send_message(socket_, {std::move(message), std::move(payload)}).ok());
-  }
-  void send_bytes(const std::vector<uint8_t>& envelope) {
-    socket_.send(zmq::buffer(envelope.data(), envelope.size()));
-  }
-
-  // The next message, which must decode.
-  Incoming next(milliseconds timeout = milliseconds(60000)) {
-    auto in = receive_message(socket_, false, timeout);
-    EXPECT_TRUE(in.has_value()) << "no reply from the coordinator";
-    if (!in) return Incoming{};
-    EXPECT_TRUE(in->message.ok()) << in->message.status().to_string();
-    return std::move(*in);
-  }
-
-  ErrorCode next_error_code() {
-    Incoming in = next();
-    if (!in.message.ok()) return ErrorCode::kInternal;
-    auto* error = std::get_if<ErrorReply>(&in.message.value());
-    EXPECT_NE(error, nullptr) << "expected an error, got " << message_kind(in.message.value());
-    return error ? error->code : ErrorCode::kInternal;
-  }
-
- private:
-  Identity identity_;
-  zmq::context_t context_;
-  zmq::socket_t socket_;
+struct OwnContext {
+  zmq::context_t context;
 };
 
-Update update_for(const Task& task) {
-  Update update;
-  update.round = task.round;
-  update.task_id = task.task_id;
-  update.num_samples = 32;
-  update.base_model_hash = task.model.digest;
-  return update;
-}
+// A hand-driven worker over CURVE, each with its own ZeroMQ context as a
+// separate process would have.
+class RawClient : private OwnContext, public HandWorker {
+ public:
+  RawClient(const std::string& endpoint, const std::filesystem::path& output_dir)
+      : HandWorker(context, endpoint, published_key(output_dir)) {}
+};
+
+Update update_for(const Task& task) { return HandWorker::update_for(task); }
 
 TEST(HostileInput, CoordinatorAnswersEachBadMessageWithATypedErrorAndFinishesTheJob) {
   ScratchDir dir;
