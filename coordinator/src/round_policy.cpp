@@ -50,7 +50,10 @@ class PipelinePolicy final : public RoundPolicy {
     Result<AggregationResult> result = pipeline_.run(at::stack(updates.rows), updates.weights, context);
     if (!result.ok()) return result.status().with_context("aggregation failed");
     previous_ = result->aggregate;
-    global.add_(result->aggregate, server_learning_rate_);
+    // A new tensor, not add_(): the model's last payload borrows the old
+    // one's memory (tensor_codec.h), and ZeroMQ may still be sending it, or
+    // (inproc) a worker in this process may still be reading it.
+    global = global.add(result->aggregate, server_learning_rate_);
     RoundStep step;
     step.model_updated = true;
     step.row_weights = std::move(result->row_weights);

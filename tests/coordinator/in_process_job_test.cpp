@@ -1,0 +1,357 @@
+// The coordinator in the test's own process (issue 13): its workers are
+// driven by hand from the test (HandWorker) or run as threads (run_worker),
+// over ZeroMQ's inproc transport. Nothing is spawned, so a round, a late
+// update, a reconnect, a quorum miss and a failed audit each take about a
+// second, and each step is checked as it happens.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <atomic>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "cohort/aggregation.h"
+#include "cohort/cheats.h"
+#include "cohort/config.h"
+#include "cohort/coordinator.h"
+#include "cohort/proof_of_learning.h"
+#include "cohort/worker.h"
+#include "support/hand_worker.h"
+#include "support/scratch_dir.h"
+
+namespace cohort::testing {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Proof-of-learning tasks need deterministic CPU kernels, chosen before the
+// process's first tensor operation: the environment runs before every test.
+class DeterministicTraining : public ::testing::Environment {
+ public:
+  void SetUp() override { ASSERT_TRUE(use_deterministic_cpu_training().ok()); }
+};
+const auto* const kDeterministic = ::testing::AddGlobalTestEnvironment(new DeterministicTraining);
+
+struct JobShape {
+  int rounds = 1;
+  int min_workers = 2;
+  int min_updates = 1;
+  double deadline_seconds = 30;
+  std::string more_toml;  // more tables ([proof], [ledger])
+};
+
+// A job of `shape` on Fashion-MNIST with the mlp (a small evaluation set),
+// listening on `endpoint` without CURVE.
+std::string job_toml(const std::filesystem::path& output_dir, const std::string& endpoint, const JobShape& shape) {
+  return R"(
+[job]
+name = "in-process"
+rounds = )" + std::to_string(shape.rounds) + R"(
+output_dir = ")" + output_dir.string() + R"("
+[model]
+name = "mlp"
+[data]
+eval_samples = 200
+[training]
+local_steps = 20
+[round]
+min_workers = )" + std::to_string(shape.min_workers) + R"(
+min_updates = )" + std::to_string(shape.min_updates) + R"(
+deadline_seconds = )" + std::to_string(shape.deadline_seconds) + R"(
+registration_timeout_seconds = 60
+[network]
+listen = ")" + endpoint + R"("
+curve = false
+)" + shape.more_toml;
+}
+
+// A coordinator running its job on a thread of this process.
+class InProcessJob {
+ public:
+  explicit InProcessJob(const JobShape& shape) : endpoint_("inproc://job-" + std::to_string(next_id_++)) {
+    register_builtin_rules(rules_);
+    Result<JobConfig> config = parse_job_config(job_toml(output_dir(), endpoint_, shape), "in-process.toml");
+    EXPECT_TRUE(config.ok()) << config.status().to_string();
+    if (!config.ok()) return;
+    auto created = Coordinator::create(context_, *config, rules_, log_);
+    EXPECT_TRUE(created.ok()) << created.status().to_string();
+    if (!created.ok()) return;
+    coordinator_ = std::move(*created);
+    thread_ = std::jthread([this](std::stop_token stop) { summary_ = coordinator_->run({}, stop); });
+  }
+
+  bool started() const { return coordinator_ != nullptr; }
+  zmq::context_t& context() { return context_; }
+  const std::string& endpoint() const { return endpoint_; }
+  std::filesystem::path output_dir() const { return dir_.path() / "out"; }
+  const ScratchDir& dir() const { return dir_; }
+
+  // Waits for the job to end.
+  Result<JobSummary> finish() {
+    if (thread_.joinable()) thread_.join();
+    return summary_;
+  }
+  std::string log() const { return log_text_.str(); }  // after finish()
+
+  std::vector<nlohmann::json> metrics() const {
+    std::vector<nlohmann::json> rounds;
+    std::ifstream in(output_dir() / "metrics.jsonl");
+    for (std::string line; std::getline(in, line);) rounds.push_back(nlohmann::json::parse(line));
+    return rounds;
+  }
+
+ private:
+  static inline std::atomic<int> next_id_{0};
+  ScratchDir dir_;
+  std::string endpoint_;
+  zmq::context_t context_;
+  RuleRegistry rules_;
+  std::ostringstream log_text_;
+  Logger log_{log_text_, LogLevel::kInfo, "coordinator"};
+  std::unique_ptr<Coordinator> coordinator_;
+  Result<JobSummary> summary_ = Status::internal("the job has not ended");
+  std::jthread thread_;  // last: stopped and joined before the rest goes
+};
+
+// A task and the model it carries.
+struct ReceivedTask {
+  Task task;
+  at::Tensor model;
+};
+
+// Registers `worker` and waits for its Welcome.
+std::optional<Welcome> register_worker(HandWorker& worker) {
+  worker.send(worker.hello());
+  return worker.next_as<Welcome>();
+}
+
+// The next message to `worker`, which must be a task, and the model it carries.
+std::optional<ReceivedTask> next_task(HandWorker& worker) {
+  Incoming in = worker.next();
+  if (!in.message.ok() || !std::holds_alternative<Task>(in.message.value())) {
+    ADD_FAILURE() << "expected a task";
+    return std::nullopt;
+  }
+  Task task = std::get<Task>(in.message.value());
+  Result<DecodedPayload> model = decode_payload(task.model, std::move(in.payload), PayloadLimits{});
+  EXPECT_TRUE(model.ok()) << model.status().to_string();
+  if (!model.ok()) return std::nullopt;
+  return ReceivedTask{std::move(task), model->flat};
+}
+
+// Registers both workers (a round starts once both are in), then returns
+// their first tasks.
+std::pair<std::optional<ReceivedTask>, std::optional<ReceivedTask>> start_round(HandWorker& a, HandWorker& b) {
+  if (!register_worker(a) || !register_worker(b)) return {};
+  std::optional<ReceivedTask> task_a = next_task(a);
+  return {std::move(task_a), next_task(b)};
+}
+
+at::Tensor filled(const ReceivedTask& task, float value) { return at::full({task.model.numel()}, value); }
+
+TEST(InProcessJob, ARoundAveragesTheUpdatesIntoTheNextModelAndEndsWithBye) {
+  InProcessJob job({});
+  ASSERT_TRUE(job.started());
+  HandWorker a(job.context(), job.endpoint());
+  HandWorker b(job.context(), job.endpoint());
+  auto [task_a, task_b] = start_round(a, b);
+  ASSERT_TRUE(task_a && task_b);
+  EXPECT_NE(task_a->task.task_id, task_b->task.task_id);
+  EXPECT_TRUE(at::equal(task_a->model, task_b->model));
+
+  a.send_update(task_a->task, filled(*task_a, 0.01f));
+  b.send_update(task_b->task, filled(*task_b, 0.03f));
+  std::optional<RoundResult> result_a = a.next_as<RoundResult>();
+  std::optional<RoundResult> result_b = b.next_as<RoundResult>();
+  ASSERT_TRUE(result_a && result_b);
+  EXPECT_TRUE(result_a->accepted) << result_a->reason;
+  EXPECT_TRUE(result_b->accepted) << result_b->reason;
+  EXPECT_EQ(result_a->participants, 2u);
+  EXPECT_TRUE(a.next_as<Bye>().has_value());
+  EXPECT_TRUE(b.next_as<Bye>().has_value());
+
+  Result<JobSummary> summary = job.finish();
+  ASSERT_TRUE(summary.ok()) << summary.status().to_string() << job.log();
+  EXPECT_EQ(summary->rounds_completed, 1);
+  // Equal sample counts: FedAvg's aggregate is the plain mean, 0.02.
+  Result<Checkpoint> checkpoint = read_checkpoint(job.output_dir() / "model.ckpt");
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().to_string();
+  // (task_a->model borrows the frames the coordinator sent over inproc: the
+  // aggregation must not have written into them.)
+  EXPECT_TRUE(at::allclose(checkpoint->flat, task_a->model + 0.02, 1e-6, 1e-6));
+  EXPECT_EQ(result_a->model_hash, checkpoint->digest);
+  ASSERT_EQ(job.metrics().size(), 1u);
+  EXPECT_EQ(job.metrics()[0]["accepted"], 2);
+}
+
+TEST(InProcessJob, AWorkerSilentPastTheDeadlineIsLeftOutAndItsLateUpdateRefused) {
+  JobShape shape;
+  shape.rounds = 2;
+  shape.deadline_seconds = 1;
+  InProcessJob job(shape);
+  ASSERT_TRUE(job.started());
+  HandWorker prompt(job.context(), job.endpoint());
+  HandWorker late(job.context(), job.endpoint());
+  auto [prompt_task, late_task] = start_round(prompt, late);
+  ASSERT_TRUE(prompt_task && late_task);
+  prompt.send_update(prompt_task->task);
+
+  std::optional<RoundResult> late_result = late.next_as<RoundResult>(milliseconds(20000));
+  ASSERT_TRUE(late_result.has_value());
+  EXPECT_FALSE(late_result->accepted);
+  EXPECT_EQ(late_result->reason, "no update before the deadline");
+  std::optional<RoundResult> prompt_result = prompt.next_as<RoundResult>();
+  ASSERT_TRUE(prompt_result.has_value());
+  EXPECT_TRUE(prompt_result->accepted);
+
+  // Round 2 has begun: the round-1 update is too late to count.
+  std::optional<Task> round2_late = late.next_as<Task>();
+  ASSERT_TRUE(round2_late.has_value());
+  EXPECT_EQ(round2_late->round, 2u);
+  late.send_update(late_task->task);
+  EXPECT_EQ(late.next_error_code(), ErrorCode::kWrongRound);
+  late.send_update(*round2_late);
+  std::optional<Task> round2_prompt = prompt.next_as<Task>();
+  ASSERT_TRUE(round2_prompt.has_value());
+  prompt.send_update(*round2_prompt);
+  std::optional<RoundResult> late_round2 = late.next_as<RoundResult>();
+  ASSERT_TRUE(late_round2.has_value());
+  EXPECT_TRUE(late_round2->accepted) << late_round2->reason;
+
+  Result<JobSummary> summary = job.finish();
+  ASSERT_TRUE(summary.ok()) << summary.status().to_string() << job.log();
+  const std::vector<nlohmann::json> rounds = job.metrics();
+  ASSERT_EQ(rounds.size(), 2u);
+  EXPECT_EQ(rounds[0]["accepted"], 1);
+  EXPECT_EQ(rounds[1]["accepted"], 2);
+}
+
+TEST(InProcessJob, AWorkerThatReconnectsMidTaskKeepsItsIndexAndServesTheNextRound) {
+  JobShape shape;
+  shape.rounds = 2;
+  InProcessJob job(shape);
+  ASSERT_TRUE(job.started());
+  HandWorker steady(job.context(), job.endpoint());
+  std::array<uint8_t, 32> seed{};
+  seed.fill(7);
+  auto first_connection =
+      std::make_unique<HandWorker>(job.context(), job.endpoint(), std::nullopt, Identity::from_seed(seed));
+  ASSERT_TRUE(register_worker(steady).has_value());
+  std::optional<Welcome> first_welcome = register_worker(*first_connection);
+  ASSERT_TRUE(first_welcome.has_value());
+  std::optional<ReceivedTask> steady_task = next_task(steady);
+  ASSERT_TRUE(steady_task && next_task(*first_connection));
+
+  // The same key on a new connection, before sending its update.
+  HandWorker again(job.context(), job.endpoint(), std::nullopt, Identity::from_seed(seed));
+  first_connection.reset();
+  again.send(again.hello());
+  std::optional<Welcome> welcome = again.next_as<Welcome>();
+  ASSERT_TRUE(welcome.has_value());
+  EXPECT_EQ(welcome->worker_index, first_welcome->worker_index);
+
+  steady.send_update(steady_task->task);
+  ASSERT_TRUE(steady.next_as<RoundResult>().has_value());
+  // Round 1 closed without the reconnected worker; round 2 reaches its new
+  // connection (a round-1 result may come first).
+  std::optional<Task> round2;
+  for (int i = 0; i < 2 && !round2; ++i) {
+    Incoming in = again.next();
+    if (in.message.ok() && std::holds_alternative<Task>(in.message.value())) round2 = std::get<Task>(in.message.value());
+  }
+  ASSERT_TRUE(round2.has_value());
+  EXPECT_EQ(round2->round, 2u);
+  again.send_update(*round2);
+  std::optional<Task> steady_round2 = steady.next_as<Task>();
+  ASSERT_TRUE(steady_round2.has_value());
+  steady.send_update(*steady_round2);
+  std::optional<RoundResult> result = again.next_as<RoundResult>();
+  ASSERT_TRUE(result.has_value());
+  EXPECT_TRUE(result->accepted) << result->reason;
+
+  ASSERT_TRUE(job.finish().ok()) << job.log();
+  const std::vector<nlohmann::json> rounds = job.metrics();
+  ASSERT_EQ(rounds.size(), 2u);
+  EXPECT_EQ(rounds[0]["accepted"], 1);
+  ASSERT_EQ(rounds[0]["not_aggregated"].size(), 1u);
+  EXPECT_EQ(rounds[0]["not_aggregated"][0]["reason"], "the worker registered again before sending its update");
+  EXPECT_EQ(rounds[1]["accepted"], 2);
+}
+
+TEST(InProcessJob, TooFewUpdatesLeaveTheModelAsItWas) {
+  JobShape shape;
+  shape.min_updates = 2;
+  shape.deadline_seconds = 1;
+  InProcessJob job(shape);
+  ASSERT_TRUE(job.started());
+  HandWorker sender(job.context(), job.endpoint());
+  HandWorker silent(job.context(), job.endpoint());
+  auto [task, silent_task] = start_round(sender, silent);
+  ASSERT_TRUE(task && silent_task);
+  sender.send_update(task->task, filled(*task, 0.5f));
+  ASSERT_TRUE(sender.next_as<RoundResult>(milliseconds(20000)).has_value());
+
+  ASSERT_TRUE(job.finish().ok()) << job.log();
+  const std::vector<nlohmann::json> rounds = job.metrics();
+  ASSERT_EQ(rounds.size(), 1u);
+  EXPECT_FALSE(rounds[0]["model_updated"].get<bool>());
+  Result<Checkpoint> checkpoint = read_checkpoint(job.output_dir() / "model.ckpt");
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().to_string();
+  EXPECT_TRUE(at::equal(checkpoint->flat, task->model));
+}
+
+// Real workers on threads: every task audited; the one that skips half of
+// its steps is caught, slashed and banned, the honest one passes and is paid.
+TEST(InProcessJob, AWorkerFailingItsAuditIsSlashedWhileTheHonestOneIsPaid) {
+  JobShape shape;
+  shape.more_toml = R"(
+[proof]
+segment_steps = 10
+audit_probability = 1.0
+segments_per_audit = 1
+[ledger]
+registration_grant = 1000
+reward_per_round = 10
+)";
+  InProcessJob job(shape);
+  ASSERT_TRUE(job.started());
+  Result<Cheat> skip_half = parse_cheat("skip-half");
+  ASSERT_TRUE(skip_half.ok());
+  std::vector<Result<WorkerSummary>> summaries(2, Status::internal("not run"));
+  std::vector<std::ostringstream> logs(2);
+  {
+    std::vector<std::jthread> workers;
+    for (int i = 0; i < 2; ++i) {
+      workers.emplace_back([&, i] {
+        WorkerOptions options;
+        options.coordinator = job.endpoint();
+        options.curve = false;
+        options.idle_timeout = std::chrono::seconds(60);
+        options.state_dir = job.dir().path() / ("worker-" + std::to_string(i));
+        if (i == 1) options.cheat = *skip_half;
+        Logger log(logs[i], LogLevel::kInfo, "worker");
+        summaries[i] = run_worker(job.context(), options, Identity::generate(), log);
+      });
+    }
+  }
+  Result<JobSummary> summary = job.finish();
+  ASSERT_TRUE(summary.ok()) << summary.status().to_string() << job.log();
+  const std::vector<nlohmann::json> rounds = job.metrics();
+  ASSERT_EQ(rounds.size(), 1u);
+  EXPECT_EQ(rounds[0]["audited"], 2) << rounds[0];
+  EXPECT_EQ(rounds[0]["audits_failed"], 1) << rounds[0];
+  EXPECT_EQ(rounds[0]["paid"], 10'000'000) << rounds[0];      // the round's whole reward, in micro-tokens
+  EXPECT_EQ(rounds[0]["slashed"], 1000'000'000) << rounds[0];  // the cheater's whole grant
+  ASSERT_TRUE(summaries[0].ok()) << summaries[0].status().to_string() << logs[0].str();
+  EXPECT_EQ(summaries[0]->receipts, 1) << logs[0].str();
+  EXPECT_GT(summaries[0]->reward, 0);
+  ASSERT_TRUE(summaries[1].ok()) << summaries[1].status().to_string() << logs[1].str();
+  EXPECT_NE(summaries[1]->exit_reason.find("banned"), std::string::npos) << summaries[1]->exit_reason;
+}
+
+}  // namespace
+}  // namespace cohort::testing
