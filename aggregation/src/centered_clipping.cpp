@@ -9,7 +9,7 @@
 #include <ATen/ATen.h>
 
 #include "coordinatewise_rules.h"
-#include "number_text.h"
+#include "cohort/number_text.h"
 #include "selection.h"
 
 namespace cohort {

@@ -4,7 +4,7 @@
 // passed through unchanged.
 #include <ATen/ATen.h>
 
-#include "number_text.h"
+#include "cohort/number_text.h"
 #include "pre_aggregators.h"
 
 namespace cohort {

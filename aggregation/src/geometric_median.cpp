@@ -11,7 +11,7 @@
 #include <algorithm>
 
 #include "coordinatewise_rules.h"
-#include "number_text.h"
+#include "cohort/number_text.h"
 #include "selection.h"
 
 namespace cohort {

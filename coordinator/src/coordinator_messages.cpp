@@ -1,6 +1,5 @@
-#include <cstdio>
-
 #include "cohort/duration.h"
+#include "cohort/number_text.h"
 #include "cohort/reveal_payload.h"
 #include "cohort/tensor_codec.h"
 #include "cohort/wire.h"
@@ -8,13 +7,6 @@
 
 namespace cohort {
 namespace {
-
-// A number as a person writes it: "50", "0.5", "1e+06".
-std::string short_number(double value) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%g", value);
-  return text;
-}
 
 constexpr std::chrono::milliseconds kStopPollInterval{100};
 
@@ -88,7 +80,7 @@ bool Coordinator::Impl::admitted(const std::string& routing_id, RoundState* stat
     case RateLimiter::Decision::kRefuseAndTell:
       reject(routing_id, state,
              ErrorReply{ErrorCode::kRateLimited,
-                        "more than " + short_number(config_.network.messages_per_second) +
+                        "more than " + number_text(config_.network.messages_per_second) +
                             " messages per second (burst " + std::to_string(config_.network.message_burst) +
                             "): messages are dropped until the rate falls",
                         0, 0});
@@ -108,8 +100,8 @@ Status Coordinator::Impl::check_norm(const at::Tensor& flat) const {
   if (limit <= 0.0) return Status();
   const double norm = flat.norm().item<double>();
   if (norm <= limit) return Status();
-  return Status::invalid_argument("the update's L2 norm " + short_number(norm) +
-                                  " is above aggregation.max_update_norm = " + short_number(limit));
+  return Status::invalid_argument("the update's L2 norm " + number_text(norm) +
+                                  " is above aggregation.max_update_norm = " + number_text(limit));
 }
 
 std::optional<std::string> Coordinator::Impl::impersonation(const std::string& routing_id, const Message& message,

@@ -21,6 +21,7 @@
 
 #include "cohort/duration.h"
 #include "cohort/endpoint.h"
+#include "cohort/number_text.h"
 
 namespace cohort {
 namespace {
@@ -40,13 +41,6 @@ Status key_error(std::string_view origin, std::string_view key, std::string_view
   std::string message(origin);
   message.append(": ").append(key).append(": ").append(problem);
   return Status::invalid_argument(std::move(message));
-}
-
-// Shortest text that parses back to the same double ("0.1", "1e+300").
-std::string format_double(double value) {
-  char buffer[32];  // the longest shortest-form double is 24 characters
-  const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
-  return std::string(buffer, result.ptr);
 }
 
 double in_tokens(Amount amount) { return static_cast<double>(amount) / kMicrosPerToken; }
@@ -123,15 +117,15 @@ std::string describe(const DoubleRange& range) {
   const bool has_min = std::isfinite(range.min);
   const bool has_max = std::isfinite(range.max);
   if (has_min && has_max) {
-    return std::string("in ") + (range.min_open ? "(" : "[") + format_double(range.min) + ", " +
-           format_double(range.max) + (range.max_open ? ")" : "]");
+    return std::string("in ") + (range.min_open ? "(" : "[") + number_text(range.min) + ", " +
+           number_text(range.max) + (range.max_open ? ")" : "]");
   }
-  if (has_min) return (range.min_open ? "> " : ">= ") + format_double(range.min);
-  return (range.max_open ? "< " : "<= ") + format_double(range.max);
+  if (has_min) return (range.min_open ? "> " : ">= ") + number_text(range.min);
+  return (range.max_open ? "< " : "<= ") + number_text(range.max);
 }
 
 std::string problem_with(const DoubleRange& range, double value) {
-  const std::string got = ", got " + format_double(value);
+  const std::string got = ", got " + number_text(value);
   if (!std::isfinite(value)) return "must be finite" + got;
   const bool above = range.min_open ? value > range.min : value >= range.min;
   const bool below = range.max_open ? value < range.max : value <= range.max;
@@ -170,7 +164,7 @@ Result<Amount> amount_of(const toml::node& node) {
   const double tokens = number->get();
   if (std::isnan(tokens)) return Status::invalid_argument("amount nan is not a number of tokens");
   if (tokens >= 0x1p63 / kMicrosPerToken) {
-    return Status::invalid_argument("amount " + format_double(tokens) + " is too large (at most " +
+    return Status::invalid_argument("amount " + number_text(tokens) + " is too large (at most " +
                                     format_amount(std::numeric_limits<Amount>::max()) + " tokens)");
   }
   char buffer[64];
@@ -186,7 +180,7 @@ Result<std::string> scalar_text(const toml::node& node) {
   if (const auto* number = node.as_floating_point()) {
     const std::string problem = problem_with(DoubleRange{}, number->get());
     if (!problem.empty()) return Status::invalid_argument(problem);
-    return format_double(number->get());
+    return number_text(number->get());
   }
   return Status::invalid_argument(type_problem("string, integer, float or boolean", node));
 }
@@ -462,7 +456,7 @@ Status check_relations(const JobConfig& c, std::string_view origin) {
   const Relation relations[] = {
       {c.training.local_steps > 0 && c.training.local_epochs > 0, "training.local_epochs",
        "must be 0 when training.local_steps > 0 (set one of them), got " +
-           format_double(c.training.local_epochs)},
+           number_text(c.training.local_epochs)},
       {c.data.dataset == "idx" && c.data.test_images.empty(), "data.test_images",
        "required when data.dataset = \"idx\""},
       {c.data.dataset == "idx" && c.data.test_labels.empty(), "data.test_labels",
@@ -483,9 +477,9 @@ Status check_relations(const JobConfig& c, std::string_view origin) {
       {c.proof.segment_steps > 0 &&
            slashable < minimum_slashable_stake(c) - 1e-9,
        "ledger.min_stake",
-       "too small to make cheating a loss: slash_fraction * min_stake = " + format_double(slashable) +
+       "too small to make cheating a loss: slash_fraction * min_stake = " + number_text(slashable) +
            " but the stake rule needs >= " +
-           format_double(minimum_slashable_stake(c)) +
+           number_text(minimum_slashable_stake(c)) +
            " (reward_per_round * (1 / (audit_probability * d) - 1), docs/LEDGER.md)"},
       {c.network.curve && c.network.listen.starts_with("inproc://"), "network.listen",
        "inproc:// connections carry no CURVE security; use tcp:// or ipc://, or set network.curve = false"},

@@ -1,24 +1,16 @@
 #include "cohort/duration.h"
 
-#include <charconv>
 #include <cmath>
 #include <limits>
 
+#include "cohort/number_text.h"
+
 namespace cohort {
-namespace {
-
-std::string shortest(double value) {
-  char buffer[32];
-  const auto end = std::to_chars(buffer, buffer + sizeof buffer, value).ptr;
-  return std::string(buffer, end);
-}
-
-}  // namespace
 
 std::string duration_problem(double seconds) {
   if (std::isfinite(seconds) && seconds > 0 && seconds <= kMaxDurationSeconds) return {};
-  return "must be in (0, " + shortest(kMaxDurationSeconds) + "] seconds (at most a year), got " +
-         shortest(seconds);
+  return "must be in (0, " + number_text(kMaxDurationSeconds) + "] seconds (at most a year), got " +
+         number_text(seconds);
 }
 
 std::chrono::steady_clock::time_point steady_deadline(double seconds, std::chrono::steady_clock::time_point now) {

@@ -8,7 +8,7 @@
 
 #include "attack_common.h"
 #include "attack_factories.h"
-#include "number_text.h"
+#include "cohort/number_text.h"
 
 namespace cohort {
 namespace {
