@@ -184,8 +184,9 @@ TEST(InProcessJob, ARoundAveragesTheUpdatesIntoTheNextModelAndEndsWithBye) {
   // aggregation must not have written into them.)
   EXPECT_TRUE(at::allclose(checkpoint->flat, task_a->model + 0.02, 1e-6, 1e-6));
   EXPECT_EQ(result_a->model_hash, checkpoint->digest);
-  ASSERT_EQ(job.metrics().size(), 1u);
-  EXPECT_EQ(job.metrics()[0]["accepted"], 2);
+  const std::vector<nlohmann::json> rounds = job.metrics();
+  ASSERT_EQ(rounds.size(), 1u);
+  EXPECT_EQ(rounds[0]["accepted"], 2);
 }
 
 TEST(InProcessJob, AWorkerSilentPastTheDeadlineIsLeftOutAndItsLateUpdateRefused) {

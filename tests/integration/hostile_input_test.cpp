@@ -63,8 +63,6 @@ class RawClient : private OwnContext, public HandWorker {
       : HandWorker(context, endpoint, published_key(output_dir)) {}
 };
 
-Update update_for(const Task& task) { return HandWorker::update_for(task); }
-
 TEST(HostileInput, CoordinatorAnswersEachBadMessageWithATypedErrorAndFinishesTheJob) {
   ScratchDir dir;
   write_file(dir.path() / "job.toml", job_toml(dir.path()));
@@ -80,7 +78,7 @@ TEST(HostileInput, CoordinatorAnswersEachBadMessageWithATypedErrorAndFinishesThe
   EXPECT_EQ(client.next_error_code(), ErrorCode::kUnsupportedVersion);
   Task fake_task;
   fake_task.round = 1;
-  client.send(update_for(fake_task));
+  client.send(HandWorker::update_for(fake_task));
   EXPECT_EQ(client.next_error_code(), ErrorCode::kNotRegistered);
 
   // Register both clients; round 1 starts once two workers are known.
@@ -99,17 +97,17 @@ TEST(HostileInput, CoordinatorAnswersEachBadMessageWithATypedErrorAndFinishesThe
   const Task* honest_task = std::get_if<Task>(&honest_task_message.message.value());
   ASSERT_NE(honest_task, nullptr);
 
-  client.send(update_for(*task));  // unsigned
+  client.send(HandWorker::update_for(*task));  // unsigned
   EXPECT_EQ(client.next_error_code(), ErrorCode::kBadSignature);
-  client.send(honest.signed_update(update_for(*task)));  // signed by another worker
+  client.send(honest.signed_update(HandWorker::update_for(*task)));  // signed by another worker
   EXPECT_EQ(client.next_error_code(), ErrorCode::kBadSignature);
 
-  Update wrong_round = update_for(*task);
+  Update wrong_round = HandWorker::update_for(*task);
   wrong_round.round = 5;
   client.send(client.signed_update(wrong_round));
   EXPECT_EQ(client.next_error_code(), ErrorCode::kWrongRound);
 
-  Update unknown_task = update_for(*task);
+  Update unknown_task = HandWorker::update_for(*task);
   unknown_task.task_id += 1000;
   client.send(client.signed_update(unknown_task));
   EXPECT_EQ(client.next_error_code(), ErrorCode::kUnknownTask);
@@ -118,7 +116,7 @@ TEST(HostileInput, CoordinatorAnswersEachBadMessageWithATypedErrorAndFinishesThe
   at::Tensor nan_delta = at::full({layout.numel()}, std::numeric_limits<float>::quiet_NaN());
   auto encoded = encode_payload(layout, nan_delta, 1 << 20);
   ASSERT_TRUE(encoded.ok());
-  Update poisoned = update_for(*task);
+  Update poisoned = HandWorker::update_for(*task);
   poisoned.delta = encoded->header();
   client.send(client.signed_update(poisoned), encoded->chunks());
   EXPECT_EQ(client.next_error_code(), ErrorCode::kInvalidUpdate);
@@ -127,11 +125,7 @@ TEST(HostileInput, CoordinatorAnswersEachBadMessageWithATypedErrorAndFinishesThe
 
   // The honest client sends a valid (zero) update; the round closes with it
   // alone, and each client is told whether its update was used and why not.
-  auto zero = encode_payload(layout, at::zeros({layout.numel()}), 1 << 20);
-  ASSERT_TRUE(zero.ok());
-  Update valid = update_for(*honest_task);
-  valid.delta = zero->header();
-  honest.send(honest.signed_update(valid), zero->chunks());
+  honest.send_update(*honest_task);
 
   Incoming result = client.next(milliseconds(120000));
   const RoundResult* round_result = std::get_if<RoundResult>(&result.message.value());
@@ -185,7 +179,7 @@ TEST(HostileInput, AbsurdNormsAndFloodsAreRefusedCountedAndExplained) {
   Layout layout{task->model.tensors};
   auto huge = encode_payload(layout, at::full({layout.numel()}, 100.0f), 1 << 20);
   ASSERT_TRUE(huge.ok());
-  Update absurd = update_for(*task);
+  Update absurd = HandWorker::update_for(*task);
   absurd.delta = huge->header();
   client.send(client.signed_update(absurd), huge->chunks());
   EXPECT_EQ(client.next_error_code(), ErrorCode::kInvalidUpdate);
@@ -204,11 +198,7 @@ TEST(HostileInput, AbsurdNormsAndFloodsAreRefusedCountedAndExplained) {
   EXPECT_GE(answers[ErrorCode::kMalformedMessage], 1);
   EXPECT_LE(answers[ErrorCode::kMalformedMessage], 5);
 
-  auto zero = encode_payload(layout, at::zeros({layout.numel()}), 1 << 20);
-  ASSERT_TRUE(zero.ok());
-  Update valid = update_for(*honest_task);
-  valid.delta = zero->header();
-  honest.send(honest.signed_update(valid), zero->chunks());
+  honest.send_update(*honest_task);
   ASSERT_EQ(coordinator.wait(std::chrono::seconds(120)).value_or(-1), 0) << coordinator.stderr_text();
   auto metrics = nlohmann::json::parse(read_lines(dir.path() / "out" / "metrics.jsonl").at(0));
   EXPECT_EQ(metrics["accepted"], 1);
@@ -276,12 +266,7 @@ TEST(HostileInput, AWorkerThatVanishesMidRoundCostsOnlyItsUpdateAtTheDeadline) {
   Incoming task_message = honest.next();
   const Task* task = std::get_if<Task>(&task_message.message.value());
   ASSERT_NE(task, nullptr);
-  Layout layout{task->model.tensors};
-  auto zero = encode_payload(layout, at::zeros({layout.numel()}), 1 << 20);
-  ASSERT_TRUE(zero.ok());
-  Update valid = update_for(*task);
-  valid.delta = zero->header();
-  honest.send(honest.signed_update(valid), zero->chunks());
+  honest.send_update(*task);
 
   const RoundResult* result = nullptr;
   Incoming result_message = honest.next(milliseconds(30000));
