@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "options.h"
 #include "shutdown_signals.h"
+#include "start_coordinator.h"
 
 namespace cohort::cli {
 
@@ -50,7 +51,7 @@ int coordinator_command(const std::vector<std::string>& args) {
   const StartMode mode = vm->count("resume")  ? StartMode::kResume
                          : vm->count("fresh") ? StartMode::kFresh
                                               : StartMode::kAuto;
-  auto coordinator = Coordinator::create(context, std::move(config).value(), rules, log, mode);
+  auto coordinator = start_coordinator(context, std::move(config).value(), rules, log, mode);
   if (!coordinator.ok()) {
     log.error(coordinator.status().to_string());
     return kExitUsage;

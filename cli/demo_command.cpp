@@ -25,6 +25,7 @@
 #include "commands.h"
 #include "options.h"
 #include "shutdown_signals.h"
+#include "start_coordinator.h"
 
 namespace cohort::cli {
 namespace {
@@ -217,7 +218,7 @@ int demo_command(const std::vector<std::string>& args) {
   RuleRegistry rules;
   register_builtin_rules(rules);
   zmq::context_t context;
-  auto coordinator = Coordinator::create(context, std::move(job).value(), rules, log);
+  auto coordinator = start_coordinator(context, std::move(job).value(), rules, log);
   if (!coordinator.ok()) {
     log.error(coordinator.status().to_string());
     return kExitUsage;

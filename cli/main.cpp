@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cohort/status.h"
 #include "cohort/version.h"
 #include "commands.h"
 
@@ -39,17 +40,8 @@ void reuse_large_allocations() {
   mallopt(M_TRIM_THRESHOLD, kOneGiB);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run_command(std::string_view command, const std::vector<std::string>& args) {
   using namespace cohort::cli;
-  reuse_large_allocations();
-  if (argc < 2) {
-    std::cerr << kUsage;
-    return kExitUsage;
-  }
-  const std::string_view command = argv[1];
-  const std::vector<std::string> args(argv + 2, argv + argc);
   if (command == "demo") return demo_command(args);
   if (command == "coordinator") return coordinator_command(args);
   if (command == "worker") return worker_command(args);
@@ -67,4 +59,26 @@ int main(int argc, char** argv) {
   }
   std::cerr << "cohort: unknown command '" << command << "'\n\n" << kUsage;
   return kExitUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace cohort::cli;
+  reuse_large_allocations();
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return kExitUsage;
+  }
+  const std::string_view command = argv[1];
+  // Expected failures are values; what escapes a command anyway (a bug, a
+  // LibTorch or ZeroMQ exception no step caught) is named here instead of
+  // ending in std::terminate.
+  try {
+    return run_command(command, std::vector<std::string>(argv + 2, argv + argc));
+  } catch (const std::exception& error) {
+    std::cerr << "cohort " << command << ": " << cohort::status_of_exception(error, "unexpected error").to_string()
+              << "\n";
+    return kExitFailure;
+  }
 }

@@ -182,8 +182,8 @@ Bytes codec_input(uint8_t flags, const Message& message, const EncodedPayload& p
     out.insert(out.end(), bytes.begin(), bytes.end());
   };
   append_prefixed(encode_message(message));
-  for (const zmq::message_t& chunk : payload.chunks()) {
-    append_prefixed(std::span(static_cast<const uint8_t*>(chunk.data()), chunk.size()));
+  for (const Frame& chunk : payload.chunks()) {
+    append_prefixed(chunk.bytes());
   }
   return out;
 }

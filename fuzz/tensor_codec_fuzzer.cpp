@@ -107,11 +107,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const PayloadHeader* header = payload_header_of(*message);
   if (header == nullptr) return 0;
 
-  std::vector<zmq::message_t> chunks;
-  while (!input.empty()) {
-    std::span<const uint8_t> chunk = input.prefixed();
-    chunks.emplace_back(chunk.data(), chunk.size());
-  }
+  Frames chunks;
+  while (!input.empty()) chunks.push_back(Frame::copy_of(input.prefixed()));
   PayloadLimits limits;
   limits.verify_digest = (flags & kVerifyDigest) != 0;
   Result<DecodedPayload> decoded = decode_payload(*header, std::move(chunks), limits);

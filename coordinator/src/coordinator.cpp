@@ -63,11 +63,6 @@ void record(PhaseClock::Lap lap, double PhaseSeconds::*phase, RoundMetrics& metr
 }  // namespace
 
 Status Coordinator::Impl::init(const RuleRegistry& rules, StartMode mode) {
-  // Before anything else, and above all before recovery touches the
-  // ledger: a second instance on a live job must change nothing.
-  COHORT_RETURN_IF_ERROR(lock_output_directory());
-  // Before any tensor operation: it pins ATen's CPU kernels.
-  if (proof_on()) COHORT_RETURN_IF_ERROR(use_deterministic_cpu_training());
   COHORT_RETURN_IF_ERROR(init_policy(rules));
   COHORT_ASSIGN_OR_RETURN(model_, Model::create(config_.model.name, config_.job.seed));
   global_ = model_->flat_parameters();
@@ -77,10 +72,9 @@ Status Coordinator::Impl::init(const RuleRegistry& rules, StartMode mode) {
       (mode == StartMode::kAuto && std::filesystem::exists(checkpoint_path()))) {
     COHORT_ASSIGN_OR_RETURN(resumed, resume_from_checkpoint());
   }
-  COHORT_RETURN_IF_ERROR(init_identity());
+  COHORT_RETURN_IF_ERROR(publish_identity());
   if (proof_on()) COHORT_RETURN_IF_ERROR(init_audits_and_ledger(/*fresh=*/!resumed));
-  COHORT_RETURN_IF_ERROR(resumed ? recover(*resumed) : start_afresh());
-  return bind();
+  return resumed ? recover(*resumed) : start_afresh();
 }
 
 Result<JobSummary> Coordinator::Impl::run(const RoundCallback& on_round, std::stop_token stop) {
@@ -94,7 +88,12 @@ Result<JobSummary> Coordinator::Impl::run(const RoundCallback& on_round, std::st
   COHORT_RETURN_IF_ERROR(wait_for_workers());
   const auto start = Clock::now();
   for (int r = first_round_; r <= config_.job.rounds && !stop_.stop_requested(); ++r) {
-    COHORT_ASSIGN_OR_RETURN(std::optional<RoundMetrics> metrics, run_round(static_cast<uint32_t>(r)));
+    // What escapes a round (a bug: expected failures are values) ends the
+    // job with a named error instead of terminating the process; the
+    // checkpoint and the ledger stay as the last commit left them.
+    COHORT_ASSIGN_OR_RETURN(std::optional<RoundMetrics> metrics,
+                            catching_exceptions("round " + std::to_string(r),
+                                                [&] { return run_round(static_cast<uint32_t>(r)); }));
     if (!metrics) break;  // abandoned: a stop came during collection
     log_round(*metrics);
     if (on_round) on_round(*metrics);
@@ -261,7 +260,7 @@ Status Coordinator::Impl::announce(RoundState& state) {
       auditor_->prepare(task, shard->size());
       task.proof.start_momentum = announced_momentum_of(worker->hello.worker_key);
     }
-    task.signature = identity_->sign(task_signing_bytes(task, worker->hello.worker_key));
+    task.signature = identity_.sign(task_signing_bytes(task, worker->hello.worker_key));
     auto sent = send_to(worker->routing_id, task, payload.chunks());
     if (!sent) continue;
     state.bytes_out += *sent;
@@ -356,10 +355,11 @@ void Coordinator::Impl::log_round(const RoundMetrics& m) {
   log_.info(line);
 }
 
-Result<std::unique_ptr<Coordinator>> Coordinator::create(zmq::context_t& context, JobConfig config,
+Result<std::unique_ptr<Coordinator>> Coordinator::create(JobConfig config, CoordinatorParts parts,
                                                          const RuleRegistry& rules, Logger& log,
                                                          StartMode mode) {
-  auto impl = std::make_unique<Impl>(context, std::move(config), log);
+  if (parts.channel == nullptr) return Status::invalid_argument("the coordinator needs a channel");
+  auto impl = std::make_unique<Impl>(std::move(config), std::move(parts), log);
   COHORT_RETURN_IF_ERROR(impl->init(rules, mode));
   return std::unique_ptr<Coordinator>(new Coordinator(std::move(impl)));
 }

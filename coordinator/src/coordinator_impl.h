@@ -3,13 +3,14 @@
 //   coordinator.cpp           the job and its rounds: init, run, run_round
 //                             (announce -> collect -> aggregate -> evaluate ->
 //                             checkpoint -> settle -> report)
-//   coordinator_start.cpp     starting: the job's lock, policy, identity,
-//                             ledger, resume and recovery, the listening socket
+//   coordinator_start.cpp     starting: policy, published key, ledger,
+//                             resume and recovery
 //   coordinator_collect.cpp   collecting a round: registrations, deadlines,
 //                             audits, closing tasks
 //   coordinator_messages.cpp  one message: admission, checks and handlers
-// The seams it works through: TaskTable (task stages), Settlement (the
-// ledger), RoundPolicy (selection and aggregation), Auditor (re-execution).
+// The seams it works through: Channel (the peers, channel.h), TaskTable
+// (task stages), Settlement (the ledger), RoundPolicy (selection and
+// aggregation), Auditor (re-execution).
 // Private to the coordinator library.
 #pragma once
 
@@ -25,9 +26,8 @@
 #include <string_view>
 #include <vector>
 
-#include <zmq.hpp>
-
 #include "auditor.h"
+#include "cohort/channel.h"
 #include "cohort/coordinator.h"
 #include "cohort/crypto.h"
 #include "cohort/file_lock.h"
@@ -35,7 +35,6 @@
 #include "cohort/models.h"
 #include "cohort/protocol.h"
 #include "cohort/round_policy.h"
-#include "cohort/transport.h"
 #include "rate_limiter.h"
 #include "round_state.h"
 #include "settlement.h"
@@ -55,32 +54,24 @@ inline void add_settlement(const std::vector<Receipt>& receipts, RoundMetrics& m
 
 class Coordinator::Impl {
  public:
-  Impl(zmq::context_t& context, JobConfig config, Logger& log)
+  Impl(JobConfig config, CoordinatorParts parts, Logger& log)
       : config_(std::move(config)),
         log_(log),
-        context_(context),
-        socket_(context, zmq::socket_type::router),
+        job_lock_(std::move(parts.job_lock)),
+        identity_(std::move(parts.identity)),
+        channel_(std::move(parts.channel)),
         rate_limiter_(config_.network.messages_per_second, config_.network.message_burst) {}
 
   Status init(const RuleRegistry& rules, StartMode mode);
 
-  const PublicKey& public_key() const { return identity_->public_key(); }
+  const PublicKey& public_key() const { return identity_.public_key(); }
 
-  std::string endpoint() const { return socket_.get(zmq::sockopt::last_endpoint); }
+  std::string endpoint() const { return channel_->endpoint(); }
 
   Result<JobSummary> run(const RoundCallback& on_round, std::stop_token stop);
 
  private:
-  Status bind();
-
-  // CurveZMQ with the identity's key; a ZAP handler admits clients.
-  Status secure_transport();
-
   Status init_policy(const RuleRegistry& rules);
-
-  // One coordinator per output directory (docs/OPERATIONS.md, "One instance
-  // per job"), held until this one is destroyed.
-  Status lock_output_directory();
 
   std::filesystem::path checkpoint_path() const { return config_.job.output_dir / "model.ckpt"; }
   std::filesystem::path metrics_path() const { return config_.job.output_dir / "metrics.jsonl"; }
@@ -105,11 +96,9 @@ class Coordinator::Impl {
   // written from the checkpoint when a crash came before it.
   Status complete_metrics(const Checkpoint& checkpoint, const std::vector<Receipt>& receipts);
 
-  // Tasks are always signed, the ledger is bound to the key, and with CURVE
-  // it authenticates the coordinator to workers, who must know it before
-  // they connect: so the key is kept across restarts and its public half is
-  // published in the output directory.
-  Status init_identity();
+  // Workers must know the coordinator's key before they connect: its
+  // public half is published in the output directory.
+  Status publish_identity();
 
   Status init_audits_and_ledger(bool fresh);
 
@@ -203,7 +192,7 @@ class Coordinator::Impl {
   // Receives and handles at most one message. `state` is null outside rounds.
   void receive_one(std::chrono::milliseconds timeout, RoundState* state);
 
-  void dispatch(const std::string& routing_id, Message& message, std::vector<zmq::message_t> payload,
+  void dispatch(const std::string& routing_id, Message& message, Frames payload,
                 RoundState* state);
 
   // [network] messages_per_second: a message over the peer's rate is
@@ -224,7 +213,7 @@ class Coordinator::Impl {
   static OpenTask* task_sent_on(RoundState& state, const std::string& routing_id);
 
   void handle_update(const std::string& routing_id, const Update& update,
-                     std::vector<zmq::message_t> payload, RoundState* state);
+                     Frames payload, RoundState* state);
 
   void record_submission(const RoundState& state, const OpenTask& task, const Update& update);
 
@@ -260,10 +249,10 @@ class Coordinator::Impl {
   void punish_equivocation(RoundState& state, OpenTask& task);
 
 
-  void handle_reveal(const std::string& routing_id, const Reveal& reveal, std::vector<zmq::message_t> payload,
+  void handle_reveal(const std::string& routing_id, const Reveal& reveal, Frames payload,
                      RoundState* state);
 
-  Status queue_verification(OpenTask& task, const Reveal& reveal, std::vector<zmq::message_t> payload,
+  Status queue_verification(OpenTask& task, const Reveal& reveal, Frames payload,
                             const at::Tensor& start);
 
   void handle_worker_error(const std::string& routing_id, const ErrorReply& error, RoundState* state);
@@ -276,13 +265,13 @@ class Coordinator::Impl {
   void reject(const std::string& routing_id, RoundState* state, ErrorReply error);
 
   std::optional<size_t> send_to(const std::string& routing_id, Message message,
-                                std::vector<zmq::message_t> payload = {});
+                                Frames payload = {});
 
   void say_goodbye(const std::string& reason) {
     for (const WorkerEntry* worker : workers_.alive()) send_to(worker->routing_id, Bye{reason});
   }
 
-  size_t max_payload_frames() const;
+  ReceiveLimits receive_limits() const;
 
   void log_round(const RoundMetrics& m);
 
@@ -291,17 +280,15 @@ class Coordinator::Impl {
   // Garbage from many fresh keys (open registration) passes the per-peer
   // rate limit: its warnings are throttled instead.
   LogThrottle rejections_log_{20, std::chrono::seconds(10)};
-  std::optional<FileLock> job_lock_;  // the output directory, taken first
-  zmq::context_t& context_;
-  std::unique_ptr<ZapHandler> zap_;  // with CURVE; declared before socket_ so that it outlives it
-  zmq::socket_t socket_;
+  FileLock job_lock_;  // the output directory, taken by the caller first
+  Identity identity_;  // signs tasks, challenges, receipts and the ledger
+  std::unique_ptr<Channel> channel_;
   RateLimiter rate_limiter_;  // [network] messages_per_second, per peer
   std::unique_ptr<RoundPolicy> policy_;  // selection and aggregation
   std::unique_ptr<Model> model_;  // evaluation copy of the global model
   at::Tensor global_;             // the global model, flat float32 on CPU
   TensorDataset test_set_;
   WorkerRegistry workers_;
-  std::optional<Identity> identity_;  // signs tasks, challenges, receipts and the ledger
   LabeledImages train_split_;         // what audits re-execute on ([proof] only)
   std::unique_ptr<Auditor> auditor_;  // [proof] only
   std::unique_ptr<Settlement> settlement_ = no_settlement();  // the ledger, with [proof]

@@ -2,7 +2,7 @@
 #include "cohort/number_text.h"
 #include "cohort/reveal_payload.h"
 #include "cohort/tensor_codec.h"
-#include "cohort/wire.h"
+#include "cohort/transport.h"
 #include "coordinator_impl.h"
 
 namespace cohort {
@@ -13,16 +13,12 @@ constexpr std::chrono::milliseconds kStopPollInterval{100};
 }  // namespace
 
 void Coordinator::Impl::receive_one(std::chrono::milliseconds timeout, RoundState* state) {
-  DecodeLimits limits;
-  limits.max_envelope_bytes = static_cast<size_t>(config_.network.max_message_bytes);
   // Short waits while a stop may come, so that it is seen promptly.
   if (stop_.stop_possible()) timeout = std::min(timeout, kStopPollInterval);
-  auto incoming = receive_message(socket_, /*has_routing_id=*/true, timeout, limits,
-                                  max_payload_frames());
+  std::optional<Incoming> incoming = channel_->receive(timeout, receive_limits());
   if (!incoming) return;
   if (state != nullptr) state->bytes_in += incoming->bytes;
-  const std::string routing_id(static_cast<const char*>(incoming->routing_id->data()),
-                               incoming->routing_id->size());
+  const std::string& routing_id = incoming->peer;
   if (!admitted(routing_id, state)) return;
   if (!incoming->message.ok()) {
     const Status& status = incoming->message.status();
@@ -49,7 +45,7 @@ void Coordinator::Impl::receive_one(std::chrono::milliseconds timeout, RoundStat
   }
 }
 
-void Coordinator::Impl::dispatch(const std::string& routing_id, Message& message, std::vector<zmq::message_t> payload,
+void Coordinator::Impl::dispatch(const std::string& routing_id, Message& message, Frames payload,
                                  RoundState* state) {
   if (auto* hello = std::get_if<Hello>(&message)) {
     register_worker(routing_id, *hello, state);
@@ -125,7 +121,7 @@ OpenTask* Coordinator::Impl::task_sent_on(RoundState& state, const std::string& 
 }
 
 void Coordinator::Impl::handle_update(const std::string& routing_id, const Update& update,
-                                      std::vector<zmq::message_t> payload, RoundState* state) {
+                                      Frames payload, RoundState* state) {
   if (auto refusal = check_update(routing_id, update, state)) {
     reject(routing_id, state, std::move(*refusal));
     return;
@@ -193,7 +189,7 @@ void Coordinator::Impl::challenge(const std::string& routing_id, RoundState& sta
            ErrorReply{ErrorCode::kInvalidUpdate, task.outcome(), state.round, task.task.task_id});
     return;
   }
-  message->signature = identity_->sign(challenge_signing_bytes(*message, task.worker_key));
+  message->signature = identity_.sign(challenge_signing_bytes(*message, task.worker_key));
   task.challenge = message->challenge;
   if (task.challenge.audited) {
     task.challenge_message = *message;
@@ -281,7 +277,7 @@ void Coordinator::Impl::punish_equivocation(RoundState& state, OpenTask& task) {
 }
 
 void Coordinator::Impl::handle_reveal(const std::string& routing_id, const Reveal& reveal,
-                                      std::vector<zmq::message_t> payload,
+                                      Frames payload,
                                       RoundState* state) {
   auto refuse = [&](ErrorCode code, std::string why) {
     reject(routing_id, state, ErrorReply{code, std::move(why), reveal.round, reveal.task_id});
@@ -310,7 +306,7 @@ void Coordinator::Impl::handle_reveal(const std::string& routing_id, const Revea
   TaskTable::on(*task, TaskEvent::revealed());
 }
 
-Status Coordinator::Impl::queue_verification(OpenTask& task, const Reveal& reveal, std::vector<zmq::message_t> payload,
+Status Coordinator::Impl::queue_verification(OpenTask& task, const Reveal& reveal, Frames payload,
                                              const at::Tensor& start) {
   PayloadLimits limits;
   limits.max_bytes = static_cast<uint64_t>(config_.network.max_model_bytes);
@@ -341,9 +337,8 @@ void Coordinator::Impl::reject(const std::string& routing_id, RoundState* state,
 }
 
 std::optional<size_t> Coordinator::Impl::send_to(const std::string& routing_id, Message message,
-                                                 std::vector<zmq::message_t> payload) {
-  zmq::message_t id(routing_id.data(), routing_id.size());
-  auto sent = send_message(socket_, {std::move(message), std::move(payload)}, &id);
+                                                 Frames payload) {
+  Result<size_t> sent = channel_->send(routing_id, {std::move(message), std::move(payload)});
   if (!sent.ok()) {
     workers_.mark_gone(routing_id);
     return std::nullopt;
@@ -351,9 +346,12 @@ std::optional<size_t> Coordinator::Impl::send_to(const std::string& routing_id, 
   return sent.value();
 }
 
-size_t Coordinator::Impl::max_payload_frames() const {
+ReceiveLimits Coordinator::Impl::receive_limits() const {
+  ReceiveLimits limits;
+  limits.decode.max_envelope_bytes = static_cast<size_t>(config_.network.max_message_bytes);
   const auto chunk = static_cast<uint64_t>(config_.network.chunk_bytes);
-  return static_cast<size_t>(static_cast<uint64_t>(config_.network.max_model_bytes) / chunk + 2);
+  limits.max_payload_frames = static_cast<size_t>(static_cast<uint64_t>(config_.network.max_model_bytes) / chunk + 2);
+  return limits;
 }
 
 }  // namespace cohort

@@ -34,16 +34,6 @@ Result<LabeledImages> load_train_split(const JobConfig& job) {
   return train;
 }
 
-// The coordinator's identity: the configured key file, created on first use.
-Result<Identity> load_or_make_identity(const std::filesystem::path& path, Logger& log) {
-  if (!std::filesystem::exists(path)) {
-    Identity made = Identity::generate();
-    COHORT_RETURN_IF_ERROR(write_key_pair(made, path));
-    log.info("made a new coordinator key " + path.string());
-  }
-  return read_identity(path);
-}
-
 // Atomically (durable_file.h): a worker reading the file while the
 // coordinator starts sees a whole key, never part of one.
 Status publish_public_key(const PublicKey& key, const std::filesystem::path& path) {
@@ -54,33 +44,26 @@ Status publish_public_key(const PublicKey& key, const std::filesystem::path& pat
 
 }  // namespace
 
-Status Coordinator::Impl::bind() {
-  socket_.set(zmq::sockopt::router_mandatory, 1);  // sends to a gone peer fail
-  socket_.set(zmq::sockopt::maxmsgsize, config_.network.max_message_bytes);
-  // Per peer: ZeroMQ stops reading from a peer whose queue is full.
-  socket_.set(zmq::sockopt::rcvhwm, config_.network.max_pending_messages);
-  socket_.set(zmq::sockopt::linger, 2000);
-  if (config_.network.curve) COHORT_RETURN_IF_ERROR(secure_transport());
-  try {
-    socket_.bind(config_.network.listen);
-  } catch (const zmq::error_t& e) {
-    return Status::io_error("cannot listen on " + config_.network.listen + ": " + e.what());
+Result<FileLock> lock_job(const JobConfig& config) {
+  std::error_code ec;
+  std::filesystem::create_directories(config.job.output_dir, ec);
+  if (ec) {
+    return Status::io_error("cannot create output directory " + config.job.output_dir.string() + ": " +
+                            ec.message());
   }
-  log_.info("listening on " + endpoint() + (!config_.network.curve ? " without CURVE (plaintext)"
-                                            : config_.network.allow_list.empty()
-                                                ? " with CURVE, open registration"
-                                                : " with CURVE, allow-list " + config_.network.allow_list.string()));
-  return Status();
+  return FileLock::acquire(config.job.output_dir / "coordinator.lock",
+                           "the job in " + config.job.output_dir.string());
 }
 
-Status Coordinator::Impl::secure_transport() {
-  Admission admission;
-  if (!config_.network.allow_list.empty()) {
-    COHORT_ASSIGN_OR_RETURN(admission.allow_list, read_allow_list(config_.network.allow_list));
+Result<Identity> load_coordinator_identity(const JobConfig& config, Logger& log) {
+  const std::filesystem::path path =
+      config.ledger.key.empty() ? config.job.output_dir / "coordinator.key" : config.ledger.key;
+  if (!std::filesystem::exists(path)) {
+    Identity made = Identity::generate();
+    COHORT_RETURN_IF_ERROR(write_key_pair(made, path));
+    log.info("made a new coordinator key " + path.string());
   }
-  COHORT_ASSIGN_OR_RETURN(zap_, ZapHandler::start(context_, admission, log_));
-  make_curve_server(socket_, *identity_);
-  return Status();
+  return read_identity(path);
 }
 
 Status Coordinator::Impl::init_policy(const RuleRegistry& rules) {
@@ -94,18 +77,6 @@ Status Coordinator::Impl::init_policy(const RuleRegistry& rules) {
     log_.warn("simulating " + std::to_string(config_.attack.byzantine) + " Byzantine update(s) per round (" +
               config_.attack.name + ")");
   }
-  return Status();
-}
-
-Status Coordinator::Impl::lock_output_directory() {
-  std::error_code ec;
-  std::filesystem::create_directories(config_.job.output_dir, ec);
-  if (ec) {
-    return Status::io_error("cannot create output directory " + config_.job.output_dir.string() + ": " +
-                            ec.message());
-  }
-  COHORT_ASSIGN_OR_RETURN(job_lock_, FileLock::acquire(config_.job.output_dir / "coordinator.lock",
-                                                       "the job in " + config_.job.output_dir.string()));
   return Status();
 }
 
@@ -178,11 +149,7 @@ Status Coordinator::Impl::complete_metrics(const Checkpoint& checkpoint, const s
   return append_line_durably(metrics_path(), line.dump());
 }
 
-Status Coordinator::Impl::init_identity() {
-  const std::filesystem::path path =
-      config_.ledger.key.empty() ? config_.job.output_dir / "coordinator.key" : config_.ledger.key;
-  COHORT_ASSIGN_OR_RETURN(Identity identity, load_or_make_identity(path, log_));
-  identity_ = std::move(identity);
+Status Coordinator::Impl::publish_identity() {
   const std::filesystem::path published = config_.job.output_dir / "coordinator.pub";
   COHORT_RETURN_IF_ERROR(publish_public_key(public_key(), published));
   log_.info("coordinator key " + to_hex(public_key()) + " (in " + published.string() +
@@ -212,7 +179,7 @@ Status Coordinator::Impl::init_audits_and_ledger(bool fresh) {
   ledger.min_stake = config_.ledger.min_stake;
   ledger.registration_grant = config_.ledger.registration_grant;
   ledger.slash_fraction = config_.ledger.slash_fraction;
-  COHORT_ASSIGN_OR_RETURN(settlement_, open_ledger_settlement(ledger, *identity_, log_));
+  COHORT_ASSIGN_OR_RETURN(settlement_, open_ledger_settlement(ledger, identity_, log_));
   log_.info("proof of learning: segments of " + std::to_string(config_.proof.segment_steps) +
             " steps, audit probability " + std::to_string(config_.proof.audit_probability) + ", ledger " +
             ledger.path.string());

@@ -36,9 +36,6 @@ void hash_layout(Hasher& hasher, const Layout& layout) {
   }
 }
 
-// Frees the tensor that a zero-copy ZeroMQ frame borrowed from.
-void release_tensor(void* /*data*/, void* hint) { delete static_cast<at::Tensor*>(hint); }
-
 Layout with_dtype(const std::vector<TensorSpec>& tensors, DType dtype) {
   Layout layout{tensors};
   for (TensorSpec& spec : layout.tensors) spec.dtype = dtype;
@@ -98,8 +95,9 @@ Status check_header(const PayloadHeader& header, const PayloadLimits& limits, si
 }
 
 // Joins the chunks into one tensor of the wire dtype. A single suitably
-// aligned chunk is adopted without copying.
-Result<at::Tensor> join_chunks(std::vector<zmq::message_t> chunks, uint64_t total_bytes,
+// aligned exclusive chunk is adopted without copying (the tensor may then be
+// written in place, so a shared chunk is copied).
+Result<at::Tensor> join_chunks(Frames chunks, uint64_t total_bytes,
                                DType wire_dtype) {
   uint64_t received = 0;
   for (const auto& chunk : chunks) received += chunk.size();
@@ -110,10 +108,10 @@ Result<at::Tensor> join_chunks(std::vector<zmq::message_t> chunks, uint64_t tota
   const size_t elem = dtype_size(wire_dtype);
   const int64_t numel = static_cast<int64_t>(total_bytes / elem);
   const auto options = at::TensorOptions().dtype(scalar_type_of(wire_dtype));
-  if (chunks.size() == 1 && reinterpret_cast<uintptr_t>(chunks[0].data()) % elem == 0) {
-    auto owner = std::make_shared<zmq::message_t>(std::move(chunks[0]));
-    void* data = owner->data();
-    return at::from_blob(data, {numel}, [owner](void*) mutable { owner.reset(); }, options);
+  if (chunks.size() == 1 && chunks[0].is_exclusive() &&
+      reinterpret_cast<uintptr_t>(chunks[0].data()) % elem == 0) {
+    std::shared_ptr<const void> owner = chunks[0].owner();
+    return at::from_blob(chunks[0].exclusive_data(), {numel}, [owner](void*) mutable { owner.reset(); }, options);
   }
   at::Tensor joined = at::empty({numel}, options);
   auto* out = static_cast<uint8_t*>(joined.data_ptr());
@@ -176,14 +174,17 @@ Digest digest_of(const Layout& layout, const at::Tensor& flat) {
 EncodedPayload::EncodedPayload(PayloadHeader header, at::Tensor wire, size_t chunk_bytes)
     : header_(std::move(header)), wire_(std::move(wire)), chunk_bytes_(chunk_bytes) {}
 
-std::vector<zmq::message_t> EncodedPayload::chunks() const {
-  std::vector<zmq::message_t> out;
+Frames EncodedPayload::chunks() const {
+  Frames out;
   out.reserve(header_.chunk_count);
   const size_t total = static_cast<size_t>(wire_.nbytes());
-  auto* base = static_cast<uint8_t*>(wire_.data_ptr());
+  const auto* base = static_cast<const uint8_t*>(wire_.const_data_ptr());
+  // Every chunk keeps the tensor alive (the ZeroMQ I/O thread may send after
+  // the caller dropped the payload).
+  auto owner = std::make_shared<const at::Tensor>(wire_);
   for (size_t offset = 0; offset < total; offset += chunk_bytes_) {
     size_t size = std::min(chunk_bytes_, total - offset);
-    out.emplace_back(base + offset, size, &release_tensor, new at::Tensor(wire_));
+    out.push_back(Frame::shared(owner, {base + offset, size}));
   }
   return out;
 }
@@ -211,7 +212,7 @@ Result<EncodedPayload> encode_payload(const Layout& layout, const at::Tensor& fl
 }
 
 Result<DecodedPayload> decode_payload(const PayloadHeader& header,
-                                      std::vector<zmq::message_t> chunks,
+                                      Frames chunks,
                                       const PayloadLimits& limits, const Layout* expected) {
   DType wire_dtype = DType::kFloat32;
   COHORT_RETURN_IF_ERROR(check_header(header, limits, chunks.size(), wire_dtype));

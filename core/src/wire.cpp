@@ -3,43 +3,34 @@
 #include "cohort/transport.h"
 
 namespace cohort {
+namespace {
 
-Result<size_t> send_message(zmq::socket_t& socket, Outgoing outgoing,
-                            const zmq::message_t* routing_id) {
-  try {
-    size_t bytes = 0;
-    if (routing_id != nullptr) {
-      socket.send(zmq::message_t(routing_id->data(), routing_id->size()),
-                  zmq::send_flags::sndmore);
-    }
-    std::vector<uint8_t> envelope = encode_message(outgoing.message);
-    bytes += envelope.size();
-    auto more = outgoing.payload.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore;
-    socket.send(zmq::message_t(envelope.data(), envelope.size()), more);
-    for (size_t i = 0; i < outgoing.payload.size(); ++i) {
-      bytes += outgoing.payload[i].size();
-      bool last = i + 1 == outgoing.payload.size();
-      socket.send(outgoing.payload[i], last ? zmq::send_flags::none : zmq::send_flags::sndmore);
-    }
-    return bytes;
-  } catch (const zmq::error_t& e) {
-    return Status::io_error(std::string("send failed: ") + e.what());
-  }
+// Frees the owner reference a zero-copy ZeroMQ message held.
+void release_owner(void* /*data*/, void* hint) { delete static_cast<std::shared_ptr<const void>*>(hint); }
+
+// A ZeroMQ message that sends `frame`'s bytes without copying them.
+zmq::message_t borrowing(const Frame& frame) {
+  return zmq::message_t(const_cast<uint8_t*>(frame.data()), frame.size(), &release_owner,
+                        new std::shared_ptr<const void>(frame.owner()));
 }
 
-namespace {
+// A received ZeroMQ message as an exclusive frame.
+Frame frame_of(zmq::message_t message) {
+  auto owner = std::make_shared<zmq::message_t>(std::move(message));
+  std::span<uint8_t> bytes(static_cast<uint8_t*>(owner->data()), owner->size());
+  return Frame::exclusive(std::move(owner), bytes);
+}
 
 // Reads the remaining frames of a multipart message, keeping at most
 // `keep` of them.
-size_t drain_frames(zmq::socket_t& socket, std::vector<zmq::message_t>& kept, size_t keep,
-                    size_t& dropped) {
+size_t drain_frames(zmq::socket_t& socket, Frames& kept, size_t keep, size_t& dropped) {
   size_t bytes = 0;
   while (socket.get(zmq::sockopt::rcvmore)) {
     zmq::message_t frame;
     (void)socket.recv(frame, zmq::recv_flags::none);
     bytes += frame.size();
     if (kept.size() < keep) {
-      kept.push_back(std::move(frame));
+      kept.push_back(frame_of(std::move(frame)));
     } else {
       ++dropped;
     }
@@ -48,6 +39,38 @@ size_t drain_frames(zmq::socket_t& socket, std::vector<zmq::message_t>& kept, si
 }
 
 }  // namespace
+
+Result<size_t> send_message(zmq::socket_t& socket, Outgoing outgoing, std::string_view routing_id) {
+  try {
+    size_t bytes = 0;
+    if (!routing_id.empty()) {
+      socket.send(zmq::message_t(routing_id.data(), routing_id.size()), zmq::send_flags::sndmore);
+    }
+    std::vector<uint8_t> envelope = encode_message(outgoing.message);
+    bytes += envelope.size();
+    auto more = outgoing.payload.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore;
+    socket.send(zmq::message_t(envelope.data(), envelope.size()), more);
+    for (size_t i = 0; i < outgoing.payload.size(); ++i) {
+      bytes += outgoing.payload[i].size();
+      bool last = i + 1 == outgoing.payload.size();
+      socket.send(borrowing(outgoing.payload[i]), last ? zmq::send_flags::none : zmq::send_flags::sndmore);
+    }
+    return bytes;
+  } catch (const zmq::error_t& e) {
+    return Status::io_error(std::string("send failed: ") + e.what());
+  }
+}
+
+void decode_incoming(Incoming& in, std::span<const uint8_t> envelope, size_t dropped_frames,
+                     size_t max_payload_frames, const DecodeLimits& limits) {
+  if (dropped_frames > 0) {
+    in.message = Status::resource_exhausted("message has " + std::to_string(in.payload.size() + dropped_frames) +
+                                            " payload frames, limit " + std::to_string(max_payload_frames));
+    in.payload.clear();
+    return;
+  }
+  in.message = decode_message(envelope, limits);
+}
 
 std::optional<Incoming> receive_message(zmq::socket_t& socket, bool has_routing_id,
                                         std::chrono::milliseconds timeout,
@@ -61,7 +84,7 @@ std::optional<Incoming> receive_message(zmq::socket_t& socket, bool has_routing_
   in.bytes += first.size();
   zmq::message_t envelope;
   if (has_routing_id) {
-    in.routing_id = std::move(first);
+    in.peer = first.to_string();
     if (!socket.get(zmq::sockopt::rcvmore)) {
       in.message = Status::corruption("message has no envelope frame");
       return in;
@@ -74,16 +97,8 @@ std::optional<Incoming> receive_message(zmq::socket_t& socket, bool has_routing_
   in.user_id = authenticated_user(envelope);
   size_t dropped = 0;
   in.bytes += drain_frames(socket, in.payload, max_payload_frames, dropped);
-  if (dropped > 0) {
-    in.message = Status::resource_exhausted("message has " +
-                                            std::to_string(in.payload.size() + dropped) +
-                                            " payload frames, limit " +
-                                            std::to_string(max_payload_frames));
-    in.payload.clear();
-    return in;
-  }
-  in.message = decode_message(
-      {static_cast<const uint8_t*>(envelope.data()), envelope.size()}, limits);
+  decode_incoming(in, {static_cast<const uint8_t*>(envelope.data()), envelope.size()}, dropped,
+                  max_payload_frames, limits);
   return in;
 }
 

@@ -85,7 +85,7 @@ void BM_Encode(benchmark::State& state) {
   const at::Tensor flat = make_flat(numel);
   for (auto _ : state) {
     cohort::EncodedPayload encoded = take(cohort::encode_payload(layout, flat, kChunkBytes));
-    std::vector<zmq::message_t> chunks = encoded.chunks();
+    cohort::Frames chunks = encoded.chunks();
     benchmark::DoNotOptimize(chunks.data());
   }
   set_counters(state, numel, take(cohort::encode_payload(layout, flat, kChunkBytes)));
@@ -100,7 +100,7 @@ void BM_Decode(benchmark::State& state) {
   const cohort::EncodedPayload encoded = take(cohort::encode_payload(layout, flat, kChunkBytes));
   for (auto _ : state) {
     state.PauseTiming();
-    std::vector<zmq::message_t> chunks = encoded.chunks();
+    cohort::Frames chunks = encoded.chunks();
     state.ResumeTiming();
     cohort::DecodedPayload decoded =
         take(cohort::decode_payload(encoded.header(), std::move(chunks), limits, &layout));

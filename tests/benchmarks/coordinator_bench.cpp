@@ -102,6 +102,7 @@
 #include "cohort/coordinator.h"
 #include "cohort/log.h"
 #include "cohort/models.h"
+#include "cohort/router_channel.h"
 #include "cohort/tensor_codec.h"
 #include "cohort/transport.h"
 #include "cohort/wire.h"
@@ -310,10 +311,7 @@ class BenchCoordinator {
       cohort::make_curve_server(router_, identity_);
     }
     router_.bind("tcp://127.0.0.1:*");
-    for (int i = 0; i < workers; ++i) {
-      const std::string id = worker_id(i);
-      routing_ids_.emplace_back(id.data(), id.size());
-    }
+    for (int i = 0; i < workers; ++i) routing_ids_.push_back(worker_id(i));
     at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(1);
     global_ = at::randn({numel}, generator);
   }
@@ -338,7 +336,7 @@ class BenchCoordinator {
       if (zap_ && !cohort::authenticated_as(in->user_id, key)) {
         throw std::runtime_error("a Hello whose key is not the connection's");
       }
-      const std::string id = in->routing_id->to_string();
+      const std::string& id = in->peer;
       worker_keys_.at(static_cast<size_t>(std::stoi(id.substr(1)))) = key;
     }
   }
@@ -358,7 +356,7 @@ class BenchCoordinator {
       task.task_id = (uint64_t{round} << 32) | static_cast<uint64_t>(i);
       task.signature = identity_.sign(cohort::task_signing_bytes(task, worker_keys_[static_cast<size_t>(i)]));
       phases.bytes_out += static_cast<double>(take(cohort::send_message(
-          router_, cohort::Outgoing{task, model.chunks()}, &routing_ids_[i])));
+          router_, cohort::Outgoing{task, model.chunks()}, routing_ids_[i])));
     }
     phases.announce += seconds_since(t);
 
@@ -412,13 +410,15 @@ class BenchCoordinator {
     rows.clear();
     phases.stack += seconds_since(t);
     cohort::AggregationResult result = take(cohort::fedavg(stack, weights));
-    global_.add_(result.aggregate);
+    // Not in place: the tasks' payload frames share global_'s bytes and
+    // ZeroMQ may still be sending them.
+    global_ = global_.add(result.aggregate);
     phases.aggregate += seconds_since(t);
   }
 
   void say_goodbye() {
     for (const auto& id : routing_ids_) {
-      (void)cohort::send_message(router_, cohort::Outgoing{cohort::Bye{"done"}, {}}, &id);
+      (void)cohort::send_message(router_, cohort::Outgoing{cohort::Bye{"done"}, {}}, id);
     }
   }
 
@@ -428,7 +428,7 @@ class BenchCoordinator {
   zmq::context_t context_;
   std::unique_ptr<cohort::ZapHandler> zap_;  // with CURVE; outlives router_
   zmq::socket_t router_;
-  std::vector<zmq::message_t> routing_ids_;
+  std::vector<std::string> routing_ids_;
   std::vector<cohort::PublicKey> worker_keys_;  // by worker index, from their Hellos
   cohort::Layout layout_;
   at::Tensor global_;
@@ -626,6 +626,18 @@ cohort::JobConfig load_job(int workers, int rounds, const std::filesystem::path&
   return job;
 }
 
+// The real coordinator, wired as `cohort coordinator` wires it.
+cohort::Result<std::unique_ptr<cohort::Coordinator>> start_coordinator(zmq::context_t& context,
+                                                                       const cohort::JobConfig& job,
+                                                                       const cohort::RuleRegistry& rules,
+                                                                       cohort::Logger& log) {
+  COHORT_ASSIGN_OR_RETURN(cohort::FileLock lock, cohort::lock_job(job));
+  COHORT_ASSIGN_OR_RETURN(cohort::Identity identity, cohort::load_coordinator_identity(job, log));
+  COHORT_ASSIGN_OR_RETURN(std::unique_ptr<cohort::Channel> channel,
+                          cohort::listen_router(context, job.network, identity, log));
+  return cohort::Coordinator::create(job, {std::move(lock), std::move(identity), std::move(channel)}, rules, log);
+}
+
 void BM_LoadCoordinator(benchmark::State& state) {
   at::set_num_threads(1);
   take_status(cohort::init_crypto());
@@ -639,8 +651,8 @@ void BM_LoadCoordinator(benchmark::State& state) {
     cohort::Logger log(std::cerr, cohort::LogLevel::kQuiet, "coordinator");
     cohort::RuleRegistry rules;
     cohort::register_builtin_rules(rules);
-    auto coordinator = take(cohort::Coordinator::create(with_named_threads(context),
-                                                        load_job(workers, rounds, output_dir), rules, log));
+    auto coordinator = take(start_coordinator(with_named_threads(context), load_job(workers, rounds, output_dir),
+                                              rules, log));
     WorkerProcess process(coordinator->endpoint(), workers, "mlp-wide", coordinator->public_key());
     reset_peak_memory();
 

@@ -1,8 +1,9 @@
 // The coordinator in the test's own process (issue 13): its workers are
-// driven by hand from the test (HandWorker) or run as threads (run_worker),
-// over ZeroMQ's inproc transport. Nothing is spawned, so a round, a late
-// update, a reconnect, a quorum miss and a failed audit each take about a
-// second, and each step is checked as it happens.
+// driven by hand from the test (HandWorker, over an InProcessChannel) or run
+// as threads (run_worker, over a ROUTER channel on ZeroMQ's inproc
+// transport). Nothing is spawned, so a round, a late update, a reconnect, a
+// quorum miss and a failed audit each take about a second, and each step is
+// checked as it happens.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -19,6 +20,7 @@
 #include "cohort/config.h"
 #include "cohort/coordinator.h"
 #include "cohort/proof_of_learning.h"
+#include "cohort/router_channel.h"
 #include "cohort/worker.h"
 #include "support/hand_worker.h"
 #include "support/scratch_dir.h"
@@ -69,23 +71,47 @@ curve = false
 )" + shape.more_toml;
 }
 
+// What carries the messages: an InProcessChannel (hand-driven workers), or
+// a ROUTER channel on inproc:// (for run_worker, which speaks ZeroMQ).
+enum class Carrier { kInProcessChannel, kZeroMqInproc };
+
 // A coordinator running its job on a thread of this process.
 class InProcessJob {
  public:
-  explicit InProcessJob(const JobShape& shape) : endpoint_("inproc://job-" + std::to_string(next_id_++)) {
+  explicit InProcessJob(const JobShape& shape, Carrier carrier = Carrier::kInProcessChannel)
+      : carrier_(carrier), endpoint_("inproc://job-" + std::to_string(next_id_++)) {
     register_builtin_rules(rules_);
     Result<JobConfig> config = parse_job_config(job_toml(output_dir(), endpoint_, shape), "in-process.toml");
     EXPECT_TRUE(config.ok()) << config.status().to_string();
     if (!config.ok()) return;
-    auto created = Coordinator::create(context_, *config, rules_, log_);
+    Result<std::unique_ptr<Coordinator>> created = create_coordinator(*config);
     EXPECT_TRUE(created.ok()) << created.status().to_string();
     if (!created.ok()) return;
     coordinator_ = std::move(*created);
     thread_ = std::jthread([this](std::stop_token stop) { summary_ = coordinator_->run({}, stop); });
   }
 
+  // The parts as main builds them, with a ROUTER channel on inproc://.
+  Result<std::unique_ptr<Coordinator>> create_coordinator(const JobConfig& config) {
+    COHORT_ASSIGN_OR_RETURN(FileLock lock, lock_job(config));
+    COHORT_ASSIGN_OR_RETURN(Identity identity, load_coordinator_identity(config, log_));
+    std::unique_ptr<Channel> channel;
+    if (carrier_ == Carrier::kInProcessChannel) {
+      auto in_process = std::make_unique<InProcessChannel>();
+      in_process_ = in_process.get();
+      channel = std::move(in_process);
+    } else {
+      COHORT_ASSIGN_OR_RETURN(channel, listen_router(context_, config.network, identity, log_));
+    }
+    return Coordinator::create(config, {std::move(lock), std::move(identity), std::move(channel)}, rules_, log_);
+  }
+
   bool started() const { return coordinator_ != nullptr; }
-  zmq::context_t& context() { return context_; }
+  // A new hand-driven worker (Carrier::kInProcessChannel).
+  HandWorker hand_worker(Identity identity = Identity::generate()) {
+    return HandWorker(in_process_->connect("peer-" + std::to_string(next_peer_++)), std::move(identity));
+  }
+  zmq::context_t& context() { return context_; }  // Carrier::kZeroMqInproc
   const std::string& endpoint() const { return endpoint_; }
   std::filesystem::path output_dir() const { return dir_.path() / "out"; }
   const ScratchDir& dir() const { return dir_; }
@@ -106,6 +132,9 @@ class InProcessJob {
 
  private:
   static inline std::atomic<int> next_id_{0};
+  Carrier carrier_;
+  int next_peer_ = 0;
+  InProcessChannel* in_process_ = nullptr;  // owned by coordinator_, for Carrier::kInProcessChannel
   ScratchDir dir_;
   std::string endpoint_;
   zmq::context_t context_;
@@ -156,8 +185,8 @@ at::Tensor filled(const ReceivedTask& task, float value) { return at::full({task
 TEST(InProcessJob, ARoundAveragesTheUpdatesIntoTheNextModelAndEndsWithBye) {
   InProcessJob job({});
   ASSERT_TRUE(job.started());
-  HandWorker a(job.context(), job.endpoint());
-  HandWorker b(job.context(), job.endpoint());
+  HandWorker a = job.hand_worker();
+  HandWorker b = job.hand_worker();
   auto [task_a, task_b] = start_round(a, b);
   ASSERT_TRUE(task_a && task_b);
   EXPECT_NE(task_a->task.task_id, task_b->task.task_id);
@@ -180,8 +209,8 @@ TEST(InProcessJob, ARoundAveragesTheUpdatesIntoTheNextModelAndEndsWithBye) {
   // Equal sample counts: FedAvg's aggregate is the plain mean, 0.02.
   Result<Checkpoint> checkpoint = read_checkpoint(job.output_dir() / "model.ckpt");
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().to_string();
-  // (task_a->model borrows the frames the coordinator sent over inproc: the
-  // aggregation must not have written into them.)
+  // (task_a->model is a copy: the channel's frames share the coordinator's
+  // global model, so decode_payload does not adopt them.)
   EXPECT_TRUE(at::allclose(checkpoint->flat, task_a->model + 0.02, 1e-6, 1e-6));
   EXPECT_EQ(result_a->model_hash, checkpoint->digest);
   const std::vector<nlohmann::json> rounds = job.metrics();
@@ -195,8 +224,8 @@ TEST(InProcessJob, AWorkerSilentPastTheDeadlineIsLeftOutAndItsLateUpdateRefused)
   shape.deadline_seconds = 1;
   InProcessJob job(shape);
   ASSERT_TRUE(job.started());
-  HandWorker prompt(job.context(), job.endpoint());
-  HandWorker late(job.context(), job.endpoint());
+  HandWorker prompt = job.hand_worker();
+  HandWorker late = job.hand_worker();
   auto [prompt_task, late_task] = start_round(prompt, late);
   ASSERT_TRUE(prompt_task && late_task);
   prompt.send_update(prompt_task->task);
@@ -236,11 +265,10 @@ TEST(InProcessJob, AWorkerThatReconnectsMidTaskKeepsItsIndexAndServesTheNextRoun
   shape.rounds = 2;
   InProcessJob job(shape);
   ASSERT_TRUE(job.started());
-  HandWorker steady(job.context(), job.endpoint());
+  HandWorker steady = job.hand_worker();
   std::array<uint8_t, 32> seed{};
   seed.fill(7);
-  auto first_connection =
-      std::make_unique<HandWorker>(job.context(), job.endpoint(), std::nullopt, Identity::from_seed(seed));
+  auto first_connection = std::make_unique<HandWorker>(job.hand_worker(Identity::from_seed(seed)));
   ASSERT_TRUE(register_worker(steady).has_value());
   std::optional<Welcome> first_welcome = register_worker(*first_connection);
   ASSERT_TRUE(first_welcome.has_value());
@@ -248,7 +276,7 @@ TEST(InProcessJob, AWorkerThatReconnectsMidTaskKeepsItsIndexAndServesTheNextRoun
   ASSERT_TRUE(steady_task && next_task(*first_connection));
 
   // The same key on a new connection, before sending its update.
-  HandWorker again(job.context(), job.endpoint(), std::nullopt, Identity::from_seed(seed));
+  HandWorker again = job.hand_worker(Identity::from_seed(seed));
   first_connection.reset();
   again.send(again.hello());
   std::optional<Welcome> welcome = again.next_as<Welcome>();
@@ -289,8 +317,8 @@ TEST(InProcessJob, TooFewUpdatesLeaveTheModelAsItWas) {
   shape.deadline_seconds = 1;
   InProcessJob job(shape);
   ASSERT_TRUE(job.started());
-  HandWorker sender(job.context(), job.endpoint());
-  HandWorker silent(job.context(), job.endpoint());
+  HandWorker sender = job.hand_worker();
+  HandWorker silent = job.hand_worker();
   auto [task, silent_task] = start_round(sender, silent);
   ASSERT_TRUE(task && silent_task);
   sender.send_update(task->task, filled(*task, 0.5f));
@@ -318,7 +346,7 @@ segments_per_audit = 1
 registration_grant = 1000
 reward_per_round = 10
 )";
-  InProcessJob job(shape);
+  InProcessJob job(shape, Carrier::kZeroMqInproc);
   ASSERT_TRUE(job.started());
   Result<Cheat> skip_half = parse_cheat("skip-half");
   ASSERT_TRUE(skip_half.ok());

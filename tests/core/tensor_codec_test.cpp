@@ -47,26 +47,23 @@ EncodedPayload encode_or_die(const Layout& layout, const at::Tensor& flat, size_
 // Owned copies of the chunk bytes, so tests can edit them.
 std::vector<std::vector<uint8_t>> chunk_bytes_of(const EncodedPayload& payload) {
   std::vector<std::vector<uint8_t>> out;
-  for (const zmq::message_t& m : payload.chunks()) {
-    const auto* p = static_cast<const uint8_t*>(m.data());
-    out.emplace_back(p, p + m.size());
-  }
+  for (const Frame& m : payload.chunks()) out.emplace_back(m.data(), m.data() + m.size());
   return out;
 }
 
-std::vector<zmq::message_t> to_messages(const std::vector<std::vector<uint8_t>>& chunks) {
-  std::vector<zmq::message_t> out;
-  for (const auto& c : chunks) out.emplace_back(c.data(), c.size());
+Frames to_messages(const std::vector<std::vector<uint8_t>>& chunks) {
+  Frames out;
+  for (const auto& c : chunks) out.push_back(Frame::copy_of(c));
   return out;
 }
 
-std::vector<size_t> sizes_of(const std::vector<zmq::message_t>& chunks) {
+std::vector<size_t> sizes_of(const Frames& chunks) {
   std::vector<size_t> out;
   for (const auto& c : chunks) out.push_back(c.size());
   return out;
 }
 
-Status decode_status(const PayloadHeader& header, std::vector<zmq::message_t> chunks,
+Status decode_status(const PayloadHeader& header, Frames chunks,
                      const PayloadLimits& limits = PayloadLimits(),
                      const Layout* expected = nullptr) {
   return decode_payload(header, std::move(chunks), limits, expected).status();
@@ -186,14 +183,14 @@ TEST_F(TensorCodecTest, EncodeRejectsLayoutWhoseNumelOverflows) {
 
 TEST_F(TensorCodecTest, ChunkSizesSplitTheBytes) {
   EncodedPayload p = encode_or_die(small_layout(), small_flat(), 12);  // 40 bytes
-  std::vector<zmq::message_t> chunks = p.chunks();
+  Frames chunks = p.chunks();
   EXPECT_EQ(p.header().chunk_count, 4u);
   EXPECT_EQ(sizes_of(chunks), (std::vector<size_t>{12, 12, 12, 4}));
 }
 
 TEST_F(TensorCodecTest, ChunkSizeIsRoundedDownToWholeElements) {
   EncodedPayload p = encode_or_die(small_layout(), small_flat(), 10);  // -> 8
-  std::vector<zmq::message_t> chunks = p.chunks();
+  Frames chunks = p.chunks();
   EXPECT_EQ(p.header().chunk_count, 5u);
   EXPECT_EQ(sizes_of(chunks), (std::vector<size_t>{8, 8, 8, 8, 8}));
   EncodedPayload tiny = encode_or_die(small_layout(), small_flat(), 1);  // -> one element
@@ -299,16 +296,33 @@ TEST_F(TensorCodecTest, EmptyLayoutRoundTrips) {
   EXPECT_EQ(d->flat.numel(), 0);
 }
 
-TEST_F(TensorCodecTest, SingleChunkDecodeIsZeroCopyAndOutlivesTheSource) {
-  std::optional<EncodedPayload> p = encode_or_die(small_layout(), small_flat(), 1 << 20);
-  std::vector<zmq::message_t> chunks = p->chunks();
-  const void* wire_bytes = chunks[0].data();
-  const PayloadHeader header = p->header();
-  Result<DecodedPayload> d = decode_payload(header, std::move(chunks), PayloadLimits());
+TEST_F(TensorCodecTest, SingleExclusiveChunkDecodeIsZeroCopyAndOutlivesTheFrame) {
+  EncodedPayload p = encode_or_die(small_layout(), small_flat(), 1 << 20);
+  // As a received message arrives: a frame nobody else holds.
+  std::optional<Frames> chunks = to_messages(chunk_bytes_of(p));
+  ASSERT_TRUE((*chunks)[0].is_exclusive());
+  const void* wire_bytes = (*chunks)[0].data();
+  Result<DecodedPayload> d = decode_payload(p.header(), std::move(*chunks), PayloadLimits());
   ASSERT_TRUE(d.ok()) << d.status().to_string();
   EXPECT_EQ(d->flat.data_ptr(), wire_bytes);  // adopted, not copied
-  p.reset();  // the encoder's tensor is gone; the decoded tensor keeps the bytes alive
+  chunks.reset();  // the frames are gone; the decoded tensor keeps the bytes alive
   EXPECT_EQ(values_of(d->flat), values_of(small_flat()));
+}
+
+// The encoder's chunks share the sender's tensor (an in-process channel
+// delivers them as they are): the decoded tensor must not alias it, or
+// writing one would change the other.
+TEST_F(TensorCodecTest, SharedChunkIsCopiedSoTheSendersTensorStaysItsOwn) {
+  at::Tensor flat = small_flat().clone();
+  EncodedPayload p = encode_or_die(small_layout(), flat, 1 << 20);
+  Frames chunks = p.chunks();
+  ASSERT_FALSE(chunks[0].is_exclusive());
+  EXPECT_EQ(chunks[0].data(), flat.const_data_ptr());  // sending does not copy
+  Result<DecodedPayload> d = decode_payload(p.header(), std::move(chunks), PayloadLimits());
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  EXPECT_NE(d->flat.data_ptr(), flat.data_ptr());
+  d->flat.add_(1.0f);
+  EXPECT_EQ(values_of(flat), values_of(small_flat()));
 }
 
 TEST_F(TensorCodecTest, SingleReceivedChunkOutlivesItsMessage) {
@@ -343,11 +357,11 @@ TEST_F(TensorCodecTest, SmallSingleChunkOutlivesItsMessage) {
 
 TEST_F(TensorCodecTest, DecodeRejectsChunkCountMismatch) {
   EncodedPayload p = encode_or_die(small_layout(), small_flat(), 8);  // 5 chunks
-  std::vector<zmq::message_t> chunks = p.chunks();
+  Frames chunks = p.chunks();
   chunks.pop_back();
   EXPECT_EQ(decode_status(p.header(), std::move(chunks)).code(), Status::Code::kCorruption);
-  std::vector<zmq::message_t> extra = p.chunks();
-  extra.emplace_back(size_t{0});
+  Frames extra = p.chunks();
+  extra.push_back(Frame::copy_of({}));
   EXPECT_EQ(decode_status(p.header(), std::move(extra)).code(), Status::Code::kCorruption);
 }
 
@@ -470,8 +484,7 @@ TEST_F(TensorCodecTest, DecodeRejectsTensorsWhoseSumExceedsLimit) {
   header.chunk_count = 1;
   PayloadLimits limits;
   limits.max_bytes = 1000;
-  std::vector<zmq::message_t> chunks;
-  chunks.emplace_back(size_t{800});
+  Frames chunks = {Frame::copy_of(std::vector<uint8_t>(800))};
   EXPECT_EQ(decode_status(header, std::move(chunks), limits).code(),
             Status::Code::kResourceExhausted);
 }

@@ -13,6 +13,12 @@ namespace {
 
 using std::chrono::milliseconds;
 
+Frame frame_of(std::string_view text) {
+  return Frame::copy_of({reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+}
+
+std::string text_of(const Frame& frame) { return {reinterpret_cast<const char*>(frame.data()), frame.size()}; }
+
 class WireTest : public ::testing::Test {
  protected:
   WireTest() : router_(context_, zmq::socket_type::router), dealer_(context_, zmq::socket_type::dealer) {
@@ -26,23 +32,22 @@ class WireTest : public ::testing::Test {
 };
 
 TEST_F(WireTest, MessageWithPayloadArrivesWithRoutingIdAndFrames) {
-  std::vector<zmq::message_t> payload;
-  payload.emplace_back(std::string("abc"));
-  payload.emplace_back(std::string("defg"));
+  Frames payload = {frame_of("abc"), frame_of("defg")};
   auto sent = send_message(dealer_, {Bye{"leaving"}, std::move(payload)});
   ASSERT_TRUE(sent.ok());
 
   auto in = receive_message(router_, /*has_routing_id=*/true, milliseconds(2000));
   ASSERT_TRUE(in.has_value());
-  ASSERT_TRUE(in->routing_id.has_value());
+  ASSERT_FALSE(in->peer.empty());
   ASSERT_TRUE(in->message.ok()) << in->message.status().to_string();
   EXPECT_EQ(std::get<Bye>(in->message.value()).reason, "leaving");
   ASSERT_EQ(in->payload.size(), 2u);
-  EXPECT_EQ(in->payload[1].to_string(), "defg");
-  EXPECT_EQ(in->bytes, *sent + in->routing_id->size());
+  EXPECT_EQ(text_of(in->payload[1]), "defg");
+  EXPECT_TRUE(in->payload[1].is_exclusive());
+  EXPECT_EQ(in->bytes, *sent + in->peer.size());
 
   // A reply through the routing id reaches the dealer.
-  ASSERT_TRUE(send_message(router_, {Welcome{3, "job", 2, {}, {}}}, &*in->routing_id).ok());
+  ASSERT_TRUE(send_message(router_, {Welcome{3, "job", 2, {}, {}}}, in->peer).ok());
   auto reply = receive_message(dealer_, false, milliseconds(2000));
   ASSERT_TRUE(reply && reply->message.ok());
   EXPECT_EQ(std::get<Welcome>(reply->message.value()).worker_index, 3u);
@@ -53,8 +58,7 @@ TEST_F(WireTest, ReceiveTimesOutWithNothingPending) {
 }
 
 TEST_F(WireTest, TooManyPayloadFramesAreDrainedAndTheNextMessageStillDecodes) {
-  std::vector<zmq::message_t> payload;
-  for (int i = 0; i < 10; ++i) payload.emplace_back(std::string("x"));
+  Frames payload(10, frame_of("x"));
   ASSERT_TRUE(send_message(dealer_, {Bye{"first"}, std::move(payload)}).ok());
   ASSERT_TRUE(send_message(dealer_, {Bye{"second"}}).ok());
 
@@ -71,7 +75,7 @@ TEST_F(WireTest, GarbageEnvelopeIsReportedWithTheSendersRoutingId) {
   dealer_.send(zmq::str_buffer("not capnp"));
   auto in = receive_message(router_, true, milliseconds(2000));
   ASSERT_TRUE(in.has_value());
-  EXPECT_TRUE(in->routing_id.has_value());
+  EXPECT_FALSE(in->peer.empty());
   EXPECT_EQ(in->message.status().code(), Status::Code::kCorruption);
 }
 

@@ -37,7 +37,7 @@ class ProvingClient {
     socket_.connect(endpoint);
   }
 
-  void send(Message message, std::vector<zmq::message_t> payload = {}) {
+  void send(Message message, Frames payload = {}) {
     ASSERT_TRUE(send_message(socket_, {std::move(message), std::move(payload)}).ok());
   }
 

@@ -1,7 +1,8 @@
-// A worker driven by hand from a test: a DEALER socket that sends exactly
-// the messages the test names, signed with its own key, and hands back what
-// the coordinator answers. Used by the in-process coordinator suite
-// (tests/coordinator/) and the hostile-input tests (tests/integration/).
+// A worker driven by hand from a test: it sends exactly the messages the
+// test names, signed with its own key, and hands back what the coordinator
+// answers, over a DEALER socket or a peer end of an InProcessChannel. Used
+// by the in-process coordinator suite (tests/coordinator/) and the
+// hostile-input tests (tests/integration/, sockets only).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -16,6 +18,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "cohort/channel.h"
 #include "cohort/crypto.h"
 #include "cohort/protocol.h"
 #include "cohort/tensor_codec.h"
@@ -30,16 +33,27 @@ class HandWorker {
   // CURVE when `curve_server` (the coordinator's key) is given.
   HandWorker(zmq::context_t& context, const std::string& endpoint,
              std::optional<PublicKey> curve_server = std::nullopt, Identity identity = Identity::generate())
-      : identity_(std::move(identity)), socket_(context, zmq::socket_type::dealer) {
-    socket_.set(zmq::sockopt::linger, 0);
+      : identity_(std::move(identity)), socket_(std::in_place, context, zmq::socket_type::dealer) {
+    socket_->set(zmq::sockopt::linger, 0);
     if (curve_server) {
-      EXPECT_TRUE(make_curve_client(socket_, identity_, *curve_server).ok());
+      EXPECT_TRUE(make_curve_client(*socket_, identity_, *curve_server).ok());
     }
-    socket_.connect(endpoint);
+    socket_->connect(endpoint);
+  }
+
+  // Talks through `peer` (no socket: send_raw, send_bytes and socket() are
+  // for the socket kind only).
+  explicit HandWorker(std::shared_ptr<InProcessChannel::Peer> peer, Identity identity = Identity::generate())
+      : identity_(std::move(identity)), peer_(std::move(peer)) {}
+  HandWorker(HandWorker&&) = default;
+  HandWorker& operator=(HandWorker&&) = default;
+  // As a closed socket: the coordinator's later sends to it fail.
+  ~HandWorker() {
+    if (peer_) peer_->disconnect();
   }
 
   const Identity& identity() const { return identity_; }
-  zmq::socket_t& socket() { return socket_; }
+  zmq::socket_t& socket() { return *socket_; }
 
   Hello hello() const {
     Hello hello;
@@ -54,11 +68,12 @@ class HandWorker {
     return update;
   }
 
-  void send(Message message, std::vector<zmq::message_t> payload = {}) {
-    ASSERT_TRUE(send_message(socket_, {std::move(message), std::move(payload)}).ok());
+  void send(Message message, Frames payload = {}) {
+    Outgoing outgoing{std::move(message), std::move(payload)};
+    ASSERT_TRUE((peer_ ? peer_->send(std::move(outgoing)) : send_message(*socket_, std::move(outgoing))).ok());
   }
-  void send_raw(const std::string& bytes) { socket_.send(zmq::buffer(bytes)); }
-  void send_bytes(const std::vector<uint8_t>& envelope) { socket_.send(zmq::buffer(envelope.data(), envelope.size())); }
+  void send_raw(const std::string& bytes) { socket_->send(zmq::buffer(bytes)); }
+  void send_bytes(const std::vector<uint8_t>& envelope) { socket_->send(zmq::buffer(envelope.data(), envelope.size())); }
 
   // Sends a signed update for `task` whose delta is `delta` (zeros when
   // undefined), trained on `samples` samples.
@@ -85,7 +100,7 @@ class HandWorker {
 
   // The next message, which must decode.
   Incoming next(std::chrono::milliseconds timeout = std::chrono::milliseconds(60000)) {
-    auto in = receive_message(socket_, false, timeout);
+    std::optional<Incoming> in = peer_ ? peer_->receive(timeout) : receive_message(*socket_, false, timeout);
     EXPECT_TRUE(in.has_value()) << "no reply from the coordinator";
     if (!in) return Incoming{};
     EXPECT_TRUE(in->message.ok()) << in->message.status().to_string();
@@ -110,7 +125,8 @@ class HandWorker {
 
  private:
   Identity identity_;
-  zmq::socket_t socket_;
+  std::optional<zmq::socket_t> socket_;              // one of the two
+  std::shared_ptr<InProcessChannel::Peer> peer_;
 };
 
 }  // namespace cohort::testing

@@ -131,7 +131,7 @@ class Session {
 
   // Trains on one task and sends the update. Errors are reported to the
   // coordinator and returned.
-  Status serve(const Task& task, std::vector<zmq::message_t> payload) {
+  Status serve(const Task& task, Frames payload) {
     if (!signed_by_coordinator(task)) {
       return refuse(task, ErrorCode::kBadSignature,
                     Status::failed_precondition("the task does not carry the coordinator's signature"));
@@ -253,7 +253,7 @@ class Session {
     return Status();
   }
 
-  Status try_serve(const Task& task, std::vector<zmq::message_t> payload) {
+  Status try_serve(const Task& task, Frames payload) {
     if (task.deadline_unix_ms > 0 && unix_ms_now() > task.deadline_unix_ms) {
       return Status::deadline_exceeded("the task's deadline passed before training started");
     }

@@ -1,5 +1,5 @@
-// The researcher's side of a job: a ZeroMQ ROUTER server that registers
-// workers and runs the rounds.
+// The researcher's side of a job: a server that registers workers and runs
+// the rounds, over a Channel (channel.h) its caller provides.
 //
 // One round: announce (send each selected worker a Task and the global
 // model) -> collect Updates until every participant answered or the round
@@ -21,8 +21,11 @@
 // round's budget over the settled, paid work and each participant gets a
 // signed receipt (docs/LEDGER.md).
 //
-// With network.curve (the default) all traffic is CurveZMQ under the
-// coordinator's key; a ZAP handler admits any client key or only those of
+// The caller builds what the coordinator works with and hands it over
+// (CoordinatorParts): the job's lock, the coordinator's identity and the
+// channel. For a real job that channel is listen_router (router_channel.h):
+// with network.curve (the default) all traffic is CurveZMQ under the
+// coordinator's key, a ZAP handler admits any client key or only those of
 // network.allow_list, and a Hello must carry the Ed25519 key whose CURVE key
 // the connection authenticated with (cohort/transport.h).
 //
@@ -46,10 +49,11 @@
 #include <utility>
 #include <vector>
 
-#include <zmq.hpp>
-
 #include "cohort/aggregation.h"
+#include "cohort/channel.h"
 #include "cohort/config.h"
+#include "cohort/crypto.h"
+#include "cohort/file_lock.h"
 #include "cohort/log.h"
 #include "cohort/receipt.h"
 #include "cohort/status.h"
@@ -122,33 +126,54 @@ using RoundCallback = std::function<void(const RoundMetrics&)>;
 // when the output directory holds a checkpoint and kFresh when it does not.
 enum class StartMode { kFresh, kResume, kAuto };
 
+// The job's lock, <output_dir>/coordinator.lock (the directory is made if
+// needed): one coordinator per job. Take it before anything else touches
+// the job's files or its endpoint (docs/OPERATIONS.md, "One instance per
+// job"). Errors: FailedPrecondition naming the process that holds it;
+// IoError.
+Result<FileLock> lock_job(const JobConfig& config);
+
+// The coordinator's key: the file [ledger] key, or <output_dir>/coordinator.key,
+// made on first use. Tasks are always signed and the ledger is bound to the
+// key, so it is kept across restarts. Errors: an unreadable or malformed
+// key file, or one that cannot be written.
+Result<Identity> load_coordinator_identity(const JobConfig& config, Logger& log);
+
+// What the caller builds, in this order, and lends a coordinator for its
+// whole life.
+struct CoordinatorParts {
+  FileLock job_lock;                 // lock_job(config)
+  Identity identity;                 // load_coordinator_identity(config)
+  std::unique_ptr<Channel> channel;  // listen_router(..., identity) or an InProcessChannel
+};
+
 class Coordinator {
  public:
-  // First takes the job's lock (<output_dir>/coordinator.lock, held until
-  // the Coordinator is destroyed: one instance per job), then validates the
-  // job, loads the test set (and checks that it fits the model), builds the
-  // initial model (or loads the checkpoint, for kResume) and the
-  // aggregation rule, and binds the listen endpoint. Errors: the job or its
+  // Validates the job, loads the test set (and checks that it fits the
+  // model), builds the initial model (or loads the checkpoint, for
+  // kResume) and the aggregation rule, publishes the public key in
+  // <output_dir>/coordinator.pub and, with [proof], opens the ledger. With
+  // [proof] on, use_deterministic_cpu_training() (proof_of_learning.h) must
+  // have been called first thing in the process. Errors: no channel; the
   // ledger held by another process (FailedPrecondition naming its pid), an
   // unknown rule or bad rule parameter, unreadable test data or data that
-  // does not fit the model, an endpoint in use, an unreadable allow-list, a
-  // second coordinator with CURVE in `context` (one ZAP handler per
-  // context); for kResume, no checkpoint (NotFound) or one of another model
-  // (FailedPrecondition); a ledger that disagrees with the checkpoint
-  // (FailedPrecondition naming the first difference).
-  static Result<std::unique_ptr<Coordinator>> create(zmq::context_t& context, JobConfig config,
+  // does not fit the model; for kResume, no checkpoint (NotFound) or one of
+  // another model (FailedPrecondition); a ledger that disagrees with the
+  // checkpoint (FailedPrecondition naming the first difference).
+  static Result<std::unique_ptr<Coordinator>> create(JobConfig config, CoordinatorParts parts,
                                                      const RuleRegistry& rules, Logger& log,
                                                      StartMode mode = StartMode::kFresh);
   ~Coordinator();
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
 
-  // The bound endpoint (resolves "tcp://127.0.0.1:*" to the chosen port).
+  // The channel's endpoint (a RouterChannel resolves "tcp://127.0.0.1:*"
+  // to the chosen port).
   std::string endpoint() const;
 
   // The key that signs tasks, challenges, receipts and the ledger and
-  // (with CURVE) authenticates the coordinator; kept in [ledger] key or
-  // <output_dir>/coordinator.key and published in <output_dir>/coordinator.pub.
+  // (with CURVE) authenticates the coordinator; published in
+  // <output_dir>/coordinator.pub.
   // Workers pin it with `cohort worker --coordinator-key`.
   const PublicKey& public_key() const;
 

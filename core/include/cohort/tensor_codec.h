@@ -1,5 +1,5 @@
 // The canonical flat form of a model's parameters, and its transfer as raw
-// ZeroMQ frames.
+// payload frames (frame.h).
 //
 // Canonical form: the parameters sorted by name, each flattened row-major and
 // concatenated into one contiguous 1-D float32 tensor, with a layout (name,
@@ -8,9 +8,10 @@
 //
 // On the wire the flat tensor may be cast to a smaller dtype (float16,
 // bfloat16) or kept as float32/float64; it is split into chunks of at most
-// `chunk_bytes`, each one ZeroMQ frame. Sending does not copy the tensor's
-// bytes (the frames borrow its storage, keeping it alive); receiving copies
-// only when the data arrived in several chunks or in another dtype.
+// `chunk_bytes`, each one frame. Sending does not copy the tensor's bytes
+// (the frames share its storage, keeping it alive); receiving copies only
+// when the data arrived in several chunks, in another dtype, or in a frame
+// that is not exclusive (Frame::is_exclusive: someone else may read it).
 //
 // Functions are thread-safe; tensors passed in are not modified.
 #pragma once
@@ -20,9 +21,8 @@
 #include <span>
 #include <vector>
 
-#include <zmq.hpp>
-
 #include "cohort/crypto.h"
+#include "cohort/frame.h"
 #include "cohort/protocol.h"
 #include "cohort/status.h"
 
@@ -52,7 +52,7 @@ class EncodedPayload {
   EncodedPayload(PayloadHeader header, at::Tensor wire, size_t chunk_bytes);
 
   const PayloadHeader& header() const { return header_; }
-  std::vector<zmq::message_t> chunks() const;
+  Frames chunks() const;
 
  private:
   PayloadHeader header_;
@@ -88,7 +88,7 @@ struct DecodedPayload {
 // layout that is not canonical, a digest mismatch (Corruption), or a layout
 // different from `expected` when one is given (InvalidArgument).
 Result<DecodedPayload> decode_payload(const PayloadHeader& header,
-                                      std::vector<zmq::message_t> chunks,
+                                      Frames chunks,
                                       const PayloadLimits& limits,
                                       const Layout* expected = nullptr);
 
