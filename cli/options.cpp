@@ -37,6 +37,7 @@ int exit_code_for(const Status& status) {
     case Status::Code::kFailedPrecondition:
     case Status::Code::kResourceExhausted:
     case Status::Code::kUnavailable:
+    case Status::Code::kUnsupported:
       return kExitUsage;
     case Status::Code::kIoError:
     case Status::Code::kDeadlineExceeded:

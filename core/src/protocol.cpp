@@ -75,10 +75,8 @@ ErrorCode error_code_for(const Status& status) {
     case Status::Code::kDeadlineExceeded: return ErrorCode::kDeadlineExceeded;
     case Status::Code::kUnavailable: return ErrorCode::kUnavailable;
     case Status::Code::kInvalidArgument: return ErrorCode::kInvalidUpdate;
-    case Status::Code::kFailedPrecondition:
-      return status.message().starts_with("unsupported protocol version")
-                 ? ErrorCode::kUnsupportedVersion
-                 : ErrorCode::kWrongRound;
+    case Status::Code::kFailedPrecondition: return ErrorCode::kWrongRound;
+    case Status::Code::kUnsupported: return ErrorCode::kUnsupportedVersion;
     default: return ErrorCode::kInternal;
   }
 }

@@ -310,7 +310,7 @@ Result<Message> decode_message(std::span<const uint8_t> bytes, const DecodeLimit
     capnp::FlatArrayMessageReader reader(words, options);
     auto envelope = reader.getRoot<proto::Envelope>();
     if (envelope.getVersion() != kProtocolVersion) {
-      return Status::failed_precondition(
+      return Status::unsupported(
           "unsupported protocol version " + std::to_string(envelope.getVersion()) +
           " (this build speaks version " + std::to_string(kProtocolVersion) + ")");
     }

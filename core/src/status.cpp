@@ -14,6 +14,7 @@ std::string_view code_name(Status::Code code) {
     case Status::Code::kDeadlineExceeded: return "deadline exceeded";
     case Status::Code::kUnavailable: return "unavailable";
     case Status::Code::kInternal: return "internal error";
+    case Status::Code::kUnsupported: return "unsupported";
   }
   return "unknown";
 }

@@ -72,7 +72,7 @@ TEST(ProtocolDecodeTest, WrongVersionIsFailedPreconditionNamingIt) {
     std::vector<uint8_t> bytes = encode_message_with_version(Bye{"x"}, version);
     Result<Message> r = decode_message(bytes);
     ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.status().code(), Status::Code::kFailedPrecondition);
+    EXPECT_EQ(r.status().code(), Status::Code::kUnsupported);
     EXPECT_NE(r.status().message().find("unsupported protocol version " + std::to_string(version)),
               std::string::npos)
         << r.status().message();

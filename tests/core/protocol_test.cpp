@@ -247,8 +247,10 @@ TEST(ProtocolTest, ErrorCodeForMapsStatusCodes) {
   EXPECT_EQ(error_code_for(Status::deadline_exceeded("x")), ErrorCode::kDeadlineExceeded);
   EXPECT_EQ(error_code_for(Status::unavailable("x")), ErrorCode::kUnavailable);
   EXPECT_EQ(error_code_for(Status::invalid_argument("x")), ErrorCode::kInvalidUpdate);
+  // Chosen by the code, never by the message's words.
+  EXPECT_EQ(error_code_for(Status::unsupported("x")), ErrorCode::kUnsupportedVersion);
   EXPECT_EQ(error_code_for(Status::failed_precondition("unsupported protocol version 2")),
-            ErrorCode::kUnsupportedVersion);
+            ErrorCode::kWrongRound);
   EXPECT_EQ(error_code_for(Status::failed_precondition("round 3 is closed")),
             ErrorCode::kWrongRound);
   EXPECT_EQ(error_code_for(Status::internal("x")), ErrorCode::kInternal);

@@ -36,6 +36,7 @@ TEST(StatusTest, FactoriesSetCodeAndMessage) {
       {Status::deadline_exceeded("m"), Status::Code::kDeadlineExceeded, 7, "deadline exceeded"},
       {Status::unavailable("m"), Status::Code::kUnavailable, 8, "unavailable"},
       {Status::internal("m"), Status::Code::kInternal, 9, "internal error"},
+      {Status::unsupported("m"), Status::Code::kUnsupported, 10, "unsupported"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

@@ -70,7 +70,7 @@ class CheatsTest : public ::testing::Test {
                                 << opening.status().to_string();
       if (opening.ok() && !verify_segment(*scratch_, context, *opening).passed) failing.insert(j);
     }
-    model_->set_flat_parameters(start + proven->training.delta);  // the next task starts here
+    EXPECT_TRUE(model_->set_flat_parameters(start + proven->training.delta).ok());  // the next task starts here
     return failing;
   }
 

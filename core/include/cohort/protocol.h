@@ -289,7 +289,7 @@ std::vector<uint8_t> encode_message_with_version(const Message& message, uint32_
 //   Corruption          - not a valid Cap'n Proto envelope, an unknown body,
 //                         a field out of range (bad key length, enum value).
 //   ResourceExhausted   - bigger than a limit.
-//   FailedPrecondition  - a protocol version other than kProtocolVersion; the
+//   Unsupported         - a protocol version other than kProtocolVersion; the
 //                         message says which version was received.
 Result<Message> decode_message(std::span<const uint8_t> bytes,
                                const DecodeLimits& limits = DecodeLimits());

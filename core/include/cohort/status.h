@@ -6,7 +6,9 @@
 // caught once per round or in main().
 //
 // Status and Result are value types: cheap to move, safe to copy, and not
-// thread-safe to mutate concurrently (like any value).
+// thread-safe to mutate concurrently (like any value). Both are
+// [[nodiscard]]: a failure cannot be dropped by accident; a caller that
+// means to ignore one says so with (void).
 #pragma once
 
 #include <cassert>
@@ -18,7 +20,7 @@
 
 namespace cohort {
 
-class Status {
+class [[nodiscard]] Status {
  public:
   // Stored in logs and on the wire (proto ErrorCode mirrors these):
   // never renumber.
@@ -33,6 +35,7 @@ class Status {
     kDeadlineExceeded = 7,   // a deadline passed
     kUnavailable = 8,        // a requested facility is absent (e.g. CUDA)
     kInternal = 9,           // a bug: an invariant did not hold
+    kUnsupported = 10,       // a version or format this build does not speak
   };
 
   Status() = default;  // OK
@@ -47,6 +50,7 @@ class Status {
   static Status deadline_exceeded(std::string msg) { return {Code::kDeadlineExceeded, std::move(msg)}; }
   static Status unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg)}; }
   static Status internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
+  static Status unsupported(std::string msg) { return {Code::kUnsupported, std::move(msg)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
@@ -74,7 +78,7 @@ Status status_of_exception(const std::exception& error, std::string_view context
 
 // Either a T or a non-OK Status. Accessing value() of an error is a bug.
 template <class T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : state_(std::move(value)) {}  // NOLINT: implicit by design
   Result(Status status) : state_(std::move(status)) {  // NOLINT
