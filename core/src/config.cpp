@@ -21,14 +21,14 @@
 
 #include "cohort/duration.h"
 #include "cohort/endpoint.h"
+#include "cohort/model_names.h"
 #include "cohort/number_text.h"
+#include "cohort/partition.h"
 
 namespace cohort {
 namespace {
 
-constexpr std::string_view kModelNames[] = {"cnn", "mlp", "mlp-wide"};
 constexpr std::string_view kDatasets[] = {"fashion-mnist", "idx"};
-constexpr std::string_view kPartitions[] = {"iid", "dirichlet", "gamma", "none"};
 constexpr std::string_view kProfiles[] = {"cpu-exact", "tolerant"};
 constexpr int64_t kKiB = int64_t{1} << 10;
 constexpr int64_t kMiB = int64_t{1} << 20;
@@ -353,7 +353,7 @@ Status read_job(TableReader r, JobSection& s) {
 }
 
 Status read_model(TableReader r, ModelSection& s) {
-  r.read("name", s.name, TextRule{.one_of = kModelNames});
+  r.read("name", s.name, TextRule{.one_of = model_names()});
   return r.finish();
 }
 
@@ -364,7 +364,7 @@ Status read_data(TableReader r, DataSection& s) {
   r.read("test_labels", s.test_labels);
   r.read("train_images", s.train_images);
   r.read("train_labels", s.train_labels);
-  r.read("partition", s.partition, TextRule{.one_of = kPartitions});
+  r.read("partition", s.partition, TextRule{.one_of = partition_scheme_names()});
   r.read("alpha", s.alpha, DoubleRange{.min = 0, .min_open = true});
   r.read("gamma", s.gamma, DoubleRange{.min = 0, .max = 1});
   r.read("eval_samples", s.eval_samples, IntRange{.min = 0});
