@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "cohort/aggregation.h"
-#include "cohort/tensor_codec.h"
+#include "cohort/finite.h"
 
 namespace cohort {
 namespace {

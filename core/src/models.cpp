@@ -67,6 +67,19 @@ void init_uniform_fan_in(torch::nn::Module& module, uint64_t seed) {
   }
 }
 
+// The list model_names() returns (cohort/model_names.h).
+constexpr std::string_view kModelNames[] = {"cnn", "mlp", "mlp-wide"};
+
+// "unknown model 'resnet' (known: cnn, mlp, mlp-wide)".
+Status unknown_model(std::string_view name) {
+  std::string known;
+  for (std::string_view model : kModelNames) {
+    if (!known.empty()) known += ", ";
+    known += model;
+  }
+  return Status::invalid_argument("unknown model '" + std::string(name) + "' (known: " + known + ")");
+}
+
 Layout layout_of(const std::map<std::string, torch::Tensor>& sorted) {
   Layout layout;
   for (const auto& [name, tensor] : sorted) {
@@ -86,13 +99,10 @@ struct Model::Impl {
   torch::Device device = torch::kCPU;
 };
 
-std::vector<std::string> model_names() { return {"cnn", "mlp", "mlp-wide"}; }
+std::span<const std::string_view> model_names() { return kModelNames; }
 
 Result<ModelInput> model_input(std::string_view model_name) {
-  const std::vector<std::string> known = model_names();
-  if (std::find(known.begin(), known.end(), model_name) == known.end()) {
-    return Status::invalid_argument("unknown model '" + std::string(model_name) + "' (known: cnn, mlp, mlp-wide)");
-  }
+  if (std::ranges::find(kModelNames, model_name) == std::end(kModelNames)) return unknown_model(model_name);
   return kBuiltinModelInput;
 }
 
@@ -127,8 +137,7 @@ Result<std::unique_ptr<Model>> Model::create(std::string_view name, uint64_t see
     impl->forward = [net](const torch::Tensor& x) { return net->forward(x); };
     impl->module = net;
   } else {
-    return Status::invalid_argument("unknown model '" + std::string(name) +
-                                    "' (known: cnn, mlp, mlp-wide)");
+    return unknown_model(name);
   }
   init_uniform_fan_in(*impl->module, seed);
   std::map<std::string, torch::Tensor> sorted;

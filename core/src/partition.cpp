@@ -14,12 +14,9 @@ namespace {
 
 using Shards = std::vector<std::vector<int64_t>>;
 
-constexpr std::array<std::pair<std::string_view, PartitionScheme>, 4> kSchemeNames = {{
-    {"iid", PartitionScheme::kIid},
-    {"dirichlet", PartitionScheme::kDirichlet},
-    {"gamma", PartitionScheme::kGamma},
-    {"none", PartitionScheme::kNone},
-}};
+// Indexed by PartitionScheme; partition_scheme_names() returns it.
+constexpr std::string_view kSchemeNames[] = {"iid", "dirichlet", "gamma", "none"};
+static_assert(std::size(kSchemeNames) == static_cast<size_t>(PartitionScheme::kNone) + 1);
 
 Status validate(size_t num_samples, const PartitionSpec& spec) {
   if (spec.num_parts < 1) {
@@ -155,24 +152,24 @@ Shards build_shards(std::span<const uint8_t> labels, const PartitionSpec& spec) 
 
 }  // namespace
 
+std::span<const std::string_view> partition_scheme_names() { return kSchemeNames; }
+
 Result<PartitionScheme> parse_partition_scheme(std::string_view name) {
-  for (const auto& [known, scheme] : kSchemeNames) {
-    if (name == known) return scheme;
+  for (size_t i = 0; i < std::size(kSchemeNames); ++i) {
+    if (name == kSchemeNames[i]) return static_cast<PartitionScheme>(i);
   }
   std::string valid;
-  for (const auto& entry : kSchemeNames) {
+  for (std::string_view known : kSchemeNames) {
     if (!valid.empty()) valid += ", ";
-    valid += entry.first;
+    valid += known;
   }
   return Status::invalid_argument("unknown partition scheme \"" + std::string(name) + "\" (valid: " +
                                   valid + ")");
 }
 
 std::string_view partition_scheme_name(PartitionScheme scheme) {
-  for (const auto& [name, known] : kSchemeNames) {
-    if (scheme == known) return name;
-  }
-  return "unknown";
+  const auto index = static_cast<size_t>(scheme);
+  return index < std::size(kSchemeNames) ? kSchemeNames[index] : "unknown";
 }
 
 Result<std::vector<std::vector<int64_t>>> partition_indices(std::span<const uint8_t> labels,

@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -128,12 +127,6 @@ int64_t Layout::numel() const {
   int64_t n = 0;
   for (const TensorSpec& spec : tensors) n += spec.numel();
   return n;
-}
-
-bool all_finite(const at::Tensor& values) {
-  if (values.numel() == 0) return true;
-  auto [low, high] = at::aminmax(values);
-  return std::isfinite(low.item<double>()) && std::isfinite(high.item<double>());
 }
 
 Status validate_layout(const Layout& layout) {

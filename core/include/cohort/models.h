@@ -21,13 +21,11 @@
 #include <vector>
 
 #include "cohort/dataset.h"
+#include "cohort/model_names.h"
 #include "cohort/status.h"
 #include "cohort/tensor_codec.h"
 
 namespace cohort {
-
-// "cnn", "mlp", "mlp-wide" (docs/CONFIG.md gives their sizes).
-std::vector<std::string> model_names();
 
 // What a model takes: single-channel images of rows x cols pixels, each
 // labelled with a class in [0, classes).

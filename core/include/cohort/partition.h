@@ -32,7 +32,12 @@ struct PartitionSpec {
   uint64_t seed = 1;
 };
 
-// "iid" | "dirichlet" | "gamma" | "none".
+// The schemes' names, in PartitionScheme order: "iid", "dirichlet", "gamma",
+// "none". The only list of them: the job config's data.partition accepts
+// exactly these. The span refers to static storage.
+std::span<const std::string_view> partition_scheme_names();
+
+// One of partition_scheme_names(); errors (InvalidArgument) list them.
 Result<PartitionScheme> parse_partition_scheme(std::string_view name);
 std::string_view partition_scheme_name(PartitionScheme scheme);
 

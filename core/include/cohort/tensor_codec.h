@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "cohort/crypto.h"
+#include "cohort/finite.h"  // all_finite, for the checks on decoded payloads
 #include "cohort/frame.h"
 #include "cohort/protocol.h"
 #include "cohort/status.h"
@@ -67,10 +68,6 @@ class EncodedPayload {
 // layout.numel() elements; chunk_bytes 0.
 Result<EncodedPayload> encode_payload(const Layout& layout, const at::Tensor& flat,
                                       size_t chunk_bytes, DType wire_dtype = DType::kFloat32);
-
-// True when no element is NaN or +-Inf. One pass without an n-element
-// temporary (min and max propagate NaN and show Inf); true for an empty tensor.
-bool all_finite(const at::Tensor& values);
 
 struct PayloadLimits {
   uint64_t max_bytes = uint64_t{2} << 30;
