@@ -17,11 +17,13 @@
 
 namespace cohort {
 
+// The values are the wire's (proto PartitionScheme, cast both ways in the
+// codec): never renumber.
 enum class PartitionScheme {
-  kIid,        // shuffle, then split into near-equal shards
-  kDirichlet,  // per class, shard shares drawn from Dirichlet(alpha * 1)
-  kGamma,      // a gamma share shuffled IID, the rest label-sorted and split
-  kNone,       // one shard holding every sample (num_parts copies)
+  kIid = 0,        // shuffle, then split into near-equal shards
+  kDirichlet = 1,  // per class, shard shares drawn from Dirichlet(alpha * 1)
+  kGamma = 2,      // a gamma share shuffled IID, the rest label-sorted and split
+  kNone = 3,       // one shard holding every sample (num_parts copies)
 };
 
 struct PartitionSpec {
