@@ -1,4 +1,6 @@
 // `cohort worker --coordinator ENDPOINT`: contribute this machine.
+#include <ATen/Parallel.h>
+
 #include <iostream>
 
 #include "cohort/duration.h"
@@ -68,12 +70,12 @@ int worker_command(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   worker.device = (*vm)["device"].as<std::string>();
-  worker.threads = (*vm)["threads"].as<int>();
+  const int threads = (*vm)["threads"].as<int>();
   worker.data_dir = (*vm)["data-dir"].as<std::string>();
   if (vm->count("images")) worker.images = (*vm)["images"].as<std::string>();
   if (vm->count("labels")) worker.labels = (*vm)["labels"].as<std::string>();
   worker.idle_timeout = std::chrono::milliseconds(static_cast<int64_t>(idle_timeout * 1000.0));
-  if (worker.threads < 0) {
+  if (threads < 0) {
     std::cerr << "cohort worker: --threads must be >= 0\n";
     return kExitUsage;
   }
@@ -121,6 +123,8 @@ int worker_command(const std::vector<std::string>& args) {
   }
   if (!vm->count("key")) log.warn("no --key: rewards go to a key made for this session only");
   log.info("worker key " + to_hex(identity->public_key()));
+  // Process state is main's to set: the library trains with what it finds.
+  if (threads > 0) at::set_num_threads(threads);
   zmq::context_t context;
   auto summary = run_worker(context, worker, *identity, log, signals.token());
   if (!summary.ok()) {

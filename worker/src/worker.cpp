@@ -421,7 +421,6 @@ Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& g
   // Created when first needed: jobs without proof of learning leave nothing.
   if (options.state_dir.empty()) options.state_dir = default_state_dir(identity.public_key());
   COHORT_ASSIGN_OR_RETURN(at::Device device, parse_device(options.device));
-  if (options.threads > 0) at::set_num_threads(options.threads);
   Digest data_digest{};
   COHORT_ASSIGN_OR_RETURN(LabeledImages data, load_worker_data(options, &data_digest));
 

@@ -37,7 +37,6 @@ namespace cohort {
 struct WorkerOptions {
   std::string coordinator = "tcp://127.0.0.1:5555";  // tcp://HOST:PORT, ipc://PATH (endpoint.h)
   std::string device = "cpu";         // cpu | cuda | cuda:N
-  int threads = 0;                    // intra-op threads; 0 = LibTorch's default
   // Local data: the training split of an MNIST-format directory, or a data
   // holder's own IDX pair when `images` and `labels` are both set.
   std::filesystem::path data_dir = kDefaultFashionMnistDir;
@@ -89,6 +88,9 @@ std::filesystem::path default_state_dir(const PublicKey& key);
 // Connects, registers and serves tasks. `identity` is the worker's account.
 // Proof-of-learning tasks need use_deterministic_cpu_training()
 // (proof_of_learning.h) to have been called first thing in the process.
+// The worker leaves process state alone: it trains with LibTorch's
+// intra-op thread count as the caller set it (at::set_num_threads; `cohort
+// worker --threads`), and reports that count in its Hello.
 // A worker whose connection was lost and made again (the coordinator
 // restarted) registers again, as it does when the coordinator answers
 // NotRegistered; the Welcome repeats its latest receipts and it keeps the
