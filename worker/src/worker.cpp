@@ -3,8 +3,6 @@
 #include <ATen/Parallel.h>
 #include <ATen/ops/from_blob.h>
 
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -18,6 +16,7 @@
 #include "cohort/endpoint.h"
 #include "cohort/models.h"
 #include "cohort/partition.h"
+#include "cohort/receipt.h"
 #include "cohort/tensor_codec.h"
 #include "cohort/training.h"
 #include "cohort/transport.h"
@@ -41,24 +40,6 @@ DatasetInfo describe(const WorkerOptions& options, const LabeledImages& data) {
                      static_cast<uint64_t>(data.count), static_cast<uint32_t>(classes.size())};
 }
 
-// One line of receipts.jsonl: every field of the receipt, keys and digests
-// in hex, amounts in micro-tokens.
-std::string receipt_json(const Receipt& r) {
-  return nlohmann::ordered_json{{"round", r.round},
-                                {"task_id", r.task_id},
-                                {"worker", to_hex(r.worker)},
-                                {"update_hash", to_hex(r.update_hash)},
-                                {"verdict", verdict_name(r.verdict)},
-                                {"reason", r.reason},
-                                {"reward", r.reward},
-                                {"slashed", r.slashed},
-                                {"chain_seq", r.chain_seq},
-                                {"chain_hash", to_hex(r.chain_hash)},
-                                {"coordinator", to_hex(r.coordinator)},
-                                {"signature", to_hex(r.signature)}}
-      .dump();
-}
-
 constexpr const char* kReceiptsFile = "receipts.jsonl";
 
 // How long the worker waits for a message before it looks at its stop
@@ -72,11 +53,12 @@ Result<std::set<uint64_t>> read_kept_receipts(const std::filesystem::path& state
   COHORT_ASSIGN_OR_RETURN(std::vector<std::string> lines, read_complete_lines(path));
   std::set<uint64_t> task_ids;
   for (const std::string& line : lines) {
-    nlohmann::json json = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!json.is_object() || !json.contains("task_id") || !json["task_id"].is_number_unsigned()) {
-      return Status::corruption(path.string() + ": a line that is not a receipt: " + line.substr(0, 80));
+    Result<Receipt> receipt = parse_receipt_json(line);
+    if (!receipt.ok()) {
+      return Status::corruption(path.string() + ": a line that is not a receipt (" + receipt.status().message() +
+                                "): " + line.substr(0, 80));
     }
-    task_ids.insert(json["task_id"].get<uint64_t>());
+    task_ids.insert(receipt->task_id);
   }
   return task_ids;
 }
