@@ -2,10 +2,12 @@
 #include <ATen/Parallel.h>
 
 #include <iostream>
+#include <optional>
 
 #include "cohort/duration.h"
 #include "cohort/endpoint.h"
 #include "cohort/ledger.h"
+#include "cohort/misbehaviour.h"
 #include "cohort/proof_of_learning.h"
 #include "cohort/worker.h"
 #include "commands.h"
@@ -85,14 +87,19 @@ int worker_command(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   worker.wire_dtype = *wire_dtype;
-  worker.flip_labels = vm->count("flip-labels") > 0;
+  MisbehaviourOptions misbehaving;
+  misbehaving.flip_labels = vm->count("flip-labels") > 0;
   auto cheat = parse_cheat((*vm)["cheat"].as<std::string>());
   if (!cheat.ok()) {
     std::cerr << "cohort worker: --cheat: " << cheat.status().message() << "\n";
     return kExitUsage;
   }
-  worker.cheat = *cheat;
-  worker.crash_before_reveal = vm->count("crash-before-reveal") > 0;
+  misbehaving.cheat = *cheat;
+  misbehaving.crash_before_reveal = vm->count("crash-before-reveal") > 0;
+  // The test-only flags: installed only when asked for, so that an honest
+  // worker runs without any hook.
+  std::optional<ScriptedMisbehaviour> misbehaviour;
+  if (misbehaving.any()) worker.misbehaviour = &misbehaviour.emplace(misbehaving);
   worker.state_dir = (*vm)["state-dir"].as<std::string>();
   worker.curve = vm->count("no-curve") == 0;
   if (vm->count("coordinator-key")) {

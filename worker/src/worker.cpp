@@ -91,7 +91,7 @@ class Session {
         data_digest_(data_digest),
         device_(device),
         log_(log),
-        prover_(identity, options.state_dir, options.cheat),
+        prover_(identity, options.state_dir, options.misbehaviour),
         momentum_store_(options.state_dir / "momentum"),
         kept_receipts_(std::move(kept_receipts)) {}
 
@@ -157,11 +157,7 @@ class Session {
       log_.info("task " + std::to_string(challenge.task_id) + " was not drawn for audit");
       return Status();
     }
-    if (options_.crash_before_reveal) {
-      log_.warn("task " + std::to_string(challenge.task_id) +
-                " audited: crashing before the reveal (--crash-before-reveal)");
-      std::_Exit(137);
-    }
+    if (options_.misbehaviour != nullptr) options_.misbehaviour->before_reveal(challenge.task_id, log_);
     COHORT_ASSIGN_OR_RETURN(EncodedPayload states,
                             encode_payload(answer->states.layout, answer->states.flat, options_.chunk_bytes));
     Reveal& reveal = answer->reveal;
@@ -265,7 +261,9 @@ class Session {
     }
     // A signed non-finite update is slashed as fraud, so an honest worker
     // reports the failure instead of sending one.
-    if (options_.cheat.kind == CheatKind::kNone && !all_finite(trained.delta)) {
+    const bool sends_non_finite =
+        options_.misbehaviour != nullptr && options_.misbehaviour->sends_non_finite_updates();
+    if (!sends_non_finite && !all_finite(trained.delta)) {
       return Status::internal("training produced NaN or Inf parameters");
     }
     COHORT_ASSIGN_OR_RETURN(EncodedPayload encoded,
@@ -376,10 +374,7 @@ Result<LabeledImages> load_worker_data(const WorkerOptions& options, Digest* dig
   // Of the data as loaded: a label-flipping worker claims the honest data
   // (and is caught by an audit, which re-executes with the true labels).
   if (digest != nullptr) *digest = digest_of(data);
-  if (options.flip_labels) {
-    constexpr uint8_t kClasses = 10;
-    for (uint8_t& label : data.labels) label = label < kClasses ? kClasses - 1 - label : label;
-  }
+  if (options.misbehaviour != nullptr) options.misbehaviour->on_data_loaded(data);
   return data;
 }
 
