@@ -1,9 +1,13 @@
 // `cohort worker --coordinator ENDPOINT`: contribute this machine.
+#include <ATen/Parallel.h>
+
 #include <iostream>
+#include <optional>
 
 #include "cohort/duration.h"
 #include "cohort/endpoint.h"
 #include "cohort/ledger.h"
+#include "cohort/misbehaviour.h"
 #include "cohort/proof_of_learning.h"
 #include "cohort/worker.h"
 #include "commands.h"
@@ -68,12 +72,12 @@ int worker_command(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   worker.device = (*vm)["device"].as<std::string>();
-  worker.threads = (*vm)["threads"].as<int>();
+  const int threads = (*vm)["threads"].as<int>();
   worker.data_dir = (*vm)["data-dir"].as<std::string>();
   if (vm->count("images")) worker.images = (*vm)["images"].as<std::string>();
   if (vm->count("labels")) worker.labels = (*vm)["labels"].as<std::string>();
   worker.idle_timeout = std::chrono::milliseconds(static_cast<int64_t>(idle_timeout * 1000.0));
-  if (worker.threads < 0) {
+  if (threads < 0) {
     std::cerr << "cohort worker: --threads must be >= 0\n";
     return kExitUsage;
   }
@@ -83,14 +87,19 @@ int worker_command(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   worker.wire_dtype = *wire_dtype;
-  worker.flip_labels = vm->count("flip-labels") > 0;
+  MisbehaviourOptions misbehaving;
+  misbehaving.flip_labels = vm->count("flip-labels") > 0;
   auto cheat = parse_cheat((*vm)["cheat"].as<std::string>());
   if (!cheat.ok()) {
     std::cerr << "cohort worker: --cheat: " << cheat.status().message() << "\n";
     return kExitUsage;
   }
-  worker.cheat = *cheat;
-  worker.crash_before_reveal = vm->count("crash-before-reveal") > 0;
+  misbehaving.cheat = *cheat;
+  misbehaving.crash_before_reveal = vm->count("crash-before-reveal") > 0;
+  // The test-only flags: installed only when asked for, so that an honest
+  // worker runs without any hook.
+  std::optional<ScriptedMisbehaviour> misbehaviour;
+  if (misbehaving.any()) worker.misbehaviour = &misbehaviour.emplace(misbehaving);
   worker.state_dir = (*vm)["state-dir"].as<std::string>();
   worker.curve = vm->count("no-curve") == 0;
   if (vm->count("coordinator-key")) {
@@ -121,6 +130,8 @@ int worker_command(const std::vector<std::string>& args) {
   }
   if (!vm->count("key")) log.warn("no --key: rewards go to a key made for this session only");
   log.info("worker key " + to_hex(identity->public_key()));
+  // Process state is main's to set: the library trains with what it finds.
+  if (threads > 0) at::set_num_threads(threads);
   zmq::context_t context;
   auto summary = run_worker(context, worker, *identity, log, signals.token());
   if (!summary.ok()) {

@@ -166,51 +166,41 @@ void ZapHandler::answer_one() {
   (void)zmq::send_multipart(socket_, reply);
 }
 
+// ------------------------------------------------------------ monitor
+
+SocketMonitor::SocketMonitor(zmq::context_t& context, zmq::socket_t& watched, int events)
+    : watched_(watched), events_(context, zmq::socket_type::pair) {
+  // Unique per monitor, so that one never meets an endpoint another has
+  // not yet released.
+  static std::atomic<uint64_t> serial{0};
+  const std::string endpoint = "inproc://cohort-monitor-" + std::to_string(serial++);
+  if (zmq_socket_monitor(watched.handle(), endpoint.c_str(), events) != 0) throw zmq::error_t();
+  events_.set(zmq::sockopt::linger, 0);
+  events_.connect(endpoint);
+}
+
+SocketMonitor::~SocketMonitor() { zmq_socket_monitor(watched_.handle(), nullptr, 0); }
+
+std::optional<SocketMonitor::Event> SocketMonitor::next(std::chrono::milliseconds timeout) {
+  zmq::pollitem_t item{events_.handle(), 0, ZMQ_POLLIN, 0};
+  if (zmq::poll(&item, 1, timeout) == 0) return std::nullopt;
+  std::vector<zmq::message_t> frames;  // [event id (2) + value (4)], [endpoint]
+  if (!zmq::recv_multipart(events_, std::back_inserter(frames)) || frames.empty() || frames[0].size() < 6) {
+    return std::nullopt;
+  }
+  Event event;
+  std::memcpy(&event.id, frames[0].data(), sizeof(event.id));
+  std::memcpy(&event.value, static_cast<const uint8_t*>(frames[0].data()) + 2, sizeof(event.value));
+  return event;
+}
+
 // ------------------------------------------------------------ handshake
-
-namespace {
-
-// Stops a socket monitor when it goes out of scope.
-class Monitor {
- public:
-  Monitor(zmq::context_t& context, zmq::socket_t& watched)
-      : watched_(watched), events_(context, zmq::socket_type::pair) {
-    const std::string endpoint =
-        "inproc://cohort-handshake-" + std::to_string(reinterpret_cast<uintptr_t>(watched.handle()));
-    const int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                       ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
-    if (zmq_socket_monitor(watched.handle(), endpoint.c_str(), events) != 0) throw zmq::error_t();
-    events_.connect(endpoint);
-  }
-  ~Monitor() { zmq_socket_monitor(watched_.handle(), nullptr, 0); }
-  Monitor(const Monitor&) = delete;
-  Monitor& operator=(const Monitor&) = delete;
-
-  // The next event (id, value), or nullopt after `timeout`.
-  std::optional<std::pair<uint16_t, uint32_t>> next(std::chrono::milliseconds timeout) {
-    zmq::pollitem_t item{events_.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, timeout) == 0) return std::nullopt;
-    std::vector<zmq::message_t> frames;  // [event id (2) + value (4)], [endpoint]
-    if (!zmq::recv_multipart(events_, std::back_inserter(frames)) || frames.empty() || frames[0].size() < 6) {
-      return std::nullopt;
-    }
-    uint16_t event = 0;
-    uint32_t value = 0;
-    std::memcpy(&event, frames[0].data(), sizeof(event));
-    std::memcpy(&value, static_cast<const uint8_t*>(frames[0].data()) + 2, sizeof(value));
-    return std::pair{event, value};
-  }
-
- private:
-  zmq::socket_t& watched_;
-  zmq::socket_t events_;
-};
-
-}  // namespace
 
 Status connect_authenticated(zmq::context_t& context, zmq::socket_t& socket, const std::string& endpoint,
                              std::chrono::milliseconds timeout, Logger* log, int max_failures) {
-  Monitor monitor(context, socket);
+  SocketMonitor monitor(context, socket,
+                        ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
   try {
     socket.connect(endpoint);
   } catch (const zmq::error_t& e) {
@@ -234,7 +224,7 @@ Status connect_authenticated(zmq::context_t& context, zmq::socket_t& socket, con
                                        std::to_string(timeout.count() / 1000) + " s (is the coordinator running?)");
     }
     if (log != nullptr && !warned) left = std::min(left, std::chrono::duration_cast<std::chrono::milliseconds>(kHandshakePatience));
-    auto event = monitor.next(left);
+    std::optional<SocketMonitor::Event> event = monitor.next(left);
     if (!event) continue;
     const auto [id, value] = *event;
     if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) return Status();

@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "cohort/aggregation.h"
-#include "cohort/cheats.h"
+#include "cohort/misbehaviour.h"
 #include "cohort/config.h"
 #include "cohort/coordinator.h"
 #include "cohort/proof_of_learning.h"
@@ -350,6 +350,9 @@ reward_per_round = 10
   ASSERT_TRUE(job.started());
   Result<Cheat> skip_half = parse_cheat("skip-half");
   ASSERT_TRUE(skip_half.ok());
+  MisbehaviourOptions skipping;
+  skipping.cheat = *skip_half;
+  ScriptedMisbehaviour cheater(skipping);
   std::vector<Result<WorkerSummary>> summaries(2, Status::internal("not run"));
   std::vector<std::ostringstream> logs(2);
   {
@@ -361,7 +364,7 @@ reward_per_round = 10
         options.curve = false;
         options.idle_timeout = std::chrono::seconds(60);
         options.state_dir = job.dir().path() / ("worker-" + std::to_string(i));
-        if (i == 1) options.cheat = *skip_half;
+        if (i == 1) options.misbehaviour = &cheater;
         Logger log(logs[i], LogLevel::kInfo, "worker");
         summaries[i] = run_worker(job.context(), options, Identity::generate(), log);
       });

@@ -318,14 +318,15 @@ TEST(Chaos, KilledAndRestartedAtRandomTheJobFinishesWithEveryRoundPaidOnce) {
     ASSERT_TRUE(key.ok()) << key.status().to_string();
     std::set<uint64_t> held;
     for (const auto& line : read_lines(fleet.state_dir(i) / "receipts.jsonl")) {
-      const nlohmann::json receipt = nlohmann::json::parse(line);
-      const auto task_id = receipt["task_id"].get<uint64_t>();
+      Result<Receipt> receipt = parse_receipt_json(line);
+      ASSERT_TRUE(receipt.ok()) << receipt.status().to_string();
+      const uint64_t task_id = receipt->task_id;
       EXPECT_TRUE(held.insert(task_id).second) << "worker " << i << " holds task " << task_id << " twice";
       ASSERT_TRUE(ledger->receipts.contains(task_id)) << task_id;
       const Receipt& stored = ledger->receipts.at(task_id);
-      EXPECT_EQ(receipt["reward"].get<Amount>(), stored.reward);
-      EXPECT_EQ(receipt["verdict"].get<std::string>(), verdict_name(stored.verdict));
-      EXPECT_EQ(receipt["signature"].get<std::string>(), to_hex(stored.signature));
+      EXPECT_EQ(receipt->reward, stored.reward);
+      EXPECT_EQ(receipt->verdict, stored.verdict);
+      EXPECT_EQ(receipt->signature, stored.signature);
     }
     if (banned.contains(i)) continue;
     const uint32_t held_through = receipts_owed_through(fleet.worker(i), finished_on_start);

@@ -1,6 +1,7 @@
 // What a worker trains on: its own data, optionally with flipped labels.
 #include <gtest/gtest.h>
 
+#include "cohort/misbehaviour.h"
 #include "cohort/worker.h"
 
 namespace cohort {
@@ -9,8 +10,11 @@ namespace {
 TEST(WorkerDataTest, FlippedLabelsMirrorTheTrueOnes) {
   if (!std::filesystem::exists(kDefaultFashionMnistDir)) GTEST_SKIP() << "no Fashion-MNIST";
   WorkerOptions honest;
+  MisbehaviourOptions flip;
+  flip.flip_labels = true;
+  ScriptedMisbehaviour flipper(flip);
   WorkerOptions flipping;
-  flipping.flip_labels = true;
+  flipping.misbehaviour = &flipper;
   auto clean = load_worker_data(honest);
   auto flipped = load_worker_data(flipping);
   ASSERT_TRUE(clean.ok() && flipped.ok());

@@ -9,6 +9,7 @@
 #include <zmq.hpp>
 
 #include "cohort/log.h"
+#include "cohort/transport.h"
 #include "cohort/worker.h"
 
 namespace cohort {
@@ -16,22 +17,18 @@ namespace cohort {
 // Says when the socket connected again after losing its connection (the
 // coordinator restarted, or the network failed): the coordinator at the
 // other end may not know this connection, so the worker says Hello again.
-// A ZeroMQ socket monitor reports the connections on an inproc pair socket.
+// A SocketMonitor (transport.h) reports the connections.
 class ConnectionWatch {
  public:
   // `connected`: the socket's first connection is already made (then every
   // connection seen is a reconnection).
   ConnectionWatch(zmq::context_t& context, zmq::socket_t& socket, bool connected);
-  ~ConnectionWatch();
-  ConnectionWatch(const ConnectionWatch&) = delete;
-  ConnectionWatch& operator=(const ConnectionWatch&) = delete;
 
   // Whether a connection was made since the last call, other than the first.
   bool reconnected();
 
  private:
-  zmq::socket_t& socket_;
-  zmq::socket_t events_;
+  SocketMonitor monitor_;
   bool connected_before_;
 };
 

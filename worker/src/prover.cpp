@@ -85,8 +85,16 @@ Result<Stored> load_pending(const std::filesystem::path& dir) {
 
 }  // namespace
 
-Prover::Prover(const Identity& identity, std::filesystem::path state_dir, Cheat cheat)
-    : identity_(identity), state_dir_(std::move(state_dir)), cheat_(cheat) {
+Result<ProvenTraining> Misbehaviour::train_with_proof(Model& model, const TensorDataset& shard,
+                                                      const Hyperparameters& hyper, uint64_t seed, uint64_t task_id,
+                                                      const ProofParams& params,
+                                                      const std::filesystem::path& checkpoint_dir,
+                                                      MomentumBuffers* momentum) {
+  return cohort::train_with_proof(model, shard, hyper, seed, task_id, params, checkpoint_dir, momentum);
+}
+
+Prover::Prover(const Identity& identity, std::filesystem::path state_dir, Misbehaviour* misbehaviour)
+    : identity_(identity), state_dir_(std::move(state_dir)), misbehaviour_(misbehaviour) {
   std::error_code ignored;
   for (const auto& entry : std::filesystem::directory_iterator(state_dir_, ignored)) {
     if (!entry.is_directory() || !entry.path().filename().string().starts_with("task-")) continue;
@@ -118,9 +126,9 @@ Result<Prover::Trained> Prover::train(const Task& task, Model& model, const Tens
   while (pending_.size() >= kMaxPendingTasks) settle(pending_.begin()->first);
   const std::filesystem::path dir = state_dir_ / ("task-" + std::to_string(task.task_id));
   COHORT_ASSIGN_OR_RETURN(ProvenTraining proven,
-                          cheat_.kind != CheatKind::kNone
-                              ? train_dishonestly(cheat_, model, shard, task.hyper, task.seed, task.task_id,
-                                                  task.proof.params, dir, cheat_memory_)
+                          misbehaviour_ != nullptr
+                              ? misbehaviour_->train_with_proof(model, shard, task.hyper, task.seed, task.task_id,
+                                                                task.proof.params, dir, momentum)
                               : train_with_proof(model, shard, task.hyper, task.seed, task.task_id,
                                                  task.proof.params, dir, momentum));
   const Commitment& c = proven.commitment;

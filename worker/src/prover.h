@@ -12,10 +12,10 @@
 #include <optional>
 #include <vector>
 
-#include "cohort/cheats.h"
 #include "cohort/proof_of_learning.h"
 #include "cohort/protocol.h"
 #include "cohort/reveal_payload.h"
+#include "cohort/worker.h"
 
 namespace cohort {
 
@@ -28,9 +28,10 @@ class Prover {
 
   // Takes up the unsettled tasks a previous run left in `state_dir` (their
   // challenges may still come) and deletes the directories of tasks whose
-  // training did not finish. A `cheat` other than kNone makes a dishonest
-  // prover, for tests and demos (cheats.h).
-  Prover(const Identity& identity, std::filesystem::path state_dir, Cheat cheat = {});
+  // training did not finish. With a `misbehaviour` (not owned; it must
+  // outlive the prover), its train_with_proof trains: for tests and demos
+  // of dishonest provers (worker.h).
+  Prover(const Identity& identity, std::filesystem::path state_dir, Misbehaviour* misbehaviour = nullptr);
 
   // Task ids of the unsettled tasks, oldest first.
   std::vector<uint64_t> pending_tasks() const;
@@ -68,8 +69,7 @@ class Prover {
 
   const Identity& identity_;
   std::filesystem::path state_dir_;
-  Cheat cheat_;
-  CheatMemory cheat_memory_;
+  Misbehaviour* misbehaviour_;  // null: honest
   std::map<uint64_t, Pending> pending_;  // by task id
 };
 

@@ -49,4 +49,17 @@ struct Receipt {
 // True when `receipt.signature` is the coordinator's signature over its bytes.
 bool verify_receipt(const Receipt& receipt);
 
+// The one JSON form of a receipt: an object on one line with every field,
+// keys, digests and the signature in hex, the verdict by name (verdict_name)
+// and amounts in micro-tokens; the task id under "task", as in the ledger's
+// chain entries. A worker's receipts file holds one per line
+// (docs/LEDGER.md, "A worker's receipts file").
+std::string receipt_json(const Receipt& receipt);
+
+// Parses receipt_json's form, and the older one that named the task id
+// "task_id" (receipts files written before the ledger's key was adopted).
+// Does not check the signature (verify_receipt). Errors: Corruption, saying
+// which field is missing or wrong.
+Result<Receipt> parse_receipt_json(std::string_view text);
+
 }  // namespace cohort

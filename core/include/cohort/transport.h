@@ -136,6 +136,32 @@ class ZapHandler {
   std::thread thread_;
 };
 
+// Watches a socket's connection events (a ZeroMQ socket monitor,
+// zmq_socket_monitor) on an inproc PAIR socket of its own, from
+// construction until destruction. A socket has at most one monitor: a new
+// one replaces the one before it. Resource type; one thread, the watched
+// socket's. Throws zmq::error_t when the monitor cannot be started.
+class SocketMonitor {
+ public:
+  // `events`: the ZMQ_EVENT_* bits to report. `context` must be `watched`'s.
+  SocketMonitor(zmq::context_t& context, zmq::socket_t& watched, int events);
+  ~SocketMonitor();
+  SocketMonitor(const SocketMonitor&) = delete;
+  SocketMonitor& operator=(const SocketMonitor&) = delete;
+
+  struct Event {
+    uint16_t id = 0;     // one ZMQ_EVENT_* bit
+    uint32_t value = 0;  // the event's value (an fd, an errno, a ZAP status)
+  };
+  // The next event, waiting up to `timeout` (zero: only one already
+  // reported), or nullopt when none came.
+  std::optional<Event> next(std::chrono::milliseconds timeout);
+
+ private:
+  zmq::socket_t& watched_;
+  zmq::socket_t events_;
+};
+
 // Connects a CURVE client socket (make_curve_client) to `endpoint` and
 // waits until a handshake succeeded, so that a wrong server key or a
 // refused client key is reported instead of waiting in silence (ZeroMQ

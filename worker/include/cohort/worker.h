@@ -18,6 +18,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <stop_token>
@@ -25,19 +26,49 @@
 
 #include <zmq.hpp>
 
-#include "cohort/cheats.h"
 #include "cohort/crypto.h"
 #include "cohort/dataset.h"
 #include "cohort/log.h"
+#include "cohort/proof_of_learning.h"
 #include "cohort/protocol.h"
 #include "cohort/status.h"
 
 namespace cohort {
 
+// The points where a worker can be made to misbehave, for tests, demos and
+// experiments; an honest worker has none (WorkerOptions::misbehaviour is
+// null). The worker calls each at the point it names, and the defaults do
+// what an honest worker does. The ones `cohort worker --flip-labels`,
+// `--cheat` and `--crash-before-reveal` install live in the worker_testing
+// library (cohort/misbehaviour.h, cohort/cheats.h), which the production
+// worker does not link. Called on the worker's thread only.
+class Misbehaviour {
+ public:
+  virtual ~Misbehaviour() = default;
+
+  // The local data as loaded, after its digest (the one announced for
+  // proof of learning) was taken; it may change it.
+  virtual void on_data_loaded(LabeledImages& /*data*/) {}
+
+  // Trains a task with proof of learning: the same arguments and contract
+  // as train_with_proof (proof_of_learning.h), which the default calls.
+  virtual Result<ProvenTraining> train_with_proof(Model& model, const TensorDataset& shard,
+                                                  const Hyperparameters& hyper, uint64_t seed, uint64_t task_id,
+                                                  const ProofParams& params,
+                                                  const std::filesystem::path& checkpoint_dir,
+                                                  MomentumBuffers* momentum);
+
+  // Whether an update with NaN or Inf parameters is sent (and slashed as
+  // fraud) instead of being reported as a failed task.
+  virtual bool sends_non_finite_updates() const { return false; }
+
+  // The challenge of audited task `task_id` was checked; its reveal is next.
+  virtual void before_reveal(uint64_t /*task_id*/, Logger& /*log*/) {}
+};
+
 struct WorkerOptions {
   std::string coordinator = "tcp://127.0.0.1:5555";  // tcp://HOST:PORT, ipc://PATH (endpoint.h)
   std::string device = "cpu";         // cpu | cuda | cuda:N
-  int threads = 0;                    // intra-op threads; 0 = LibTorch's default
   // Local data: the training split of an MNIST-format directory, or a data
   // holder's own IDX pair when `images` and `labels` are both set.
   std::filesystem::path data_dir = kDefaultFashionMnistDir;
@@ -46,15 +77,10 @@ struct WorkerOptions {
   std::chrono::milliseconds idle_timeout{600'000};  // give up waiting for work; at most a year (duration.h)
   size_t chunk_bytes = size_t{16} << 20;
   DType wire_dtype = DType::kFloat32;              // dtype of updates on the wire
-  // A Byzantine behaviour for robustness experiments: train honestly on
-  // flipped labels (y -> 9 - y), as ByzFL, Blades and epfml define it.
-  bool flip_labels = false;
-  // A dishonest prover, for tests and demos of the audits (cheats.h).
-  Cheat cheat;
-  // Crash-safety tests: on the first challenge of an audited task, exit at
-  // once (status 137, no cleanup), as a worker killed between its update
-  // and its reveal would. Restarted without it, the worker must still reveal.
-  bool crash_before_reveal = false;
+  // Tests, demos and experiments only (Misbehaviour above); null for an
+  // honest worker. Not owned: it must outlive run_worker, and serves one
+  // worker at a time.
+  Misbehaviour* misbehaviour = nullptr;
   // Checkpoints of tasks awaiting settlement, and receipts; empty = the
   // key's own directory, $XDG_CACHE_HOME (or ~/.cache)/cohort/worker-<key>.
   std::filesystem::path state_dir;
@@ -77,10 +103,11 @@ struct WorkerSummary {
 };
 
 // Loads the worker's local training data as configured in `options`
-// (labels flipped when options.flip_labels) and checks that it fits the
-// built-in models (models.h: 28x28 images, labels 0-9, at least one
-// sample; InvalidArgument naming the file otherwise). When `digest` is
-// given it receives digest_of() the data as loaded, before any flipping.
+// (passed through options.misbehaviour->on_data_loaded, when set) and
+// checks that it fits the built-in models (models.h: 28x28 images, labels
+// 0-9, at least one sample; InvalidArgument naming the file otherwise).
+// When `digest` is given it receives digest_of() the data as loaded,
+// before the misbehaviour saw it.
 Result<LabeledImages> load_worker_data(const WorkerOptions& options, Digest* digest = nullptr);
 
 // Where a worker with `key` keeps its state when options.state_dir is empty.
@@ -89,6 +116,9 @@ std::filesystem::path default_state_dir(const PublicKey& key);
 // Connects, registers and serves tasks. `identity` is the worker's account.
 // Proof-of-learning tasks need use_deterministic_cpu_training()
 // (proof_of_learning.h) to have been called first thing in the process.
+// The worker leaves process state alone: it trains with LibTorch's
+// intra-op thread count as the caller set it (at::set_num_threads; `cohort
+// worker --threads`), and reports that count in its Hello.
 // A worker whose connection was lost and made again (the coordinator
 // restarted) registers again, as it does when the coordinator answers
 // NotRegistered; the Welcome repeats its latest receipts and it keeps the
