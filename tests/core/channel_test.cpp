@@ -11,17 +11,15 @@
 #include "cohort/crypto.h"
 #include "cohort/log.h"
 #include "cohort/router_channel.h"
+#include "support/frames.h"
 
 namespace cohort {
 namespace {
 
 using std::chrono::milliseconds;
 
-Frame frame_of(std::string_view text) {
-  return Frame::copy_of({reinterpret_cast<const uint8_t*>(text.data()), text.size()});
-}
-
-std::string text_of(const Frame& frame) { return {reinterpret_cast<const char*>(frame.data()), frame.size()}; }
+using testing::frame_of;
+using testing::text_of;
 
 TEST(InProcessChannel, APeersMessageArrivesWithItsNameAndTheAnswerComesBack) {
   InProcessChannel channel;
@@ -99,18 +97,27 @@ TEST(InProcessChannel, AnEnvelopeOverTheDecodeLimitArrivesAsAnError) {
 }
 
 // The same contract over ZeroMQ: a DEALER talks to listen_router's ROUTER.
-TEST(RouterChannel, ADealersMessageArrivesWithItsRoutingIdAndTheAnswerComesBack) {
-  zmq::context_t context;
-  std::ostringstream log_text;
-  Logger log(log_text, LogLevel::kInfo, "test");
-  NetworkSection network;
-  network.listen = "tcp://127.0.0.1:*";
-  network.curve = false;
-  Result<std::unique_ptr<Channel>> channel = listen_router(context, network, Identity::generate(), log);
-  ASSERT_TRUE(channel.ok()) << channel.status().to_string();
-  EXPECT_NE(log_text.str().find("without CURVE"), std::string::npos) << log_text.str();
+// listen_router on loopback, plaintext.
+class RouterChannelTest : public ::testing::Test {
+ protected:
+  RouterChannelTest() {
+    network_.listen = "tcp://127.0.0.1:*";
+    network_.curve = false;
+  }
+  Result<std::unique_ptr<Channel>> listen() { return listen_router(context_, network_, Identity::generate(), log_); }
 
-  zmq::socket_t dealer(context, zmq::socket_type::dealer);
+  zmq::context_t context_;
+  std::ostringstream log_text_;
+  Logger log_{log_text_, LogLevel::kInfo, "test"};
+  NetworkSection network_;
+};
+
+TEST_F(RouterChannelTest, ADealersMessageArrivesWithItsRoutingIdAndTheAnswerComesBack) {
+  Result<std::unique_ptr<Channel>> channel = listen();
+  ASSERT_TRUE(channel.ok()) << channel.status().to_string();
+  EXPECT_NE(log_text_.str().find("without CURVE"), std::string::npos) << log_text_.str();
+
+  zmq::socket_t dealer(context_, zmq::socket_type::dealer);
   dealer.set(zmq::sockopt::routing_id, "w1");
   dealer.connect((*channel)->endpoint());
   ASSERT_TRUE(send_message(dealer, {Bye{"leaving"}, {frame_of("abc")}}).ok());
@@ -129,19 +136,13 @@ TEST(RouterChannel, ADealersMessageArrivesWithItsRoutingIdAndTheAnswerComesBack)
   EXPECT_FALSE((*channel)->send("nobody", {Bye{"x"}}).ok());
 }
 
-TEST(RouterChannel, AnEndpointInUseIsAnIoErrorNamingIt) {
-  zmq::context_t context;
-  std::ostringstream log_text;
-  Logger log(log_text, LogLevel::kInfo, "test");
-  NetworkSection network;
-  network.listen = "tcp://127.0.0.1:*";
-  network.curve = false;
-  Result<std::unique_ptr<Channel>> first = listen_router(context, network, Identity::generate(), log);
+TEST_F(RouterChannelTest, AnEndpointInUseIsAnIoErrorNamingIt) {
+  Result<std::unique_ptr<Channel>> first = listen();
   ASSERT_TRUE(first.ok());
-  network.listen = (*first)->endpoint();
-  Result<std::unique_ptr<Channel>> second = listen_router(context, network, Identity::generate(), log);
+  network_.listen = (*first)->endpoint();
+  Result<std::unique_ptr<Channel>> second = listen();
   ASSERT_EQ(second.status().code(), Status::Code::kIoError);
-  EXPECT_NE(second.status().message().find(network.listen), std::string::npos) << second.status().message();
+  EXPECT_NE(second.status().message().find(network_.listen), std::string::npos) << second.status().message();
 }
 
 }  // namespace

@@ -7,17 +7,15 @@
 #include <ATen/ATen.h>
 
 #include "cohort/tensor_codec.h"
+#include "support/frames.h"
 
 namespace cohort {
 namespace {
 
 using std::chrono::milliseconds;
 
-Frame frame_of(std::string_view text) {
-  return Frame::copy_of({reinterpret_cast<const uint8_t*>(text.data()), text.size()});
-}
-
-std::string text_of(const Frame& frame) { return {reinterpret_cast<const char*>(frame.data()), frame.size()}; }
+using testing::frame_of;
+using testing::text_of;
 
 class WireTest : public ::testing::Test {
  protected:
