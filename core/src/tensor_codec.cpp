@@ -115,6 +115,7 @@ Result<at::Tensor> join_chunks(Frames chunks, uint64_t total_bytes,
   at::Tensor joined = at::empty({numel}, options);
   auto* out = static_cast<uint8_t*>(joined.data_ptr());
   for (const auto& chunk : chunks) {
+    if (chunk.size() == 0) continue;  // an empty frame may have no bytes at all (data() null)
     std::memcpy(out, chunk.data(), chunk.size());
     out += chunk.size();
   }

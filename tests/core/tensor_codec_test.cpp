@@ -365,6 +365,20 @@ TEST_F(TensorCodecTest, DecodeRejectsChunkCountMismatch) {
   EXPECT_EQ(decode_status(p.header(), std::move(extra)).code(), Status::Code::kCorruption);
 }
 
+// An empty frame is legal and carries no bytes at all (its data() may be
+// null): joining must skip it, not copy from it (UBSan, fuzz seed
+// tensor_codec/empty-chunk-among-chunks).
+TEST_F(TensorCodecTest, AnEmptyChunkAmongTheChunksJoinsToTheSameTensor) {
+  EncodedPayload p = encode_or_die(small_layout(), small_flat(), 8);
+  Frames chunks = p.chunks();
+  chunks.insert(chunks.begin() + 1, Frame::copy_of({}));
+  PayloadHeader header = p.header();
+  header.chunk_count += 1;
+  Result<DecodedPayload> d = decode_payload(header, std::move(chunks), PayloadLimits());
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  EXPECT_EQ(values_of(d->flat), values_of(small_flat()));
+}
+
 TEST_F(TensorCodecTest, DecodeRejectsTotalBytesThatDisagreeWithTensors) {
   EncodedPayload p = encode_or_die(small_layout(), small_flat(), 1 << 20);
   PayloadHeader header = p.header();
