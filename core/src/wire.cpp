@@ -14,7 +14,11 @@ zmq::message_t borrowing(const Frame& frame) {
                         new std::shared_ptr<const void>(frame.owner()));
 }
 
-// A received ZeroMQ message as an exclusive frame.
+// A received ZeroMQ message as an exclusive frame. Over tcp:// and ipc://
+// the bytes are the receiver's own; over inproc:// ZeroMQ hands a zero-copy
+// message over by reference, so they may be the sender's: senders never
+// write a tensor they have sent (tensor_codec.h), which keeps this true
+// enough for decode_payload to adopt them.
 Frame frame_of(zmq::message_t message) {
   auto owner = std::make_shared<zmq::message_t>(std::move(message));
   std::span<uint8_t> bytes(static_cast<uint8_t*>(owner->data()), owner->size());
