@@ -10,6 +10,7 @@
 #include "cohort/misbehaviour.h"
 #include "cohort/proof_of_learning.h"
 #include "cohort/worker.h"
+#include "cohort/worker_connection.h"
 #include "commands.h"
 #include "options.h"
 #include "shutdown_signals.h"
@@ -133,7 +134,12 @@ int worker_command(const std::vector<std::string>& args) {
   // Process state is main's to set: the library trains with what it finds.
   if (threads > 0) at::set_num_threads(threads);
   zmq::context_t context;
-  auto summary = run_worker(context, worker, *identity, log, signals.token());
+  Result<CoordinatorConnector> connector = zeromq_connector(context, worker, *identity, log);
+  if (!connector.ok()) {
+    log.error(connector.status().to_string());
+    return exit_code_for(connector.status());
+  }
+  auto summary = run_worker(*connector, worker, *identity, log, signals.token());
   if (!summary.ok()) {
     log.error(summary.status().to_string());
     return exit_code_for(summary.status());

@@ -245,8 +245,8 @@ struct RoundResult {
   round @0 :UInt32;
   accepted @1 :Bool;         # whether this worker's update was aggregated
   reason @2 :Text;           # why not, when not
-  testAccuracy @3 :Float64;
-  testLoss @4 :Float64;
+  testAccuracy @3 :Float64;  # of the new global model; NaN in a round not evaluated ([data] eval_every)
+  testLoss @4 :Float64;      # likewise
   participants @5 :UInt32;
   modelHash @6 :Data;        # digest of the new global model
   receipt @7 :Receipt;       # present when the job keeps a ledger

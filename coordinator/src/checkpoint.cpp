@@ -14,6 +14,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "cohort/coordinator.h"
@@ -57,12 +58,17 @@ std::string header_json(const Checkpoint& checkpoint) {
 }
 
 // The round's metrics line: an object whose accuracy and loss, where present,
-// are numbers (a resumed coordinator reports them and rewrites the line).
+// are numbers, or null in a round that was not evaluated (a resumed
+// coordinator reports them and rewrites the line).
 Status read_metrics(const nlohmann::json& metrics, Checkpoint& checkpoint) {
   if (!metrics.is_object()) return Status::corruption("\"metrics\" is not an object");
   for (auto [field, value] : {std::pair{"test_accuracy", &checkpoint.test_accuracy},
                               std::pair{"test_loss", &checkpoint.test_loss}}) {
     if (!metrics.contains(field)) continue;
+    if (metrics.at(field).is_null()) {
+      *value = std::numeric_limits<double>::quiet_NaN();
+      continue;
+    }
     if (!metrics.at(field).is_number()) return Status::corruption(std::string("metrics.") + field + " is not a number");
     *value = metrics.at(field).get<double>();
   }

@@ -3,7 +3,9 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <limits>
 
 #include "cohort/duration.h"
 #include "cohort/durable_file.h"
@@ -15,6 +17,10 @@
 
 namespace cohort {
 namespace {
+
+// The accuracy and loss of a round that was not evaluated (data.eval_every):
+// null in metrics.jsonl.
+constexpr double kNotEvaluated = std::numeric_limits<double>::quiet_NaN();
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -136,10 +142,10 @@ Result<std::optional<RoundMetrics>> Coordinator::Impl::run_round(uint32_t round)
   metrics.model_updated = aggregate(state, ready, metrics);
   record(clock.lap(), &PhaseSeconds::aggregate, metrics);
 
-  COHORT_ASSIGN_OR_RETURN(Evaluation eval, evaluate_global(round));
+  COHORT_ASSIGN_OR_RETURN(const std::optional<Evaluation> eval, evaluate_global(round));
   record(clock.lap(), &PhaseSeconds::evaluate, metrics);
-  metrics.test_accuracy = eval.accuracy;
-  metrics.test_loss = eval.loss;
+  metrics.test_accuracy = eval ? eval->accuracy : kNotEvaluated;
+  metrics.test_loss = eval ? eval->loss : kNotEvaluated;
   metrics.participants = static_cast<int>(state.tasks.size());
   metrics.accepted = static_cast<int>(ready.size());
   metrics.rejected = state.rejected;
@@ -171,10 +177,13 @@ Result<std::optional<RoundMetrics>> Coordinator::Impl::run_round(uint32_t round)
   return std::optional<RoundMetrics>(std::move(metrics));
 }
 
-Result<Evaluation> Coordinator::Impl::evaluate_global(uint32_t round) {
-  return catching_exceptions("evaluating round " + std::to_string(round), [&]() -> Result<Evaluation> {
+Result<std::optional<Evaluation>> Coordinator::Impl::evaluate_global(uint32_t round) {
+  const bool due = round % static_cast<uint32_t>(config_.data.eval_every) == 0 ||
+                   round == static_cast<uint32_t>(config_.job.rounds);
+  if (!due) return std::optional<Evaluation>();
+  return catching_exceptions("evaluating round " + std::to_string(round), [&]() -> Result<std::optional<Evaluation>> {
     COHORT_RETURN_IF_ERROR(model_->set_flat_parameters(global_));
-    return evaluate(*model_, test_set_);
+    return std::optional<Evaluation>(evaluate(*model_, test_set_));
   });
 }
 
@@ -347,11 +356,13 @@ void Coordinator::Impl::report_results(RoundState& state, const RoundMetrics& me
 
 void Coordinator::Impl::log_round(const RoundMetrics& m) {
   rejections_log_.flush(log_);
+  char evaluation[64] = "not evaluated";
+  if (!std::isnan(m.test_accuracy)) {
+    std::snprintf(evaluation, sizeof(evaluation), "accuracy %.4f  loss %.4f", m.test_accuracy, m.test_loss);
+  }
   char line[256];
-  std::snprintf(line, sizeof(line),
-                "round %u/%d: accuracy %.4f  loss %.4f  updates %d/%d  rejected %d  %.1f s",
-                m.round, config_.job.rounds, m.test_accuracy, m.test_loss, m.accepted,
-                m.participants, m.rejected, m.seconds.total);
+  std::snprintf(line, sizeof(line), "round %u/%d: %s  updates %d/%d  rejected %d  %.1f s", m.round,
+                config_.job.rounds, evaluation, m.accepted, m.participants, m.rejected, m.seconds.total);
   log_.info(line);
 }
 

@@ -124,9 +124,11 @@ class Coordinator::Impl {
   // The round's metrics, or nullopt when a stop abandoned it.
   Result<std::optional<RoundMetrics>> run_round(uint32_t round);
 
-  // The test set was checked against the model when the job started, so an
-  // error here is a bug; it ends the job cleanly instead of the process.
-  Result<Evaluation> evaluate_global(uint32_t round);
+  // The global model on the test set, or nullopt in a round data.eval_every
+  // skips. The test set was checked against the model when the job
+  // started, so an error here is a bug; it ends the job cleanly instead of
+  // the process.
+  Result<std::optional<Evaluation>> evaluate_global(uint32_t round);
 
   Checkpoint checkpoint_of(uint32_t round, const Digest& digest, const std::vector<const OpenTask*>& ready,
                            const RoundMetrics& metrics) const;

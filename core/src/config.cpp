@@ -57,6 +57,7 @@ Status read_data(TableReader r, DataSection& s) {
   r.read("alpha", s.alpha, DoubleRange{.min = 0, .min_open = true});
   r.read("gamma", s.gamma, DoubleRange{.min = 0, .max = 1});
   r.read("eval_samples", s.eval_samples, IntRange{.min = 0});
+  r.read("eval_every", s.eval_every, IntRange{.min = 1});
   return r.finish();
 }
 

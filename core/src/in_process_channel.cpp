@@ -48,12 +48,15 @@ struct InProcessChannel::Peer::Shared {
   std::deque<Parcel> to_server;
   std::map<std::string, std::deque<Parcel>> to_peer;  // connected peers' inboxes
 
-  // Waits for `queue` to be non-empty (or `timeout`); pops its front.
+  // Waits for `queue` to be non-empty (or `timeout`); pops its front. A
+  // queue that does not exist (a peer that left) is waited on as an empty
+  // one, as a socket without a connection would be, so that its reader
+  // does not spin.
   std::optional<Parcel> pop(std::unique_lock<std::mutex>& lock, std::chrono::milliseconds timeout,
                             const std::function<std::deque<Parcel>*()>& queue) {
     const bool ready = changed.wait_for(lock, timeout, [&] {
       std::deque<Parcel>* q = queue();
-      return q == nullptr || !q->empty();
+      return q != nullptr && !q->empty();
     });
     std::deque<Parcel>* q = queue();
     if (!ready || q == nullptr || q->empty()) return std::nullopt;
@@ -110,13 +113,13 @@ InProcessChannel::~InProcessChannel() {
   shared_->changed.notify_all();
 }
 
-std::shared_ptr<InProcessChannel::Peer> InProcessChannel::connect(const std::string& name,
+std::unique_ptr<InProcessChannel::Peer> InProcessChannel::connect(const std::string& name,
                                                                   const std::string& user_id) {
   {
     std::lock_guard lock(shared_->mutex);
     shared_->to_peer[name].clear();
   }
-  return std::shared_ptr<Peer>(new Peer(name, user_id, shared_));
+  return std::unique_ptr<Peer>(new Peer(name, user_id, shared_));
 }
 
 Result<size_t> InProcessChannel::send(const std::string& peer, Outgoing outgoing) {

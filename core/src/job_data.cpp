@@ -8,8 +8,14 @@ namespace cohort {
 
 Result<IdxFiles> job_data_files(const DataSection& data, Split split) {
   if (data.dataset != "idx") return find_mnist_format_files(data.dir, split);
-  return split == Split::kTest ? IdxFiles{data.test_images, data.test_labels}
-                               : IdxFiles{data.train_images, data.train_labels};
+  if (split == Split::kTest) return IdxFiles{data.test_images, data.test_labels};
+  // Optional in the config: only proof of learning and simulation read it.
+  if (data.train_images.empty() || data.train_labels.empty()) {
+    return Status::invalid_argument(
+        "data.train_images and data.train_labels are needed here (the training split the workers cut their "
+        "shards from)");
+  }
+  return IdxFiles{data.train_images, data.train_labels};
 }
 
 Result<LabeledImages> load_fitting(const IdxFiles& files, const std::string& model_name) {

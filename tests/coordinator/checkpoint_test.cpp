@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -190,11 +191,19 @@ TEST_F(CheckpointTest, ABadCarriedMomentumEntryIsCorruption) {
 // abort it (a JSON type error) on resume.
 TEST_F(CheckpointTest, MetricsThatAreNotAnObjectWithNumbersAreCorruption) {
   for (const char* fields : {R"(,"metrics":5)", R"(,"metrics":[1,2])", R"(,"metrics":{"test_accuracy":"high"})",
-                             R"(,"metrics":{"test_loss":null})"}) {
+                             R"(,"metrics":{"test_loss":[]})"}) {
     Result<Checkpoint> r = read_with_header_fields(fields);
     EXPECT_EQ(r.status().code(), Status::Code::kCorruption) << fields;
     EXPECT_NE(r.status().message().find("metrics"), std::string::npos) << r.status().to_string();
   }
+}
+
+// data.eval_every: the round's line says null for what it did not evaluate.
+TEST_F(CheckpointTest, NullAccuracyAndLossReadAsARoundNotEvaluated) {
+  Result<Checkpoint> r = read_with_header_fields(R"(,"metrics":{"test_accuracy":null,"test_loss":null})");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_TRUE(std::isnan(r->test_accuracy));
+  EXPECT_TRUE(std::isnan(r->test_loss));
 }
 
 TEST_F(CheckpointTest, BadSettlementVerdictIsCorruption) {

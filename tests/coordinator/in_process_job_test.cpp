@@ -1,7 +1,7 @@
-// The coordinator in the test's own process (issue 13): its workers are
-// driven by hand from the test (HandWorker, over an InProcessChannel) or run
-// as threads (run_worker, over a ROUTER channel on ZeroMQ's inproc
-// transport). Nothing is spawned, so a round, a late update, a reconnect, a
+// The coordinator in the test's own process (issue 13), over an
+// InProcessChannel: its workers are driven by hand from the test
+// (HandWorker) or run as threads (run_worker on the channel's peers).
+// Nothing is spawned, so a round, a late update, a reconnect, a
 // quorum miss and a failed audit each take about a second, and each step is
 // checked as it happens.
 #include <gtest/gtest.h>
@@ -20,7 +20,6 @@
 #include "cohort/config.h"
 #include "cohort/coordinator.h"
 #include "cohort/proof_of_learning.h"
-#include "cohort/router_channel.h"
 #include "cohort/worker.h"
 #include "support/hand_worker.h"
 #include "support/scratch_dir.h"
@@ -47,8 +46,8 @@ struct JobShape {
 };
 
 // A job of `shape` on Fashion-MNIST with the mlp (a small evaluation set),
-// listening on `endpoint` without CURVE.
-std::string job_toml(const std::filesystem::path& output_dir, const std::string& endpoint, const JobShape& shape) {
+// without CURVE (an in-process peer has no transport key).
+std::string job_toml(const std::filesystem::path& output_dir, const JobShape& shape) {
   return R"(
 [job]
 name = "in-process"
@@ -66,22 +65,16 @@ min_updates = )" + std::to_string(shape.min_updates) + R"(
 deadline_seconds = )" + std::to_string(shape.deadline_seconds) + R"(
 registration_timeout_seconds = 60
 [network]
-listen = ")" + endpoint + R"("
 curve = false
 )" + shape.more_toml;
 }
 
-// What carries the messages: an InProcessChannel (hand-driven workers), or
-// a ROUTER channel on inproc:// (for run_worker, which speaks ZeroMQ).
-enum class Carrier { kInProcessChannel, kZeroMqInproc };
-
 // A coordinator running its job on a thread of this process.
 class InProcessJob {
  public:
-  explicit InProcessJob(const JobShape& shape, Carrier carrier = Carrier::kInProcessChannel)
-      : carrier_(carrier), endpoint_("inproc://job-" + std::to_string(next_id_++)) {
+  explicit InProcessJob(const JobShape& shape) {
     register_builtin_rules(rules_);
-    Result<JobConfig> config = parse_job_config(job_toml(output_dir(), endpoint_, shape), "in-process.toml");
+    Result<JobConfig> config = parse_job_config(job_toml(output_dir(), shape), "in-process.toml");
     EXPECT_TRUE(config.ok()) << config.status().to_string();
     if (!config.ok()) return;
     Result<std::unique_ptr<Coordinator>> created = create_coordinator(*config);
@@ -91,28 +84,26 @@ class InProcessJob {
     thread_ = std::jthread([this](std::stop_token stop) { summary_ = coordinator_->run({}, stop); });
   }
 
-  // The parts as main builds them, with a ROUTER channel on inproc://.
+  // The parts as main builds them, with an in-process channel.
   Result<std::unique_ptr<Coordinator>> create_coordinator(const JobConfig& config) {
     COHORT_ASSIGN_OR_RETURN(FileLock lock, lock_job(config));
     COHORT_ASSIGN_OR_RETURN(Identity identity, load_coordinator_identity(config, log_));
-    std::unique_ptr<Channel> channel;
-    if (carrier_ == Carrier::kInProcessChannel) {
-      auto in_process = std::make_unique<InProcessChannel>();
-      in_process_ = in_process.get();
-      channel = std::move(in_process);
-    } else {
-      COHORT_ASSIGN_OR_RETURN(channel, listen_router(context_, config.network, identity, log_));
-    }
+    auto channel = std::make_unique<InProcessChannel>();
+    channel_ = channel.get();
     return Coordinator::create(config, {std::move(lock), std::move(identity), std::move(channel)}, rules_, log_);
   }
 
   bool started() const { return coordinator_ != nullptr; }
-  // A new hand-driven worker (Carrier::kInProcessChannel).
+  // A new hand-driven worker.
   HandWorker hand_worker(Identity identity = Identity::generate()) {
-    return HandWorker(in_process_->connect("peer-" + std::to_string(next_peer_++)), std::move(identity));
+    return HandWorker(channel_->connect(next_peer_name()), std::move(identity));
   }
-  zmq::context_t& context() { return context_; }  // Carrier::kZeroMqInproc
-  const std::string& endpoint() const { return endpoint_; }
+  // The connection of a new run_worker.
+  CoordinatorConnector connector() {
+    return [this, name = next_peer_name()]() -> Result<std::unique_ptr<ClientChannel>> {
+      return std::unique_ptr<ClientChannel>(channel_->connect(name));
+    };
+  }
   std::filesystem::path output_dir() const { return dir_.path() / "out"; }
   const ScratchDir& dir() const { return dir_; }
 
@@ -131,13 +122,11 @@ class InProcessJob {
   }
 
  private:
-  static inline std::atomic<int> next_id_{0};
-  Carrier carrier_;
+  std::string next_peer_name() { return "peer-" + std::to_string(next_peer_++); }
+
   int next_peer_ = 0;
-  InProcessChannel* in_process_ = nullptr;  // owned by coordinator_, for Carrier::kInProcessChannel
+  InProcessChannel* channel_ = nullptr;  // owned by coordinator_
   ScratchDir dir_;
-  std::string endpoint_;
-  zmq::context_t context_;
   RuleRegistry rules_;
   std::ostringstream log_text_;
   Logger log_{log_text_, LogLevel::kInfo, "coordinator"};
@@ -346,7 +335,7 @@ segments_per_audit = 1
 registration_grant = 1000
 reward_per_round = 10
 )";
-  InProcessJob job(shape, Carrier::kZeroMqInproc);
+  InProcessJob job(shape);
   ASSERT_TRUE(job.started());
   Result<Cheat> skip_half = parse_cheat("skip-half");
   ASSERT_TRUE(skip_half.ok());
@@ -355,18 +344,17 @@ reward_per_round = 10
   ScriptedMisbehaviour cheater(skipping);
   std::vector<Result<WorkerSummary>> summaries(2, Status::internal("not run"));
   std::vector<std::ostringstream> logs(2);
+  std::vector<CoordinatorConnector> connectors = {job.connector(), job.connector()};
   {
     std::vector<std::jthread> workers;
     for (int i = 0; i < 2; ++i) {
       workers.emplace_back([&, i] {
         WorkerOptions options;
-        options.coordinator = job.endpoint();
-        options.curve = false;
         options.idle_timeout = std::chrono::seconds(60);
         options.state_dir = job.dir().path() / ("worker-" + std::to_string(i));
         if (i == 1) options.misbehaviour = &cheater;
         Logger log(logs[i], LogLevel::kInfo, "worker");
-        summaries[i] = run_worker(job.context(), options, Identity::generate(), log);
+        summaries[i] = run_worker(connectors[i], options, Identity::generate(), log);
       });
     }
   }

@@ -31,6 +31,7 @@ void expect_same(const JobConfig& got, const JobConfig& want) {
   EXPECT_EQ(got.data.alpha, want.data.alpha);
   EXPECT_EQ(got.data.gamma, want.data.gamma);
   EXPECT_EQ(got.data.eval_samples, want.data.eval_samples);
+  EXPECT_EQ(got.data.eval_every, want.data.eval_every);
   EXPECT_EQ(got.training.local_steps, want.training.local_steps);
   EXPECT_EQ(got.training.local_epochs, want.training.local_epochs);
   EXPECT_EQ(got.training.batch_size, want.training.batch_size);
@@ -138,6 +139,7 @@ TEST(ConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(d.data.alpha, 0.5);
   EXPECT_EQ(d.data.gamma, 1.0);
   EXPECT_EQ(d.data.eval_samples, 0);
+  EXPECT_EQ(d.data.eval_every, 1);
   EXPECT_EQ(d.training.local_steps, 0);
   EXPECT_EQ(d.training.local_epochs, 0.0);
   EXPECT_EQ(d.training.batch_size, 32);
@@ -214,6 +216,7 @@ partition = "dirichlet"
 alpha = 0.1
 gamma = 0.25
 eval_samples = 2000
+eval_every = 5
 
 [training]
 local_steps = 50
@@ -288,7 +291,7 @@ registration_grant = 1000
   want.model.name = "mlp";
   want.data = {"idx", "/data/unused", "/data/t10k-images-idx3-ubyte",
                "/data/t10k-labels-idx1-ubyte", "/data/train-images-idx3-ubyte",
-               "/data/train-labels-idx1-ubyte", "dirichlet", 0.1, 0.25, 2000};
+               "/data/train-labels-idx1-ubyte", "dirichlet", 0.1, 0.25, 2000, 5};
   want.training = {50, 0.0, 64, 0.01, 0.0, 5e-4, true};
   want.aggregation.pre = {"clip", "nnm"};
   want.aggregation.rule = "multi-krum";
@@ -391,6 +394,7 @@ TEST(ConfigTest, OutOfRangeValuesAreErrors) {
       {"[data]\ngamma = 1.5\n", "job.toml: data.gamma: must be in [0, 1], got 1.5"},
       {"[data]\ngamma = -0.1\n", "job.toml: data.gamma: must be in [0, 1], got -0.1"},
       {"[data]\neval_samples = -1\n", "job.toml: data.eval_samples: must be >= 0, got -1"},
+      {"[data]\neval_every = 0\n", "job.toml: data.eval_every: must be >= 1, got 0"},
       {"[training]\nlocal_steps = -1\n", "job.toml: training.local_steps: must be >= 0, got -1"},
       {"[training]\nlocal_epochs = -0.5\n", "job.toml: training.local_epochs: must be >= 0, got -0.5"},
       {"[training]\nbatch_size = 0\n", "job.toml: training.batch_size: must be >= 1, got 0"},

@@ -149,6 +149,21 @@ TEST(Simulate, EvaluatesEveryKRoundsAndAfterTheLast) {
   for (const auto& round : rounds) EXPECT_EQ(round["byzantine"], 1);
 }
 
+// A simulation is a job like any other: one instance per output directory.
+TEST(Simulate, RefusesAnOutputDirectoryAnotherJobHolds) {
+  ScratchDir dir;
+  write_file(dir.path() / "simulated.toml", job_text(dir.path() / "simulated", "tcp://127.0.0.1:1", 1));
+  Result<JobConfig> config = load_job_config(dir.path() / "simulated.toml");
+  ASSERT_TRUE(config.ok()) << config.status().to_string();
+  Result<FileLock> held = lock_job(*config);
+  ASSERT_TRUE(held.ok()) << held.status().to_string();
+  CohortProcess simulate({"simulate", "--config", (dir.path() / "simulated.toml").string()}, dir.path() / "s.out",
+                         dir.path() / "s.err");
+  EXPECT_EQ(simulate.wait(std::chrono::seconds(60)).value_or(-1), 2);
+  EXPECT_NE(simulate.stderr_text().find("is in use by"), std::string::npos) << simulate.stderr_text();
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "simulated" / "metrics.jsonl"));
+}
+
 TEST(Simulate, RefusesBadOptionsAndConfigs) {
   ScratchDir dir;
   CohortProcess no_eval({"simulate", "--config", "x.toml", "--eval-every", "0"}, dir.path() / "a.out",

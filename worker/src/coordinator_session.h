@@ -1,5 +1,5 @@
-// The worker's session with its coordinator: the DEALER socket, connected
-// (with CURVE, once a handshake completed) and registered with a Hello; a
+// The worker's session with its coordinator: the connection (a
+// ClientChannel, from the caller's connector) registered with a Hello; a
 // Hello again when the connection was made anew (the coordinator
 // restarted) or on request (it answered NotRegistered); and how long the
 // coordinator has been silent. What the messages mean is the dispatcher's
@@ -11,13 +11,12 @@
 #include <optional>
 #include <string>
 
-#include <zmq.hpp>
-
+#include "cohort/channel.h"
 #include "cohort/log.h"
 #include "cohort/protocol.h"
 #include "cohort/wire.h"
 #include "cohort/worker.h"
-#include "connection_watches.h"
+#include "answer_watch.h"
 
 namespace cohort {
 
@@ -27,13 +26,10 @@ class CoordinatorSession {
   // the connection again.
   static constexpr std::chrono::milliseconds kPollInterval{200};
 
-  // Connects to options.coordinator and says `hello`. With CURVE the
-  // coordinator's key authenticates the server, so options.coordinator_key
-  // must be set. Errors: a malformed address (InvalidArgument), the CURVE
-  // handshake failed or none completed within options.idle_timeout
-  // (connect_authenticated, transport.h), the Hello cannot be sent.
-  static Result<std::unique_ptr<CoordinatorSession>> open(zmq::context_t& context, const WorkerOptions& options,
-                                                          const Identity& identity, Hello hello, Logger& log);
+  // Connects with `connect` and says `hello`. Errors: the connector's,
+  // the Hello cannot be sent.
+  static Result<std::unique_ptr<CoordinatorSession>> open(const CoordinatorConnector& connect,
+                                                          const WorkerOptions& options, Hello hello, Logger& log);
   CoordinatorSession(const CoordinatorSession&) = delete;
   CoordinatorSession& operator=(const CoordinatorSession&) = delete;
 
@@ -57,14 +53,13 @@ class CoordinatorSession {
   std::optional<Incoming> receive();
 
  private:
-  CoordinatorSession(zmq::context_t& context, const WorkerOptions& options, Hello hello, Logger& log);
-  Status connect(zmq::context_t& context, const Identity& identity);
+  CoordinatorSession(std::unique_ptr<ClientChannel> connection, const WorkerOptions& options, Hello hello,
+                     Logger& log);
 
   const WorkerOptions& options_;
   Logger& log_;
   Hello hello_;
-  zmq::socket_t socket_;
-  std::optional<ConnectionWatch> connections_;  // from the first connection on
+  std::unique_ptr<ClientChannel> connection_;
   AnswerWatch answers_;
   std::chrono::steady_clock::time_point last_heard_;  // or when registration was sent
 };

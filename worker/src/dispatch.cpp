@@ -209,7 +209,7 @@ Status Dispatcher::refuse(const Task& task, ErrorCode code, Status status) {
 Status Dispatcher::check_data(const Task& task) {
   if (!fitting_models_.contains(task.model_name)) {
     COHORT_ASSIGN_OR_RETURN(ModelInput input, model_input(task.model_name));
-    COHORT_RETURN_IF_ERROR(check_fits(data_.data, input, "model '" + task.model_name + "'", data_.files));
+    COHORT_RETURN_IF_ERROR(check_fits(*data_.data, input, "model '" + task.model_name + "'", data_.files));
     fitting_models_.insert(task.model_name);
   }
   if (task.proof.enabled() && task.proof.dataset_digest != data_.digest) {
@@ -300,8 +300,8 @@ Result<const TensorDataset*> Dispatcher::shard_for(const DataSelection& selectio
   }
   PartitionSpec spec{selection.scheme, static_cast<int>(selection.num_parts), selection.alpha, selection.gamma,
                      selection.seed};
-  COHORT_ASSIGN_OR_RETURN(auto parts, partition_indices(data_.data.labels, spec));
-  TensorDataset shard = to_tensors(select_samples(data_.data, parts[selection.part_index]));
+  COHORT_ASSIGN_OR_RETURN(auto parts, partition_indices(data_.data->labels, spec));
+  TensorDataset shard = to_tensors(select_samples(*data_.data, parts[selection.part_index]));
   shard.images = shard.images.to(device_);
   shard.labels = shard.labels.to(device_);
   shard_ = std::move(shard);

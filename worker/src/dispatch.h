@@ -31,7 +31,7 @@ namespace cohort {
 // The local data a worker trains on, as load_worker_data gave it.
 struct WorkerData {
   IdxFiles files;
-  LabeledImages data;
+  std::shared_ptr<const LabeledImages> data;  // never null
   Digest digest{};  // digest_of() the data as loaded
 };
 

@@ -44,15 +44,23 @@ Hello hello_of(const Identity& identity, const at::Device& device, const WorkerO
 
 }  // namespace
 
-Result<LabeledImages> load_worker_data(const WorkerOptions& options, Digest* digest) {
+Result<std::shared_ptr<const LabeledImages>> load_worker_data(const WorkerOptions& options, Digest* digest) {
   COHORT_ASSIGN_OR_RETURN(const IdxFiles files, worker_data_files(options));
-  COHORT_ASSIGN_OR_RETURN(LabeledImages data, load_idx_pair(files.images, files.labels));
+  std::shared_ptr<const LabeledImages> data = options.loaded_data;
+  if (data == nullptr) {
+    COHORT_ASSIGN_OR_RETURN(LabeledImages loaded, load_idx_pair(files.images, files.labels));
+    data = std::make_shared<const LabeledImages>(std::move(loaded));
+  }
   // Before it registers: data that fits no model would fail every task.
-  COHORT_RETURN_IF_ERROR(check_fits(data, kBuiltinModelInput, "the models", files));
+  COHORT_RETURN_IF_ERROR(check_fits(*data, kBuiltinModelInput, "the models", files));
   // Of the data as loaded: a label-flipping worker claims the honest data
   // (and is caught by an audit, which re-executes with the true labels).
-  if (digest != nullptr) *digest = digest_of(data);
-  if (options.misbehaviour != nullptr) options.misbehaviour->on_data_loaded(data);
+  if (digest != nullptr) *digest = digest_of(*data);
+  if (options.misbehaviour != nullptr) {
+    LabeledImages changed = *data;
+    options.misbehaviour->on_data_loaded(changed);
+    data = std::make_shared<const LabeledImages>(std::move(changed));
+  }
   return data;
 }
 
@@ -65,14 +73,9 @@ std::filesystem::path default_state_dir(const PublicKey& key) {
   return base / "cohort" / ("worker-" + to_hex(key).substr(0, 16));
 }
 
-Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& given_options,
+Result<WorkerSummary> run_worker(const CoordinatorConnector& connect, const WorkerOptions& given_options,
                                  const Identity& identity, Logger& log, std::stop_token stop) {
   WorkerOptions options = given_options;
-  if (options.curve && !options.coordinator_key) {
-    return Status::invalid_argument(
-        "the coordinator's public key is needed to connect with CURVE: pass --coordinator-key (hex, or the "
-        "coordinator.pub file in the coordinator's output directory)");
-  }
   // Created when first needed: jobs without proof of learning leave nothing.
   if (options.state_dir.empty()) options.state_dir = default_state_dir(identity.public_key());
   COHORT_ASSIGN_OR_RETURN(at::Device device, parse_device(options.device));
@@ -83,8 +86,8 @@ Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& g
 
   COHORT_ASSIGN_OR_RETURN(
       std::unique_ptr<CoordinatorSession> session,
-      CoordinatorSession::open(context, options, identity, hello_of(identity, device, options, data.data), log));
-  log.info("connecting to " + options.coordinator + " with " + std::to_string(data.data.count) +
+      CoordinatorSession::open(connect, options, hello_of(identity, device, options, *data.data), log));
+  log.info("connecting to " + options.coordinator + " with " + std::to_string(data.data->count) +
            " local samples on " + device.str());
   Dispatcher dispatcher(*session, options, identity, std::move(data), device, std::move(receipts), log);
   return dispatcher.run(std::move(stop));

@@ -72,6 +72,8 @@ struct PhaseSeconds {
 
 struct RoundMetrics {
   uint32_t round = 0;
+  // Of the new global model on the test set; NaN (null in JSON) in a round
+  // that data.eval_every skips.
   double test_accuracy = 0.0;
   double test_loss = 0.0;
   int participants = 0;     // tasks sent
@@ -222,7 +224,7 @@ struct Checkpoint {
   std::string metrics_json;
   // The same line's test accuracy and loss (what a resumed job reports before
   // its first new round), decoded when a checkpoint is read; 0 where the line
-  // has no such field.
+  // has no such field, NaN where it is null (a round not evaluated).
   double test_accuracy = 0.0;
   double test_loss = 0.0;
   // With training.keep_momentum and proof of learning: the momentum digest

@@ -50,6 +50,7 @@ struct DataSection {
   double alpha = 0.5;   // dirichlet concentration, > 0
   double gamma = 1.0;   // in [0, 1]; 1 = IID, 0 = label-sorted
   int eval_samples = 0; // test samples the coordinator evaluates on; 0 = all
+  int eval_every = 1;   // evaluate every K rounds (and after the last); >= 1
   bool operator==(const DataSection&) const = default;
 };
 

@@ -20,12 +20,13 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
 
-#include <zmq.hpp>
-
+#include "cohort/channel.h"
 #include "cohort/crypto.h"
 #include "cohort/dataset.h"
 #include "cohort/log.h"
@@ -67,13 +68,19 @@ class Misbehaviour {
 };
 
 struct WorkerOptions {
-  std::string coordinator = "tcp://127.0.0.1:5555";  // tcp://HOST:PORT, ipc://PATH (endpoint.h)
+  // Where the coordinator is: tcp://HOST:PORT, ipc://PATH (endpoint.h) for
+  // zeromq_connector (worker_connection.h); a name in logs otherwise.
+  std::string coordinator = "tcp://127.0.0.1:5555";
   std::string device = "cpu";         // cpu | cuda | cuda:N
   // Local data: the training split of an MNIST-format directory, or a data
   // holder's own IDX pair when `images` and `labels` are both set.
   std::filesystem::path data_dir = kDefaultFashionMnistDir;
   std::filesystem::path images;
   std::filesystem::path labels;
+  // The same data already in memory: `cohort simulate` reads the training
+  // split once for all its workers. When set, the files above are not read
+  // (they still name the data in messages).
+  std::shared_ptr<const LabeledImages> loaded_data;
   std::chrono::milliseconds idle_timeout{600'000};  // give up waiting for work; at most a year (duration.h)
   size_t chunk_bytes = size_t{16} << 20;
   DType wire_dtype = DType::kFloat32;              // dtype of updates on the wire
@@ -90,9 +97,15 @@ struct WorkerOptions {
   // (and logged).
   std::optional<PublicKey> coordinator_key;
   // CurveZMQ to the coordinator ([network] curve), with the transport key
-  // derived from the worker's identity (cohort/transport.h).
+  // derived from the worker's identity (cohort/transport.h); for
+  // zeromq_connector.
   bool curve = true;
 };
+
+// Opens the worker's connection to its coordinator: zeromq_connector
+// (worker_connection.h) for a real one, or a function that hands over an
+// InProcessChannel's peer (channel.h). Called once.
+using CoordinatorConnector = std::function<Result<std::unique_ptr<ClientChannel>>()>;
 
 struct WorkerSummary {
   int tasks_completed = 0;
@@ -102,18 +115,21 @@ struct WorkerSummary {
   std::string exit_reason;  // the coordinator's Bye reason, or why we stopped
 };
 
-// Loads the worker's local training data as configured in `options`
-// (passed through options.misbehaviour->on_data_loaded, when set) and
-// checks that it fits the built-in models (models.h: 28x28 images, labels
-// 0-9, at least one sample; InvalidArgument naming the file otherwise).
-// When `digest` is given it receives digest_of() the data as loaded,
-// before the misbehaviour saw it.
-Result<LabeledImages> load_worker_data(const WorkerOptions& options, Digest* digest = nullptr);
+// Loads the worker's local training data as configured in `options` (or
+// takes options.loaded_data), passed through
+// options.misbehaviour->on_data_loaded (on a copy), when set, and checks
+// that it fits the built-in models (models.h: 28x28 images, labels 0-9, at
+// least one sample; InvalidArgument naming the file otherwise). When
+// `digest` is given it receives digest_of() the data as loaded, before the
+// misbehaviour saw it.
+Result<std::shared_ptr<const LabeledImages>> load_worker_data(const WorkerOptions& options,
+                                                              Digest* digest = nullptr);
 
 // Where a worker with `key` keeps its state when options.state_dir is empty.
 std::filesystem::path default_state_dir(const PublicKey& key);
 
-// Connects, registers and serves tasks. `identity` is the worker's account.
+// Loads the local data, connects with `connect`, registers and serves
+// tasks. `identity` is the worker's account.
 // Proof-of-learning tasks need use_deterministic_cpu_training()
 // (proof_of_learning.h) to have been called first thing in the process.
 // The worker leaves process state alone: it trains with LibTorch's
@@ -128,15 +144,12 @@ std::filesystem::path default_state_dir(const PublicKey& key);
 // A task whose training throws (a LibTorch error) fails with the error
 // reported to the coordinator; the worker goes on serving. When nothing has
 // answered for a few seconds it says so in the log, once.
-// Errors: a malformed coordinator address (InvalidArgument, naming the
-// expected forms), the device is unavailable, local data that cannot be
-// read or does not fit the models, receipts.jsonl cannot be read, no
-// coordinator_key with curve (InvalidArgument), the CURVE handshake failed
-// (FailedPrecondition: a wrong coordinator key, or this key is not on the
-// allow-list) or none completed within idle_timeout (DeadlineExceeded), no
+// Errors: the device is unavailable, local data that cannot be read or
+// does not fit the models, receipts.jsonl cannot be read, the connector's
+// (zeromq_connector: the CURVE handshake failed or never completed), no
 // coordinator ever answered within idle_timeout (DeadlineExceeded), the
 // coordinator rejected the registration.
-Result<WorkerSummary> run_worker(zmq::context_t& context, const WorkerOptions& options,
+Result<WorkerSummary> run_worker(const CoordinatorConnector& connect, const WorkerOptions& options,
                                  const Identity& identity, Logger& log, std::stop_token stop = {});
 
 }  // namespace cohort

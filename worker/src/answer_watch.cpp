@@ -1,19 +1,8 @@
-#include "connection_watches.h"
+#include "answer_watch.h"
 
 #include <string>
 
 namespace cohort {
-
-ConnectionWatch::ConnectionWatch(zmq::context_t& context, zmq::socket_t& socket, bool connected)
-    : monitor_(context, socket, ZMQ_EVENT_CONNECTED), connected_before_(connected) {}
-
-bool ConnectionWatch::reconnected() {
-  int made = 0;
-  while (monitor_.next(std::chrono::milliseconds(0))) ++made;
-  const bool again = made > (connected_before_ ? 0 : 1);
-  connected_before_ = connected_before_ || made > 0;
-  return again;
-}
 
 void AnswerWatch::check(std::chrono::steady_clock::duration waited) {
   if (answered_ || warned_ || waited < kPatience) return;
