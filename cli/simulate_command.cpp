@@ -116,7 +116,8 @@ Result<JobSummary> simulate(JobConfig config, const RuleRegistry& rules, const R
   COHORT_ASSIGN_OR_RETURN(FileLock lock, lock_job(config));
   auto owned_channel = std::make_unique<InProcessChannel>();
   InProcessChannel& channel = *owned_channel;  // the coordinator's, alive as long as it is
-  CoordinatorParts parts{std::move(lock), Identity::generate(), std::move(owned_channel)};
+  CoordinatorParts parts{std::move(lock), std::make_shared<const SystemClock>(),
+                         std::make_shared<const Identity>(Identity::generate()), nullptr, std::move(owned_channel)};
   COHORT_ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator,
                           Coordinator::create(config, std::move(parts), rules, log));
   // The workers' data, checked against the job's model (after the test set).

@@ -22,8 +22,8 @@ namespace {
 // null in metrics.jsonl.
 constexpr double kNotEvaluated = std::numeric_limits<double>::quiet_NaN();
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
+double seconds_since(SteadyClock::time_point start) {
+  return std::chrono::duration<double>(SteadyClock::now() - start).count();
 }
 
 double thread_cpu_seconds() {
@@ -41,9 +41,9 @@ class PhaseClock {
     double wall = 0.0;
     double cpu = 0.0;
   };
-  Lap elapsed() const { return since(Clock::now(), thread_cpu_seconds()); }
+  Lap elapsed() const { return since(SteadyClock::now(), thread_cpu_seconds()); }
   Lap lap() {
-    const Clock::time_point wall = Clock::now();
+    const SteadyClock::time_point wall = SteadyClock::now();
     const double cpu = thread_cpu_seconds();
     const Lap out = since(wall, cpu);
     wall_ = wall;
@@ -52,11 +52,11 @@ class PhaseClock {
   }
 
  private:
-  Lap since(Clock::time_point wall, double cpu) const {
+  Lap since(SteadyClock::time_point wall, double cpu) const {
     return {std::chrono::duration<double>(wall - wall_).count(), cpu - cpu_};
   }
 
-  Clock::time_point wall_ = Clock::now();
+  SteadyClock::time_point wall_ = SteadyClock::now();
   double cpu_ = thread_cpu_seconds();
 };
 
@@ -92,7 +92,7 @@ Result<JobSummary> Coordinator::Impl::run(const RoundCallback& on_round, std::st
     return summary;
   }
   COHORT_RETURN_IF_ERROR(wait_for_workers());
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   for (int r = first_round_; r <= config_.job.rounds && !stop_.stop_requested(); ++r) {
     // What escapes a round (a bug: expected failures are values) ends the
     // job with a named error instead of terminating the process; the
@@ -247,7 +247,7 @@ Status Coordinator::Impl::announce(RoundState& state) {
   task.round = state.round;
   task.model_name = config_.model.name;
   task.hyper = hyperparameters_of(config_.training);
-  task.deadline_unix_ms = unix_ms_deadline(config_.round.deadline_seconds);
+  task.deadline_unix_ms = unix_ms_deadline(config_.round.deadline_seconds, clock_->wall());
   task.model = payload.header();
   if (proof_on()) task.proof.min_stake = config_.ledger.min_stake;
   COHORT_ASSIGN_OR_RETURN(PartitionScheme scheme, parse_partition_scheme(config_.data.partition));
@@ -269,7 +269,7 @@ Status Coordinator::Impl::announce(RoundState& state) {
       auditor_->prepare(task, shard->size());
       task.proof.start_momentum = announced_momentum_of(worker->hello.worker_key);
     }
-    task.signature = identity_.sign(task_signing_bytes(task, worker->hello.worker_key));
+    task.signature = identity_->sign(task_signing_bytes(task, worker->hello.worker_key));
     auto sent = send_to(worker->routing_id, task, payload.chunks());
     if (!sent) continue;
     state.bytes_out += *sent;
@@ -369,7 +369,14 @@ void Coordinator::Impl::log_round(const RoundMetrics& m) {
 Result<std::unique_ptr<Coordinator>> Coordinator::create(JobConfig config, CoordinatorParts parts,
                                                          const RuleRegistry& rules, Logger& log,
                                                          StartMode mode) {
-  if (parts.channel == nullptr) return Status::invalid_argument("the coordinator needs a channel");
+  if (parts.clock == nullptr || parts.identity == nullptr || parts.channel == nullptr) {
+    return Status::invalid_argument("the coordinator needs a clock, an identity and a channel");
+  }
+  const bool proof = config.proof.segment_steps > 0;
+  if (proof != (parts.ledger != nullptr)) {
+    return Status::invalid_argument(proof ? "a job with [proof] needs its ledger (open_job_ledger)"
+                                          : "a job without [proof] keeps no ledger");
+  }
   auto impl = std::make_unique<Impl>(std::move(config), std::move(parts), log);
   COHORT_RETURN_IF_ERROR(impl->init(rules, mode));
   return std::unique_ptr<Coordinator>(new Coordinator(std::move(impl)));

@@ -4,20 +4,20 @@
 #include "coordinator_impl.h"
 
 namespace cohort {
-namespace {
 
-std::chrono::milliseconds until(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  return std::max(left, std::chrono::milliseconds(0));
+// The clock is lent, and a test may move it: no wait outlasts a tenth of a
+// second before the loop reads it again.
+std::chrono::milliseconds Coordinator::Impl::until(SteadyClock::time_point deadline) const {
+  constexpr std::chrono::milliseconds kLongestWait{100};
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_->now());
+  return std::clamp(left, std::chrono::milliseconds(0), kLongestWait);
 }
 
-}  // namespace
-
 Status Coordinator::Impl::wait_for_workers() {
-  const auto deadline = steady_deadline(config_.round.registration_timeout_seconds);
+  const auto deadline = steady_deadline(config_.round.registration_timeout_seconds, clock_->now());
   log_.info("waiting for " + std::to_string(config_.round.min_workers) + " worker(s)");
   while (workers_.alive_count() < static_cast<size_t>(config_.round.min_workers) && !stop_.stop_requested()) {
-    if (Clock::now() >= deadline) {
+    if (clock_->now() >= deadline) {
       return Status::deadline_exceeded(
           "only " + std::to_string(workers_.alive_count()) + " of " +
           std::to_string(config_.round.min_workers) + " workers registered within " +
@@ -78,11 +78,11 @@ void Coordinator::Impl::abandon_round(RoundState& state) {
 }
 
 void Coordinator::Impl::collect(RoundState& state) {
-  const auto deadline = steady_deadline(config_.round.deadline_seconds);
+  const auto deadline = steady_deadline(config_.round.deadline_seconds, clock_->now());
   bool stragglers_closed = false;
   while (!state.tasks.all_settled() && settlement_->fatal().ok()) {
     if (stop_.stop_requested()) return;
-    if (Clock::now() >= deadline) {
+    if (clock_->now() >= deadline) {
       if (!stragglers_closed) close_stragglers(state);
       stragglers_closed = true;
       if (!state.tasks.audits_outstanding()) break;
@@ -104,8 +104,8 @@ void Coordinator::Impl::close_stragglers(RoundState& state) {
   }
 }
 
-std::chrono::milliseconds Coordinator::Impl::poll_interval(const RoundState& state, Clock::time_point deadline) const {
-  Clock::time_point wake = deadline;
+std::chrono::milliseconds Coordinator::Impl::poll_interval(const RoundState& state, SteadyClock::time_point deadline) const {
+  SteadyClock::time_point wake = deadline;
   for (const auto& [id, task] : state.tasks) {
     if (task.stage() == TaskStage::kAwaitingReveal) wake = std::min(wake, task.reveal_deadline);
   }
@@ -133,7 +133,7 @@ void Coordinator::Impl::apply_audit_outcomes(RoundState& state) {
 }
 
 void Coordinator::Impl::fail_missing_reveals(RoundState& state) {
-  const auto now = Clock::now();
+  const auto now = clock_->now();
   for (auto& [id, task] : state.tasks) {
     if (task.stage() == TaskStage::kAwaitingReveal && now >= task.reveal_deadline) {
       fail_audit(task, "no reveal before the reveal deadline");

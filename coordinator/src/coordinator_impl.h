@@ -58,13 +58,15 @@ class Coordinator::Impl {
       : config_(std::move(config)),
         log_(log),
         job_lock_(std::move(parts.job_lock)),
+        clock_(std::move(parts.clock)),
         identity_(std::move(parts.identity)),
+        ledger_(std::move(parts.ledger)),
         channel_(std::move(parts.channel)),
         rate_limiter_(config_.network.messages_per_second, config_.network.message_burst) {}
 
   Status init(const RuleRegistry& rules, StartMode mode);
 
-  const PublicKey& public_key() const { return identity_.public_key(); }
+  const PublicKey& public_key() const { return identity_->public_key(); }
 
   std::string endpoint() const { return channel_->endpoint(); }
 
@@ -166,7 +168,9 @@ class Coordinator::Impl {
   // How long to wait for the next message: until the round deadline or the
   // earliest reveal deadline, and briefly while re-executions run on other
   // threads (their results are polled).
-  std::chrono::milliseconds poll_interval(const RoundState& state, Clock::time_point deadline) const;
+  std::chrono::milliseconds poll_interval(const RoundState& state, SteadyClock::time_point deadline) const;
+  // The wait until `deadline` on the lent clock, at most a tenth of a second.
+  std::chrono::milliseconds until(SteadyClock::time_point deadline) const;
 
   void apply_audit_outcomes(RoundState& state);
 
@@ -283,7 +287,11 @@ class Coordinator::Impl {
   // rate limit: its warnings are throttled instead.
   LogThrottle rejections_log_{20, std::chrono::seconds(10)};
   FileLock job_lock_;  // the output directory, taken by the caller first
-  Identity identity_;  // signs tasks, challenges, receipts and the ledger
+  std::shared_ptr<const Clock> clock_;  // deadlines; phase timings read the steady clock itself
+  // Signs tasks, challenges, receipts and the ledger; declared before what
+  // borrows it.
+  std::shared_ptr<const Identity> identity_;
+  std::unique_ptr<Ledger> ledger_;  // [proof] only, until settlement_ takes it
   std::unique_ptr<Channel> channel_;
   RateLimiter rate_limiter_;  // [network] messages_per_second, per peer
   std::unique_ptr<RoundPolicy> policy_;  // selection and aggregation

@@ -70,7 +70,7 @@ void Coordinator::Impl::dispatch(const std::string& routing_id, Message& message
 }
 
 bool Coordinator::Impl::admitted(const std::string& routing_id, RoundState* state) {
-  switch (rate_limiter_.admit(routing_id, Clock::now())) {
+  switch (rate_limiter_.admit(routing_id, clock_->now())) {
     case RateLimiter::Decision::kAllow:
       return true;
     case RateLimiter::Decision::kRefuseAndTell:
@@ -189,11 +189,11 @@ void Coordinator::Impl::challenge(const std::string& routing_id, RoundState& sta
            ErrorReply{ErrorCode::kInvalidUpdate, task.outcome(), state.round, task.task.task_id});
     return;
   }
-  message->signature = identity_.sign(challenge_signing_bytes(*message, task.worker_key));
+  message->signature = identity_->sign(challenge_signing_bytes(*message, task.worker_key));
   task.challenge = message->challenge;
   if (task.challenge.audited) {
     task.challenge_message = *message;
-    task.reveal_deadline = steady_deadline(config_.proof.reveal_seconds);
+    task.reveal_deadline = steady_deadline(config_.proof.reveal_seconds, clock_->now());
     TaskTable::on(task, TaskEvent::awaiting_reveal());
   } else {
     TaskTable::on(task, TaskEvent::accepted());

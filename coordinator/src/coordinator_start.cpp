@@ -34,6 +34,11 @@ Result<LabeledImages> load_train_split(const JobConfig& job) {
   return train;
 }
 
+// [ledger] path, or the job's own <output_dir>/ledger.db.
+std::filesystem::path job_ledger_path(const JobConfig& config) {
+  return config.ledger.path.empty() ? config.job.output_dir / "ledger.db" : config.ledger.path;
+}
+
 // Atomically (durable_file.h): a worker reading the file while the
 // coordinator starts sees a whole key, never part of one.
 Status publish_public_key(const PublicKey& key, const std::filesystem::path& path) {
@@ -53,6 +58,10 @@ Result<FileLock> lock_job(const JobConfig& config) {
   }
   return FileLock::acquire(config.job.output_dir / "coordinator.lock",
                            "the job in " + config.job.output_dir.string());
+}
+
+Result<std::unique_ptr<Ledger>> open_job_ledger(const JobConfig& config, const Identity& identity) {
+  return Ledger::open(job_ledger_path(config), identity);
 }
 
 Result<Identity> load_coordinator_identity(const JobConfig& config, Logger& log) {
@@ -172,14 +181,14 @@ Status Coordinator::Impl::init_audits_and_ledger(bool fresh) {
   auditor_ = std::make_unique<Auditor>(std::move(audit), train_split_);
   LedgerSettlementOptions ledger;
   ledger.own_ledger = config_.ledger.path.empty();
-  ledger.path = ledger.own_ledger ? config_.job.output_dir / "ledger.db" : config_.ledger.path;
+  ledger.path = job_ledger_path(config_);
   ledger.fresh = fresh;
   ledger.checkpoint = checkpoint_path();
   ledger.reward_per_round = config_.ledger.reward_per_round;
   ledger.min_stake = config_.ledger.min_stake;
   ledger.registration_grant = config_.ledger.registration_grant;
   ledger.slash_fraction = config_.ledger.slash_fraction;
-  COHORT_ASSIGN_OR_RETURN(settlement_, open_ledger_settlement(ledger, identity_, log_));
+  COHORT_ASSIGN_OR_RETURN(settlement_, ledger_settlement(ledger, std::move(ledger_), *identity_, log_));
   log_.info("proof of learning: segments of " + std::to_string(config_.proof.segment_steps) +
             " steps, audit probability " + std::to_string(config_.proof.audit_probability) + ", ledger " +
             ledger.path.string());

@@ -230,9 +230,10 @@ Result<std::unique_ptr<Ledger>> set_earlier_ledger_aside(std::unique_ptr<Ledger>
 
 std::unique_ptr<Settlement> no_settlement() { return std::make_unique<NoSettlement>(); }
 
-Result<std::unique_ptr<Settlement>> open_ledger_settlement(const LedgerSettlementOptions& options,
-                                                           const Identity& coordinator, Logger& log) {
-  COHORT_ASSIGN_OR_RETURN(std::unique_ptr<Ledger> ledger, Ledger::open(options.path, coordinator));
+Result<std::unique_ptr<Settlement>> ledger_settlement(const LedgerSettlementOptions& options,
+                                                      std::unique_ptr<Ledger> ledger, const Identity& coordinator,
+                                                      Logger& log) {
+  if (ledger == nullptr) return Status::invalid_argument("no ledger to settle in");
   if (options.fresh && !ledger->closed_rounds().empty()) {
     COHORT_ASSIGN_OR_RETURN(ledger, set_earlier_ledger_aside(std::move(ledger), options, coordinator, log));
   }

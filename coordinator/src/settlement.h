@@ -107,12 +107,14 @@ struct LedgerSettlementOptions {
   double slash_fraction = 1.0;
 };
 
-// Opens (or creates) the ledger, taking its lock (ledger.h). For a fresh
-// job over a ledger that closed rounds of an earlier run: the job's own
-// ledger is kept whole as <stem>-until-<unix ms>.db and a new one begins;
-// another is refused (FailedPrecondition naming the rounds). `coordinator`
-// signs the ledger and must outlive the Settlement, as must `log`.
-Result<std::unique_ptr<Settlement>> open_ledger_settlement(const LedgerSettlementOptions& options,
-                                                           const Identity& coordinator, Logger& log);
+// Settles in `ledger`, the ledger at options.path (open_job_ledger). For a
+// fresh job over a ledger that closed rounds of an earlier run: the job's
+// own ledger is closed and kept whole as <stem>-until-<unix ms>.db and a
+// new one begins at options.path; another is refused (FailedPrecondition
+// naming the rounds). `coordinator` signs the ledger and must outlive the
+// Settlement, as must `log`.
+Result<std::unique_ptr<Settlement>> ledger_settlement(const LedgerSettlementOptions& options,
+                                                      std::unique_ptr<Ledger> ledger, const Identity& coordinator,
+                                                      Logger& log);
 
 }  // namespace cohort

@@ -24,7 +24,7 @@
 
 namespace cohort {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 enum class TaskStage {
   kTraining,        // sent; no update yet
@@ -51,7 +51,7 @@ struct OpenTask {
   // The signed challenge of an audited task, repeated to a worker that
   // registers again before revealing (it may have restarted meanwhile).
   std::optional<ChallengeMessage> challenge_message;
-  Clock::time_point reveal_deadline;
+  SteadyClock::time_point reveal_deadline;
 
   TaskStage stage() const { return stage_; }
   Verdict verdict() const { return verdict_; }  // kPending until closed

@@ -24,9 +24,11 @@ std::chrono::steady_clock::time_point steady_deadline(double seconds, std::chron
   return now + Clock::duration(static_cast<Clock::rep>(wanted));
 }
 
-int64_t unix_ms_deadline(double seconds) {
+int64_t unix_ms_deadline(double seconds) { return unix_ms_deadline(seconds, std::chrono::system_clock::now()); }
+
+int64_t unix_ms_deadline(double seconds, std::chrono::system_clock::time_point from) {
   using namespace std::chrono;
-  const int64_t now = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  const int64_t now = duration_cast<milliseconds>(from.time_since_epoch()).count();
   if (!(seconds > 0)) return now;
   const double room = static_cast<double>(std::numeric_limits<int64_t>::max() - now);
   const double wanted = seconds * 1000.0;

@@ -160,9 +160,12 @@ cohort::Result<std::unique_ptr<cohort::Coordinator>> start_coordinator(zmq::cont
                                                                        cohort::Logger& log) {
   COHORT_ASSIGN_OR_RETURN(cohort::FileLock lock, cohort::lock_job(job));
   COHORT_ASSIGN_OR_RETURN(cohort::Identity identity, cohort::load_coordinator_identity(job, log));
+  auto shared = std::make_shared<const cohort::Identity>(std::move(identity));
   COHORT_ASSIGN_OR_RETURN(std::unique_ptr<cohort::Channel> channel,
-                          cohort::listen_router(context, job.network, identity, log));
-  return cohort::Coordinator::create(job, {std::move(lock), std::move(identity), std::move(channel)}, rules, log);
+                          cohort::listen_router(context, job.network, *shared, log));
+  cohort::CoordinatorParts parts{std::move(lock), std::make_shared<const cohort::SystemClock>(), std::move(shared),
+                                 nullptr, std::move(channel)};
+  return cohort::Coordinator::create(job, std::move(parts), rules, log);
 }
 
 // Where the simulated workers run.

@@ -12,6 +12,7 @@
 #include <array>
 #include <atomic>
 #include <fstream>
+#include <future>
 #include <sstream>
 #include <thread>
 
@@ -22,6 +23,7 @@
 #include "cohort/proof_of_learning.h"
 #include "cohort/worker.h"
 #include "support/hand_worker.h"
+#include "support/manual_clock.h"
 #include "support/scratch_dir.h"
 
 namespace cohort::testing {
@@ -42,7 +44,9 @@ struct JobShape {
   int min_workers = 2;
   int min_updates = 1;
   double deadline_seconds = 30;
+  double registration_timeout_seconds = 60;
   std::string more_toml;  // more tables ([proof], [ledger])
+  std::shared_ptr<const Clock> clock = std::make_shared<const SystemClock>();
 };
 
 // A job of `shape` on Fashion-MNIST with the mlp (a small evaluation set),
@@ -63,7 +67,7 @@ local_steps = 20
 min_workers = )" + std::to_string(shape.min_workers) + R"(
 min_updates = )" + std::to_string(shape.min_updates) + R"(
 deadline_seconds = )" + std::to_string(shape.deadline_seconds) + R"(
-registration_timeout_seconds = 60
+registration_timeout_seconds = )" + std::to_string(shape.registration_timeout_seconds) + R"(
 [network]
 curve = false
 )" + shape.more_toml;
@@ -72,7 +76,7 @@ curve = false
 // A coordinator running its job on a thread of this process.
 class InProcessJob {
  public:
-  explicit InProcessJob(const JobShape& shape) {
+  explicit InProcessJob(const JobShape& shape) : clock_(shape.clock) {
     register_builtin_rules(rules_);
     Result<JobConfig> config = parse_job_config(job_toml(output_dir(), shape), "in-process.toml");
     EXPECT_TRUE(config.ok()) << config.status().to_string();
@@ -87,10 +91,16 @@ class InProcessJob {
   // The parts as main builds them, with an in-process channel.
   Result<std::unique_ptr<Coordinator>> create_coordinator(const JobConfig& config) {
     COHORT_ASSIGN_OR_RETURN(FileLock lock, lock_job(config));
-    COHORT_ASSIGN_OR_RETURN(Identity identity, load_coordinator_identity(config, log_));
+    COHORT_ASSIGN_OR_RETURN(Identity key, load_coordinator_identity(config, log_));
+    auto identity = std::make_shared<const Identity>(std::move(key));
+    std::unique_ptr<Ledger> ledger;
+    if (config.proof.segment_steps > 0) {
+      COHORT_ASSIGN_OR_RETURN(ledger, open_job_ledger(config, *identity));
+    }
     auto channel = std::make_unique<InProcessChannel>();
     channel_ = channel.get();
-    return Coordinator::create(config, {std::move(lock), std::move(identity), std::move(channel)}, rules_, log_);
+    CoordinatorParts parts{std::move(lock), clock_, std::move(identity), std::move(ledger), std::move(channel)};
+    return Coordinator::create(config, std::move(parts), rules_, log_);
   }
 
   bool started() const { return coordinator_ != nullptr; }
@@ -107,6 +117,8 @@ class InProcessJob {
   std::filesystem::path output_dir() const { return dir_.path() / "out"; }
   const ScratchDir& dir() const { return dir_; }
 
+  // Asks the coordinator to stop (as SIGTERM would).
+  void stop() { thread_.request_stop(); }
   // Waits for the job to end.
   Result<JobSummary> finish() {
     if (thread_.joinable()) thread_.join();
@@ -124,6 +136,7 @@ class InProcessJob {
  private:
   std::string next_peer_name() { return "peer-" + std::to_string(next_peer_++); }
 
+  std::shared_ptr<const Clock> clock_;
   int next_peer_ = 0;
   InProcessChannel* channel_ = nullptr;  // owned by coordinator_
   ScratchDir dir_;
@@ -320,6 +333,61 @@ TEST(InProcessJob, TooFewUpdatesLeaveTheModelAsItWas) {
   Result<Checkpoint> checkpoint = read_checkpoint(job.output_dir() / "model.ckpt");
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().to_string();
   EXPECT_TRUE(at::equal(checkpoint->flat, task->model));
+}
+
+// The clock is main's to lend: a registration timeout of an hour passes as
+// soon as the test moves the clock past it, not an hour later.
+TEST(InProcessJob, TheRegistrationTimeoutPassesOnTheLentClock) {
+  auto clock = std::make_shared<ManualClock>();
+  JobShape shape;
+  shape.registration_timeout_seconds = 3600;
+  shape.clock = clock;
+  InProcessJob job(shape);
+  ASSERT_TRUE(job.started());
+  HandWorker only = job.hand_worker();
+  ASSERT_TRUE(register_worker(only).has_value());
+  clock->advance(std::chrono::seconds(3601));
+  std::future<Result<JobSummary>> ended = std::async(std::launch::async, [&] { return job.finish(); });
+  const bool in_time = ended.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  if (!in_time) job.stop();  // or the coordinator would wait out the hour on the machine's clock
+  ASSERT_TRUE(in_time) << "still waiting for workers after the clock passed the registration timeout";
+  const Result<JobSummary> summary = ended.get();
+  EXPECT_EQ(summary.status().code(), Status::Code::kDeadlineExceeded) << summary.status().to_string();
+  EXPECT_NE(summary.status().message().find("only 1 of 2 workers registered"), std::string::npos)
+      << summary.status().to_string();
+}
+
+// The ledger is main's to open (CoordinatorParts): a job with [proof] is
+// refused without one, and a job without [proof] keeps none.
+TEST(InProcessJob, TheLedgerComesWithProofOfLearningAndOnlyWithIt) {
+  ScratchDir dir;
+  JobShape shape;
+  shape.more_toml = "[proof]\nsegment_steps = 10\n";
+  Result<JobConfig> proof = parse_job_config(job_toml(dir.path() / "proof", shape), "proof.toml");
+  Result<JobConfig> plain = parse_job_config(job_toml(dir.path() / "plain", JobShape{}), "plain.toml");
+  ASSERT_TRUE(proof.ok() && plain.ok());
+  RuleRegistry rules;
+  register_builtin_rules(rules);
+  std::ostringstream text;
+  Logger log(text, LogLevel::kInfo, "coordinator");
+  auto identity = std::make_shared<const Identity>(Identity::generate());
+  auto create = [&](const JobConfig& config, bool with_ledger) -> Status {
+    COHORT_ASSIGN_OR_RETURN(FileLock lock, lock_job(config));
+    std::unique_ptr<Ledger> ledger;
+    if (with_ledger) {
+      COHORT_ASSIGN_OR_RETURN(ledger, open_job_ledger(config, *identity));
+    }
+    CoordinatorParts parts{std::move(lock), std::make_shared<const SystemClock>(), identity, std::move(ledger),
+                           std::make_unique<InProcessChannel>()};
+    return Coordinator::create(config, std::move(parts), rules, log).status();
+  };
+  const Status without = create(*proof, false);
+  EXPECT_EQ(without.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(without.message().find("needs its ledger"), std::string::npos) << without.to_string();
+  const Status with = create(*plain, true);
+  EXPECT_EQ(with.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(with.message().find("keeps no ledger"), std::string::npos) << with.to_string();
+  EXPECT_TRUE(create(*plain, false).ok());
 }
 
 // Real workers on threads: every task audited; the one that skips half of

@@ -55,8 +55,14 @@ class LedgerSettlementTest : public ::testing::Test {
     return o;
   }
 
+  // The ledger at o.path, as main opens it, and the settlement over it.
+  Result<std::unique_ptr<Settlement>> settle_in(const LedgerSettlementOptions& o) {
+    COHORT_ASSIGN_OR_RETURN(std::unique_ptr<Ledger> ledger, Ledger::open(o.path, identity_));
+    return ledger_settlement(o, std::move(ledger), identity_, log_);
+  }
+
   std::unique_ptr<Settlement> open(LedgerSettlementOptions o) {
-    Result<std::unique_ptr<Settlement>> settlement = open_ledger_settlement(o, identity_, log_);
+    Result<std::unique_ptr<Settlement>> settlement = settle_in(o);
     EXPECT_TRUE(settlement.ok()) << settlement.status().to_string();
     return settlement.ok() ? std::move(settlement).value() : no_settlement();
   }
@@ -182,7 +188,7 @@ TEST_F(LedgerSettlementTest, AFreshJobSetsItsOwnEarlierLedgerAsideAndRefusesAnot
   LedgerSettlementOptions elsewhere = options();
   elsewhere.fresh = true;
   elsewhere.own_ledger = false;
-  Result<std::unique_ptr<Settlement>> refused = open_ledger_settlement(elsewhere, identity_, log_);
+  Result<std::unique_ptr<Settlement>> refused = settle_in(elsewhere);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("already closed round 1 of an earlier job"), std::string::npos)
       << refused.status().message();

@@ -22,8 +22,8 @@
 // signed receipt (docs/LEDGER.md).
 //
 // The caller builds what the coordinator works with and hands it over
-// (CoordinatorParts): the job's lock, the coordinator's identity and the
-// channel. For a real job that channel is listen_router (router_channel.h):
+// (CoordinatorParts): the job's lock, the clock, the coordinator's
+// identity, the ledger (with [proof]) and the channel. For a real job that channel is listen_router (router_channel.h):
 // with network.curve (the default) all traffic is CurveZMQ under the
 // coordinator's key, a ZAP handler admits any client key or only those of
 // network.allow_list, and a Hello must carry the Ed25519 key whose CURVE key
@@ -51,9 +51,11 @@
 
 #include "cohort/aggregation.h"
 #include "cohort/channel.h"
+#include "cohort/clock.h"
 #include "cohort/config.h"
 #include "cohort/crypto.h"
 #include "cohort/file_lock.h"
+#include "cohort/ledger.h"
 #include "cohort/log.h"
 #include "cohort/receipt.h"
 #include "cohort/status.h"
@@ -141,12 +143,25 @@ Result<FileLock> lock_job(const JobConfig& config);
 // key file, or one that cannot be written.
 Result<Identity> load_coordinator_identity(const JobConfig& config, Logger& log);
 
-// What the caller builds, in this order, and lends a coordinator for its
+// The job's ledger: the file [ledger] path, or <output_dir>/ledger.db,
+// opened (or created) and locked under the coordinator's key (ledger.h);
+// `identity` is borrowed and must outlive it. Only a job with [proof]
+// keeps a ledger. Errors: Ledger::open's (FailedPrecondition naming the
+// process that holds it, or the key that created it; Corruption; IoError).
+Result<std::unique_ptr<Ledger>> open_job_ledger(const JobConfig& config, const Identity& identity);
+
+// What the caller builds, in this order, and hands a coordinator for its
 // whole life.
 struct CoordinatorParts {
-  FileLock job_lock;                 // lock_job(config)
-  Identity identity;                 // load_coordinator_identity(config)
-  std::unique_ptr<Channel> channel;  // listen_router(..., identity) or an InProcessChannel
+  FileLock job_lock;  // lock_job(config)
+  // Every deadline (registration, round, reveal), the rate limit's refill
+  // and the task deadline workers are told; SystemClock in a real job.
+  std::shared_ptr<const Clock> clock;
+  // load_coordinator_identity(config); shared with the ledger it signs.
+  std::shared_ptr<const Identity> identity;
+  // With [proof]: open_job_ledger(config, *identity). Null without.
+  std::unique_ptr<Ledger> ledger;
+  std::unique_ptr<Channel> channel;  // listen_router(..., *identity) or an InProcessChannel
 };
 
 class Coordinator {
@@ -154,14 +169,18 @@ class Coordinator {
   // Validates the job, loads the test set (and checks that it fits the
   // model), builds the initial model (or loads the checkpoint, for
   // kResume) and the aggregation rule, publishes the public key in
-  // <output_dir>/coordinator.pub and, with [proof], opens the ledger. With
-  // [proof] on, use_deterministic_cpu_training() (proof_of_learning.h) must
-  // have been called first thing in the process. Errors: no channel; the
-  // ledger held by another process (FailedPrecondition naming its pid), an
-  // unknown rule or bad rule parameter, unreadable test data or data that
-  // does not fit the model; for kResume, no checkpoint (NotFound) or one of
-  // another model (FailedPrecondition); a ledger that disagrees with the
-  // checkpoint (FailedPrecondition naming the first difference).
+  // <output_dir>/coordinator.pub and, with [proof], settles what the
+  // ledger left open. A fresh job over its own ledger that closed rounds of
+  // an earlier run keeps that ledger whole as <stem>-until-<unix ms>.db and
+  // begins a new one at the same path (docs/LEDGER.md). With [proof] on,
+  // use_deterministic_cpu_training() (proof_of_learning.h) must have been
+  // called first thing in the process. Errors: no clock, identity or channel, no
+  // ledger with [proof] or one without (InvalidArgument); an unknown rule
+  // or bad rule parameter, unreadable test data or data that does not fit
+  // the model; for kResume, no checkpoint (NotFound) or one of another model
+  // (FailedPrecondition); a ledger that disagrees with the checkpoint
+  // (FailedPrecondition naming the first difference), or one configured
+  // elsewhere that closed rounds of an earlier job (FailedPrecondition).
   static Result<std::unique_ptr<Coordinator>> create(JobConfig config, CoordinatorParts parts,
                                                      const RuleRegistry& rules, Logger& log,
                                                      StartMode mode = StartMode::kFresh);

@@ -32,8 +32,9 @@ std::string duration_problem(double seconds);
 std::chrono::steady_clock::time_point steady_deadline(
     double seconds, std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
 
-// The Unix time in milliseconds `seconds` from now (the task deadline on the
-// wire), saturating at INT64_MAX.
+// The Unix time in milliseconds `seconds` from `now` (the machine's time in
+// the first form): the task deadline on the wire, saturating at INT64_MAX.
 int64_t unix_ms_deadline(double seconds);
+int64_t unix_ms_deadline(double seconds, std::chrono::system_clock::time_point now);
 
 }  // namespace cohort
