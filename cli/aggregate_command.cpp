@@ -3,6 +3,7 @@
 // stderr and exit code 2.
 #include <ATen/ATen.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <iostream>
@@ -89,11 +90,21 @@ Status load_context_vectors(AggregateJob& job) {
   return load_vector("root", job.context.root_update);
 }
 
+// Program_options would read "-1" as 2^64 - 1: the seed is parsed here.
+Result<uint64_t> parse_seed(const std::string& text) {
+  uint64_t seed = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), seed);
+  if (error != std::errc() || end != text.data() + text.size() || text.empty()) {
+    return Status::invalid_argument("--seed: expected an integer in [0, 2^64), got '" + text + "'");
+  }
+  return seed;
+}
+
 Result<AggregateJob> load_job(const po::variables_map& vm) {
   AggregateJob job;
   job.rule = vm["rule"].as<std::string>();
   job.f = vm["f"].as<int>();
-  job.context.seed = vm["seed"].as<uint64_t>();
+  COHORT_ASSIGN_OR_RETURN(job.context.seed, parse_seed(vm["seed"].as<std::string>()));
   if (vm.count("pre")) job.pre = vm["pre"].as<std::vector<std::string>>();
   COHORT_ASSIGN_OR_RETURN(job.params, parse_params(vm.count("param") ? vm["param"].as<std::vector<std::string>>()
                                                                      : std::vector<std::string>{}));
@@ -141,7 +152,7 @@ int aggregate_command(const std::vector<std::string>& args) {
       ("input", po::value<std::string>()->required(), "updates: float32/float64 C-order .npy [n, d]")
       ("weights", po::value<std::string>(), "per-row weights: .npy [n]")
       ("output", po::value<std::string>()->required(), "where to write the [d] aggregate (.npy)")
-      ("seed", po::value<uint64_t>()->default_value(0), "seed for randomised steps")
+      ("seed", po::value<std::string>()->default_value("0"), "seed for randomised steps, in [0, 2^64)")
       ("json", "print diagnostics (row weights, scores, selection) as JSON");
   int exit_code = kExitOk;
   auto vm = parse_args("aggregate",

@@ -22,6 +22,8 @@
 #include "cohort/crypto.h"
 #include "cohort/dataset.h"
 #include "cohort/ledger.h"
+#include "cohort/model_names.h"
+#include "cohort/partition.h"
 #include "commands.h"
 #include "options.h"
 #include "shutdown_signals.h"
@@ -171,11 +173,11 @@ int demo_command(const std::vector<std::string>& args) {
       ("workers", po::value<int>()->default_value(4), "worker processes, 1 to 64")
       ("rounds", po::value<int>()->default_value(5), "federated rounds")
       ("seed", po::value<int64_t>()->default_value(1), "seed for the model, shards and batches (>= 0)")
-      ("model", po::value<std::string>()->default_value("cnn"), "cnn, mlp or mlp-wide")
+      ("model", po::value<std::string>()->default_value("cnn"), choices_text(model_names()).c_str())
       ("local-epochs", po::value<double>()->default_value(1.0, "1"), "local epochs per round")
       ("batch-size", po::value<int>()->default_value(32), "local batch size")
       ("lr", po::value<double>()->default_value(0.05, "0.05"), "local SGD learning rate (momentum 0.9)")
-      ("partition", po::value<std::string>()->default_value("iid"), "iid, dirichlet, gamma or none")
+      ("partition", po::value<std::string>()->default_value("iid"), choices_text(partition_scheme_names()).c_str())
       ("data-dir", po::value<std::string>()->default_value(kDefaultFashionMnistDir),
        "Fashion-MNIST IDX directory")
       ("output-dir", po::value<std::string>()->default_value("runs/demo"),

@@ -116,16 +116,8 @@ ordered_json history_json(const History& h) {
         {{"entry", i.seq}, {"round", i.round}, {"task", i.task_id}, {"kind", i.kind}, {"detail", i.detail}});
   }
   j["receipts"] = ordered_json::array();
-  for (const auto& r : h.receipts) {
-    j["receipts"].push_back({{"round", r.round},
-                             {"task", r.task_id},
-                             {"verdict", verdict_name(r.verdict)},
-                             {"reward", r.reward},
-                             {"slashed", r.slashed},
-                             {"chain_seq", r.chain_seq},
-                             {"chain_hash", to_hex(r.chain_hash)},
-                             {"signature", to_hex(r.signature)}});
-  }
+  // The one JSON form of a receipt, as in a worker's receipts.jsonl.
+  for (const auto& r : h.receipts) j["receipts"].push_back(ordered_json::parse(receipt_json(r)));
   return j;
 }
 

@@ -27,6 +27,15 @@ std::optional<po::variables_map> parse_args(const std::string& command, const st
   return vm;
 }
 
+std::string choices_text(std::span<const std::string_view> names) {
+  std::string text;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) text += i + 1 == names.size() ? " or " : ", ";
+    text += names[i];
+  }
+  return text;
+}
+
 int exit_code_for(const Status& status) {
   switch (status.code()) {
     case Status::Code::kOk:

@@ -3,6 +3,8 @@
 
 #include <boost/program_options.hpp>
 #include <optional>
+#include <span>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,9 @@ std::optional<po::variables_map> parse_args(const std::string& command, const st
 // ResourceExhausted, Unavailable), 1 when the work failed (IoError,
 // DeadlineExceeded, Internal).
 int exit_code_for(const Status& status);
+
+// "a, b or c": the choices of a flag, for its help text.
+std::string choices_text(std::span<const std::string_view> names);
 
 // --quiet / --verbose into a level (both flags must be declared).
 LogLevel log_level_of(const po::variables_map& vm);

@@ -11,11 +11,10 @@
 namespace cohort {
 namespace {
 
-// The first `count` samples of the training split: the coordinator's own
-// trusted data for a root update.
+// The first `count` samples of the job's training split: the coordinator's
+// own trusted data for a root update.
 Result<TensorDataset> load_root_set(const JobConfig& job, int count) {
-  Result<IdxFiles> files = find_mnist_format_files(job.data.dir, Split::kTrain);
-  Result<LabeledImages> train = files.ok() ? load_fitting(*files, job.model.name) : files.status();
+  Result<LabeledImages> train = load_job_split(job, Split::kTrain);
   if (!train.ok()) return train.status().with_context("loading the root (trusted) samples");
   return to_tensors(first_samples(*train, count));
 }

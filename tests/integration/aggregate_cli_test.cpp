@@ -157,6 +157,10 @@ TEST_F(AggregateCli, BadInputsAreOneLineErrorsWithExitCode2) {
                           "--output", output()}),
                      "bad magic");
 
+  for (const char* seed : {"-1", "1.5", "", "18446744073709551616"}) {
+    expect_usage_error(run({"--rule", "median", "--seed", seed, "--input", x, "--output", output()}), "--seed");
+  }
+
   EXPECT_EQ(run({"--rule", "median", "--output", output()}).code, 2);  // no --input
 }
 

@@ -81,6 +81,23 @@ TEST(DataFit, TheCoordinatorRefusesATestSetThatDoesNotFitTheModel) {
   }
 }
 
+// An "idx" job's root update trains on the job's own training split
+// (data.train_*), checked like the rest, not on data.dir's Fashion-MNIST.
+TEST(DataFit, AnIdxJobsRootSamplesComeFromItsOwnTrainingSplit) {
+  ScratchDir dir;
+  const IdxPair test = write_dataset(dir.path(), "test", 10, 28, 0);
+  const IdxPair train = write_dataset(dir.path(), "train", 10, 56, 0);
+  std::string job = idx_job(dir.path(), test);
+  job.insert(job.find("[network]"), "train_images = \"" + train.images.string() + "\"\ntrain_labels = \"" +
+                                        train.labels.string() + "\"\n[aggregation]\nrule = \"fltrust\"\n" +
+                                        "root_samples = 5\n");
+  write_file(dir.path() / "job.toml", job);
+  CommandRun run = run_cohort({"coordinator", "--config", (dir.path() / "job.toml").string()}, dir, seconds(60));
+  EXPECT_EQ(run.code, 2) << run.err;
+  EXPECT_NE(run.err.find("root"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find(train.images.string() + ": the images are 56x56 pixels"), std::string::npos) << run.err;
+}
+
 // The worker checks its data before it says Hello: no coordinator is needed
 // to find out that it does not fit.
 TEST(DataFit, ADataHoldersWorkerRefusesDataThatFitsNoModelBeforeRegistering) {

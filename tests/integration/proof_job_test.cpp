@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cctype>
+#include <set>
 
 #include "harness.h"
 
@@ -109,6 +110,18 @@ TEST(ProofJob, HonestWorkersPassEveryAuditAndArePaidTheBudget) {
     }
   }
   EXPECT_EQ(ledger_verify(dir), 0);
+  // `ledger show --json` gives the receipts in the form the workers keep them.
+  CommandRun show = run_cohort({"ledger", "show", (dir.path() / "out" / "ledger.db").string(), "--json"}, dir);
+  ASSERT_EQ(show.code, 0) << show.err;
+  std::multiset<std::string> shown, kept;
+  const nlohmann::json ledger = nlohmann::json::parse(show.out);
+  for (const auto& worker : ledger["workers"]) {
+    for (const auto& receipt : worker["receipts"]) shown.insert(receipt.dump());
+  }
+  for (int worker = 0; worker < 2; ++worker) {
+    for (const auto& receipt : receipts_of(dir, worker)) kept.insert(receipt.dump());
+  }
+  EXPECT_EQ(shown, kept);
 }
 
 TEST(ProofJob, ALabelFlippingWorkerIsCaughtSlashedAndBannedWhileHonestOnesArePaid) {
