@@ -7,9 +7,12 @@
 //            when the aggregator state follows), and, each optional:
 //            "job": {"name", "seed"}, "workers": [key hex by index],
 //            "settlement": [{"task", "verdict"}], "metrics": {...},
-//            "momentum": [{"worker", "digest"} (hex)]}
+//            "momentum": [{"worker", "digest"} (hex)],
+//            "server_optimizer": {"name", "steps", "buffers": [{"name",
+//            "digest" (hex)}]}}
 //   N * 4    float32 parameters in canonical order
 //   N * 4    float32 previous round's aggregate (only with its digest)
+//   N * 4    float32 for each server optimizer buffer, in the header's order
 #include <ATen/ATen.h>
 
 #include <cstring>
@@ -52,6 +55,14 @@ std::string header_json(const Checkpoint& checkpoint) {
   nlohmann::json momentum = nlohmann::json::array();
   for (const auto& [worker, digest] : checkpoint.carried_momentum) {
     momentum.push_back({{"worker", to_hex(worker)}, {"digest", to_hex(digest)}});
+  }
+  if (!checkpoint.server_optimizer.empty()) {
+    nlohmann::json buffers = nlohmann::json::array();
+    for (const auto& [name, tensor] : checkpoint.server_state.buffers) {
+      buffers.push_back({{"name", name}, {"digest", to_hex(digest_of(checkpoint.layout, tensor))}});
+    }
+    header["server_optimizer"] = {
+        {"name", checkpoint.server_optimizer}, {"steps", checkpoint.server_state.steps}, {"buffers", buffers}};
   }
   header["momentum"] = momentum;
   return header.dump();
@@ -131,10 +142,13 @@ Status write_checkpoint(const std::filesystem::path& path, const Checkpoint& che
   const std::string header = header_json(checkpoint);
   append_u32(prefix, static_cast<uint32_t>(header.size()));
   prefix += header;
-  at::Tensor values = checkpoint.flat.to(at::kCPU, at::kFloat).contiguous();
-  if (checkpoint.previous_aggregate.defined()) {
-    values = at::cat({values, checkpoint.previous_aggregate.to(at::kCPU, at::kFloat).reshape({-1})});
+  std::vector<at::Tensor> stored = {checkpoint.flat};
+  if (checkpoint.previous_aggregate.defined()) stored.push_back(checkpoint.previous_aggregate);
+  if (!checkpoint.server_optimizer.empty()) {
+    for (const auto& [name, tensor] : checkpoint.server_state.buffers) stored.push_back(tensor);
   }
+  for (at::Tensor& tensor : stored) tensor = tensor.to(at::kCPU, at::kFloat).reshape({-1});
+  const at::Tensor values = at::cat(stored);
 
   const std::string_view parts[] = {prefix, {static_cast<const char*>(values.data_ptr()), values.nbytes()}};
   return write_file_atomically(path, parts);
@@ -161,7 +175,9 @@ Result<Checkpoint> parse_checkpoint(std::string_view bytes, const std::string& w
   }
   Checkpoint checkpoint;
   std::string stored_digest;
-  std::string aggregate_digest;  // empty when no aggregator state is stored
+  // What follows the parameters, in order: (what, its recorded digest).
+  std::vector<std::pair<at::Tensor*, std::string>> trailing;
+  std::vector<std::string> buffer_digests;
   try {
     auto header = nlohmann::json::parse(bytes.begin() + 16, bytes.begin() + 16 + header_size);
     checkpoint.round = header.at("round").get<uint32_t>();
@@ -169,14 +185,27 @@ Result<Checkpoint> parse_checkpoint(std::string_view bytes, const std::string& w
     stored_digest = header.at("digest").get<std::string>();
     COHORT_ASSIGN_OR_RETURN(checkpoint.layout, layout_from_json(header.at("tensors")));
     if (header.contains("previous_aggregate_digest")) {
-      aggregate_digest = header.at("previous_aggregate_digest").get<std::string>();
+      trailing.emplace_back(&checkpoint.previous_aggregate, header.at("previous_aggregate_digest").get<std::string>());
+    }
+    if (header.contains("server_optimizer")) {
+      const nlohmann::json& server = header.at("server_optimizer");
+      checkpoint.server_optimizer = server.at("name").get<std::string>();
+      checkpoint.server_state.steps = server.at("steps").get<uint64_t>();
+      for (const auto& buffer : server.at("buffers")) {
+        checkpoint.server_state.buffers.emplace_back(buffer.at("name").get<std::string>(), at::Tensor());
+        buffer_digests.push_back(buffer.at("digest").get<std::string>());
+      }
+      if (checkpoint.server_optimizer.empty()) return Status::corruption(where + ": a server optimizer without a name");
     }
     if (Status s = read_round_record(header, checkpoint); !s.ok()) return s.with_context(where);
   } catch (const nlohmann::json::exception& e) {
     return Status::corruption(where + ": bad header: " + e.what());
   }
+  for (size_t i = 0; i < buffer_digests.size(); ++i) {
+    trailing.emplace_back(&checkpoint.server_state.buffers[i].second, buffer_digests[i]);
+  }
   const size_t tensor_bytes = static_cast<size_t>(checkpoint.layout.numel()) * sizeof(float);
-  const size_t tensors = aggregate_digest.empty() ? 1 : 2;
+  const size_t tensors = 1 + trailing.size();
   const size_t data_size = bytes.size() - 16 - header_size;
   if (data_size != tensors * tensor_bytes) {
     return Status::corruption(where + ": holds " + std::to_string(data_size) + " data bytes, layout needs " +
@@ -189,11 +218,14 @@ Result<Checkpoint> parse_checkpoint(std::string_view bytes, const std::string& w
   if (to_hex(checkpoint.digest) != stored_digest) {
     return Status::corruption(where + ": the parameters do not match the recorded digest");
   }
-  if (!aggregate_digest.empty()) {
-    checkpoint.previous_aggregate = at::empty({checkpoint.layout.numel()}, at::kFloat);
-    std::memcpy(checkpoint.previous_aggregate.data_ptr(), data + tensor_bytes, tensor_bytes);
-    if (to_hex(digest_of(checkpoint.layout, checkpoint.previous_aggregate)) != aggregate_digest) {
-      return Status::corruption(where + ": the previous aggregate does not match its recorded digest");
+  for (size_t i = 0; i < trailing.size(); ++i) {
+    auto& [tensor, digest] = trailing[i];
+    *tensor = at::empty({checkpoint.layout.numel()}, at::kFloat);
+    std::memcpy(tensor->data_ptr(), data + (i + 1) * tensor_bytes, tensor_bytes);
+    if (to_hex(digest_of(checkpoint.layout, *tensor)) != digest) {
+      const bool aggregate = tensor == &checkpoint.previous_aggregate;
+      return Status::corruption(where + (aggregate ? ": the previous aggregate" : ": a server optimizer buffer") +
+                                " does not match its recorded digest");
     }
   }
   return checkpoint;

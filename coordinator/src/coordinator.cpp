@@ -190,12 +190,13 @@ Result<std::optional<Evaluation>> Coordinator::Impl::evaluate_global(uint32_t ro
 Checkpoint Coordinator::Impl::checkpoint_of(uint32_t round, const Digest& digest,
                                             const std::vector<const OpenTask*>& ready,
                                             const RoundMetrics& metrics) const {
+  PolicyState state = policy_->state();
   return Checkpoint{round,
                     config_.model.name,
                     model_->layout(),
                     global_,
                     digest,
-                    policy_->state(),
+                    state.previous_aggregate,
                     config_.job.name,
                     config_.job.seed,
                     workers_.keys_by_index(),
@@ -203,7 +204,9 @@ Checkpoint Coordinator::Impl::checkpoint_of(uint32_t round, const Digest& digest
                     metrics.to_json(),
                     metrics.test_accuracy,
                     metrics.test_loss,
-                    {carried_momentum_.begin(), carried_momentum_.end()}};
+                    {carried_momentum_.begin(), carried_momentum_.end()},
+                    config_.aggregation.server_optimizer,
+                    std::move(state.server)};
 }
 
 AggregatedWork Coordinator::Impl::settlement_of(const std::vector<const OpenTask*>& ready) const {

@@ -102,8 +102,18 @@ Result<Checkpoint> Coordinator::Impl::resume_from_checkpoint() {
         std::to_string(config_.job.seed) + "): start afresh (cohort coordinator --fresh) or use another "
         "job.output_dir");
   }
+  // Checkpoints from before the server optimizer was kept all stepped with sgd.
+  const std::string stepped_with = checkpoint.server_optimizer.empty() ? "sgd" : checkpoint.server_optimizer;
+  if (stepped_with != config_.aggregation.server_optimizer) {
+    return Status::failed_precondition(checkpoint_path().string() + " was stepped with server optimizer '" +
+                                       stepped_with + "', this job asks for '" +
+                                       config_.aggregation.server_optimizer +
+                                       "': resume with the same one, or start afresh (cohort coordinator --fresh)");
+  }
   global_ = checkpoint.flat;
-  policy_->restore(checkpoint.previous_aggregate);
+  if (Status s = policy_->restore({checkpoint.previous_aggregate, checkpoint.server_state}); !s.ok()) {
+    return Status::corruption(checkpoint_path().string() + ": " + s.message());
+  }
   first_round_ = static_cast<int>(checkpoint.round) + 1;
   workers_.reserve_indices(checkpoint.workers);
   carried_momentum_ = {checkpoint.carried_momentum.begin(), checkpoint.carried_momentum.end()};

@@ -17,14 +17,16 @@ namespace {
 // when the job has trusted samples.
 class PipelinePolicy final : public RoundPolicy {
  public:
-  PipelinePolicy(const JobConfig& job, AggregationPipeline pipeline, RootSamples root)
+  PipelinePolicy(const JobConfig& job, AggregationPipeline pipeline, std::unique_ptr<ServerOptimizer> server,
+                 RootSamples root)
       : seed_(job.job.seed),
         workers_per_round_(job.round.workers_per_round),
         min_updates_(job.round.min_updates),
-        server_learning_rate_(job.aggregation.server_learning_rate),
+        plain_server_step_(job.aggregation.server_optimizer == "sgd" && job.aggregation.server_learning_rate == 1.0),
         model_name_(job.model.name),
         hyper_(hyperparameters_of(job.training)),
         pipeline_(std::move(pipeline)),
+        server_(std::move(server)),
         root_(std::move(root)) {}
 
   std::vector<uint32_t> select(uint32_t round, std::vector<uint32_t> candidates) const override {
@@ -49,20 +51,28 @@ class PipelinePolicy final : public RoundPolicy {
     }
     Result<AggregationResult> result = pipeline_.run(at::stack(updates.rows), updates.weights, context);
     if (!result.ok()) return result.status().with_context("aggregation failed");
+    // A new tensor, never written in place: the model's last payload
+    // borrows the old one's memory (tensor_codec.h), and ZeroMQ may still be
+    // sending it, or (inproc) a worker in this process may still be reading it.
+    Result<at::Tensor> moved = server_->step(global, result->aggregate);
+    if (!moved.ok()) return moved.status().with_context("the server step failed");
+    global = std::move(moved).value();
     previous_ = result->aggregate;
-    // A new tensor, not add_(): the model's last payload borrows the old
-    // one's memory (tensor_codec.h), and ZeroMQ may still be sending it, or
-    // (inproc) a worker in this process may still be reading it.
-    global = global.add(result->aggregate, server_learning_rate_);
     RoundStep step;
     step.model_updated = true;
     step.row_weights = std::move(result->row_weights);
     return step;
   }
 
-  at::Tensor state() const override { return previous_; }
-  void restore(at::Tensor state) override { previous_ = std::move(state); }
-  std::string description() const override { return pipeline_.description(); }
+  PolicyState state() const override { return {previous_, server_->state()}; }
+  Status restore(PolicyState state) override {
+    COHORT_RETURN_IF_ERROR(server_->restore(std::move(state.server)));
+    previous_ = std::move(state.previous_aggregate);
+    return Status();
+  }
+  std::string description() const override {
+    return pipeline_.description() + (plain_server_step_ ? "" : ", server step " + server_->description());
+  }
 
   const AggregationPipeline& pipeline() const { return pipeline_; }
   int min_updates() const { return min_updates_; }
@@ -84,10 +94,11 @@ class PipelinePolicy final : public RoundPolicy {
   uint64_t seed_;
   int workers_per_round_;
   int min_updates_;
-  double server_learning_rate_;
+  bool plain_server_step_;  // sgd at rate 1: global += aggregate
   std::string model_name_;
   Hyperparameters hyper_;
   AggregationPipeline pipeline_;
+  std::unique_ptr<ServerOptimizer> server_;
   RootSamples root_;
   std::unique_ptr<Model> root_model_;  // made on the first root update
   MomentumBuffers root_momentum_;
@@ -124,8 +135,8 @@ class AttackedPolicy final : public RoundPolicy {
     return step;
   }
 
-  at::Tensor state() const override { return inner_->state(); }
-  void restore(at::Tensor state) override { inner_->restore(std::move(state)); }
+  PolicyState state() const override { return inner_->state(); }
+  Status restore(PolicyState state) override { return inner_->restore(std::move(state)); }
   std::string description() const override {
     return inner_->description() + ", with " + std::to_string(count_) + " simulated " + name_ + " update(s)";
   }
@@ -143,7 +154,9 @@ Result<std::unique_ptr<RoundPolicy>> make_round_policy(const JobConfig& job, con
                                                        RootSamples root) {
   const AggregationSection& a = job.aggregation;
   COHORT_ASSIGN_OR_RETURN(AggregationPipeline pipeline, rules.create_pipeline(a.pre, a.rule, RuleParams(a.f, a.params)));
-  auto policy = std::make_unique<PipelinePolicy>(job, std::move(pipeline), std::move(root));
+  COHORT_ASSIGN_OR_RETURN(std::unique_ptr<ServerOptimizer> server,
+                          make_server_optimizer(a.server_optimizer, a.server_learning_rate, a.server_params));
+  auto policy = std::make_unique<PipelinePolicy>(job, std::move(pipeline), std::move(server), std::move(root));
   if (job.attack.byzantine == 0) return std::unique_ptr<RoundPolicy>(std::move(policy));
   COHORT_ASSIGN_OR_RETURN(std::unique_ptr<Attack> attack,
                           make_attack(job.attack.name, RuleParams(job.attack.byzantine, job.attack.params),

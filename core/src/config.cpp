@@ -80,6 +80,8 @@ Status read_aggregation(TableReader r, AggregationSection& s) {
   r.read("root_samples", s.root_samples, IntRange{.min = 0});
   r.read("max_update_norm", s.max_update_norm, DoubleRange{.min = 0});
   r.read("params", s.params);
+  r.read("server_optimizer", s.server_optimizer, TextRule{.non_empty = true});
+  r.read("server_params", s.server_params);
   return r.finish();
 }
 

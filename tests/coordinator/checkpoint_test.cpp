@@ -141,6 +141,32 @@ TEST_F(CheckpointTest, AggregatorStateRoundTripsAndIsVerified) {
   EXPECT_FALSE(without->previous_aggregate.defined());
 }
 
+// The server optimizer's buffers follow the aggregate, each with its digest.
+TEST_F(CheckpointTest, ServerOptimizerStateRoundTripsAndIsVerified) {
+  Checkpoint written = small_checkpoint();
+  written.previous_aggregate = at::arange(8, at::kFloat) * 0.25;
+  written.server_optimizer = "adam";
+  written.server_state = {7, {{"m", at::arange(8, at::kFloat) * -0.5}, {"v", at::arange(8, at::kFloat) + 1}}};
+  ASSERT_TRUE(write_checkpoint(path_, written).ok());
+  Result<Checkpoint> r = read_checkpoint(path_);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->server_optimizer, "adam");
+  EXPECT_EQ(r->server_state.steps, 7u);
+  ASSERT_EQ(r->server_state.buffers.size(), 2u);
+  EXPECT_EQ(r->server_state.buffers[0].first, "m");
+  EXPECT_EQ(values_of(r->server_state.buffers[0].second), values_of(written.server_state.buffers[0].second));
+  EXPECT_EQ(values_of(r->server_state.buffers[1].second), values_of(written.server_state.buffers[1].second));
+  EXPECT_EQ(values_of(r->previous_aggregate), values_of(written.previous_aggregate));
+
+  std::string bytes = read_file(path_);
+  bytes[bytes.size() - 1] ^= 0x01;  // a bit of v
+  write_file(path_, bytes);
+  Result<Checkpoint> tampered = read_checkpoint(path_);
+  EXPECT_EQ(tampered.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(tampered.status().message().find("server optimizer buffer"), std::string::npos)
+      << tampered.status().to_string();
+}
+
 // What a restart needs besides the model: the job, the worker indices, the
 // round's settlement, its metrics line and the momentum each worker carries.
 TEST_F(CheckpointTest, RoundRecordRoundTrips) {

@@ -11,6 +11,7 @@
 
 #include <array>
 #include <atomic>
+#include <cmath>
 #include <fstream>
 #include <future>
 #include <sstream>
@@ -218,6 +219,59 @@ TEST(InProcessJob, ARoundAveragesTheUpdatesIntoTheNextModelAndEndsWithBye) {
   const std::vector<nlohmann::json> rounds = job.metrics();
   ASSERT_EQ(rounds.size(), 1u);
   EXPECT_EQ(rounds[0]["accepted"], 2);
+}
+
+// The server optimizer's state goes into the round's checkpoint, and a job
+// resumes only with the optimizer that wrote it.
+TEST(InProcessJob, TheServerOptimizersStateIsCheckpointedAndPinsTheResume) {
+  ScratchDir keep;
+  JobShape shape;
+  shape.more_toml = "[aggregation]\nserver_optimizer = \"adam\"\nserver_learning_rate = 0.01\n";
+  std::filesystem::path output_dir;
+  {
+    InProcessJob job(shape);
+    ASSERT_TRUE(job.started());
+    output_dir = keep.path() / "out";
+    HandWorker a = job.hand_worker();
+    HandWorker b = job.hand_worker();
+    auto [task_a, task_b] = start_round(a, b);
+    ASSERT_TRUE(task_a && task_b);
+    a.send_update(task_a->task, filled(*task_a, 0.01f));
+    b.send_update(task_b->task, filled(*task_b, 0.03f));
+    Result<JobSummary> summary = job.finish();
+    ASSERT_TRUE(summary.ok()) << summary.status().to_string() << job.log();
+    std::filesystem::copy(job.output_dir(), output_dir, std::filesystem::copy_options::recursive);
+    // Adam's first step from m = 0, v = tau^2: x += lr * 0.1 D / (sqrt(0.99 tau^2 + 0.01 D^2) + tau).
+    const double d = 0.02, tau = 1e-3;
+    const double moved = 0.01 * 0.1 * d / (std::sqrt(0.99 * tau * tau + 0.01 * d * d) + tau);
+    Result<Checkpoint> checkpoint = read_checkpoint(output_dir / "model.ckpt");
+    ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().to_string();
+    EXPECT_TRUE(at::allclose(checkpoint->flat, task_a->model + moved, 1e-5, 1e-7));
+    EXPECT_EQ(checkpoint->server_optimizer, "adam");
+    EXPECT_EQ(checkpoint->server_state.steps, 1u);
+    ASSERT_EQ(checkpoint->server_state.buffers.size(), 2u);
+    EXPECT_TRUE(at::allclose(checkpoint->server_state.buffers[0].second, at::full({task_a->model.numel()}, 0.1 * d),
+                             1e-5, 1e-8));
+  }
+  JobShape plain;
+  plain.rounds = 2;
+  Result<JobConfig> config = parse_job_config(job_toml(output_dir, plain), "resume.toml");
+  ASSERT_TRUE(config.ok()) << config.status().to_string();
+  RuleRegistry rules;
+  register_builtin_rules(rules);
+  std::ostringstream text;
+  Logger log(text, LogLevel::kInfo, "coordinator");
+  Result<FileLock> lock = lock_job(*config);
+  ASSERT_TRUE(lock.ok()) << lock.status().to_string();
+  CoordinatorParts parts{std::move(lock).value(), std::make_shared<const SystemClock>(),
+                         std::make_shared<const Identity>(Identity::generate()), nullptr,
+                         std::make_unique<InProcessChannel>()};
+  Result<std::unique_ptr<Coordinator>> resumed =
+      Coordinator::create(*config, std::move(parts), rules, log, StartMode::kResume);
+  EXPECT_EQ(resumed.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_NE(resumed.status().message().find("stepped with server optimizer 'adam', this job asks for 'sgd'"),
+            std::string::npos)
+      << resumed.status().to_string();
 }
 
 TEST(InProcessJob, AWorkerSilentPastTheDeadlineIsLeftOutAndItsLateUpdateRefused) {

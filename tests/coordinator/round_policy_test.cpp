@@ -71,10 +71,48 @@ TEST(RoundPolicyTest, TheStepIsTheServerLearningRateTimesTheAggregate) {
   ASSERT_TRUE(step.ok()) << step.status().to_string();
   EXPECT_TRUE(step->model_updated);
   EXPECT_TRUE(at::allclose(global, at::tensor({2.5f, 1.5f})));
-  EXPECT_TRUE(at::allclose(policy->state(), at::tensor({3.0f, 1.0f}))) << "the state is the last aggregate";
+  EXPECT_TRUE(at::allclose(policy->state().previous_aggregate, at::tensor({3.0f, 1.0f})))
+      << "the state is the last aggregate";
+  EXPECT_EQ(policy->state().server.steps, 1u);
   EXPECT_EQ(step->row_weights, (std::vector<double>{0.5, 0.5}));
-  policy->restore(at::Tensor());
-  EXPECT_FALSE(policy->state().defined());
+  ASSERT_TRUE(policy->restore(PolicyState{}).ok());
+  EXPECT_FALSE(policy->state().previous_aggregate.defined());
+}
+
+// A server optimizer's state restored into a fresh policy (a restarted
+// coordinator) gives the same next step as the policy that never stopped.
+TEST(RoundPolicyTest, ARestoredServerOptimizerStepsAsIfItHadNeverStopped) {
+  for (const char* optimizer : {"momentum", "adagrad", "adam", "yogi"}) {
+    JobConfig job = job_with();
+    job.aggregation.server_optimizer = optimizer;
+    job.aggregation.server_learning_rate = 0.1;
+    auto running = policy_of(job);
+    at::Tensor global = at::ones({2});
+    ASSERT_TRUE(running->aggregate(updates_of(1, {{2, 0}, {4, 2}}), global).ok());
+    at::Tensor resumed_global = global.clone();
+    auto resumed = policy_of(job);
+    ASSERT_TRUE(resumed->restore(running->state()).ok()) << optimizer;
+    ASSERT_TRUE(running->aggregate(updates_of(2, {{1, -1}, {3, 1}}), global).ok());
+    ASSERT_TRUE(resumed->aggregate(updates_of(2, {{1, -1}, {3, 1}}), resumed_global).ok());
+    EXPECT_TRUE(at::equal(global, resumed_global)) << optimizer;
+    EXPECT_NE(running->description().find(std::string("server step ") + optimizer), std::string::npos)
+        << running->description();
+  }
+}
+
+TEST(RoundPolicyTest, AnUnknownServerOptimizerOrParameterIsRefused) {
+  RuleRegistry rules;
+  register_builtin_rules(rules);
+  JobConfig job = job_with();
+  job.aggregation.server_optimizer = "lamb";
+  Result<std::unique_ptr<RoundPolicy>> unknown = make_round_policy(job, rules, RootSamples{});
+  EXPECT_NE(unknown.status().message().find("unknown server optimizer 'lamb'"), std::string::npos)
+      << unknown.status().to_string();
+  job.aggregation.server_optimizer = "adam";
+  job.aggregation.server_params = {{"beta3", "0.5"}};
+  Result<std::unique_ptr<RoundPolicy>> extra = make_round_policy(job, rules, RootSamples{});
+  EXPECT_NE(extra.status().message().find("server optimizer 'adam' has no parameter 'beta3'"), std::string::npos)
+      << extra.status().to_string();
 }
 
 // The attack is a decorator: its rows are added after the honest ones, and

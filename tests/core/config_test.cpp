@@ -351,7 +351,8 @@ TEST(ConfigTest, UnknownTablesAndKeysAreErrors) {
        "keep_momentum"},
       {"[aggregation.other]\n",
        "job.toml: aggregation.other: unknown key 'aggregation.other'; valid keys in "
-       "[aggregation]: pre, rule, server_learning_rate, f, root_samples, max_update_norm, params"},
+       "[aggregation]: pre, rule, server_learning_rate, f, root_samples, max_update_norm, params, "
+       "server_optimizer, server_params"},
       // An unknown key is reported ahead of a bad value in the same table.
       {"[round]\nmin_updates = 0\nquorum = 3\n",
        "job.toml: round.quorum: unknown key 'round.quorum'; valid keys in [round]: min_workers, "

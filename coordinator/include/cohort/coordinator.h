@@ -58,6 +58,7 @@
 #include "cohort/ledger.h"
 #include "cohort/log.h"
 #include "cohort/receipt.h"
+#include "cohort/server_optimizer.h"
 #include "cohort/status.h"
 #include "cohort/tensor_codec.h"
 
@@ -249,6 +250,11 @@ struct Checkpoint {
   // With training.keep_momentum and proof of learning: the momentum digest
   // each worker's last commitment ended with, which its next task names.
   std::vector<std::pair<PublicKey, Digest>> carried_momentum;
+  // The server optimizer (aggregation.server_optimizer) and its state for
+  // the next round; "" in checkpoints written before it was kept, which all
+  // stepped with plain "sgd".
+  std::string server_optimizer;
+  ServerOptimizerState server_state;
 };
 
 // Writes atomically: a temporary file, fsync, rename over `path`, fsync of

@@ -9,7 +9,9 @@
 // - aggregate: needs round.min_updates rows; then the root update (the
 //   policy's own training on its trusted samples, for FLTrust), the
 //   pre-aggregators and the rule, with the seed Rng(job.seed).fork(round),
-//   and global += aggregation.server_learning_rate * aggregate;
+//   and the server step of aggregation.server_optimizer
+//   (cohort/server_optimizer.h; "sgd": global += server_learning_rate *
+//   aggregate);
 // - with [attack] byzantine > 0, a decorator around that policy adds the
 //   simulated Byzantine rows, computed from the honest ones and weighted
 //   like an average honest row, before it aggregates.
@@ -28,6 +30,7 @@
 #include "cohort/config.h"
 #include "cohort/log.h"
 #include "cohort/models.h"
+#include "cohort/server_optimizer.h"
 #include "cohort/status.h"
 
 namespace cohort {
@@ -47,6 +50,13 @@ struct RoundStep {
   double byzantine_weight = 0.0;    // their share of the aggregate
 };
 
+// What a policy carries from round to round, which the checkpoint keeps.
+struct PolicyState {
+  // The last aggregate (centered clipping starts there); undefined when none.
+  at::Tensor previous_aggregate;
+  ServerOptimizerState server;  // the server optimizer's steps and buffers
+};
+
 class RoundPolicy {
  public:
   virtual ~RoundPolicy() = default;
@@ -60,13 +70,14 @@ class RoundPolicy {
   // was.
   virtual Result<RoundStep> aggregate(const RoundUpdates& updates, at::Tensor& global) = 0;
 
-  // The aggregator's state carried to the next round (centered clipping's
-  // last aggregate; undefined when there is none), which the checkpoint
-  // keeps, and its restoration on resume.
-  virtual at::Tensor state() const = 0;
-  virtual void restore(at::Tensor state) = 0;
+  // The state carried to the next round, and its restoration on resume.
+  // Errors: a server optimizer state that is not this policy's
+  // (InvalidArgument).
+  virtual PolicyState state() const = 0;
+  virtual Status restore(PolicyState state) = 0;
 
-  // "clip(c=2) > trimmed-mean(f=1)", with the attack when there is one.
+  // "clip -> trimmed-mean", then the server step unless it is plain sgd
+  // with rate 1, and the attack when there is one.
   virtual std::string description() const = 0;
 };
 
@@ -76,8 +87,9 @@ struct RootSamples {
   TensorDataset data;
 };
 
-// The job's policy. Errors: an unknown rule, pre-aggregator or attack, or
-// a bad parameter (as the rule registry and make_attack report them).
+// The job's policy. Errors: an unknown rule, pre-aggregator, attack or
+// server optimizer, or a bad parameter (as the rule registry, make_attack
+// and make_server_optimizer report them).
 Result<std::unique_ptr<RoundPolicy>> make_round_policy(const JobConfig& job, const RuleRegistry& rules,
                                                        RootSamples root);
 

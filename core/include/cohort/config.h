@@ -78,9 +78,9 @@ struct AggregationSection {
   std::string rule = "fedavg";
   double server_learning_rate = 1.0; // global += lr * aggregate(updates); > 0
   int f = 0;                         // assumed Byzantine workers per round, >= 0
-  // Trusted samples (the first ones of the training split in data.dir) on
-  // which the coordinator trains its own root update each round, for rules
-  // that need one (fltrust); 0 = none.
+  // Trusted samples (the first ones of the job's training split) on which
+  // the coordinator trains its own root update each round, for rules that
+  // need one (fltrust); 0 = none.
   int root_samples = 0;
   // Updates with a larger L2 norm are refused before aggregation (the
   // reason goes to metrics.jsonl and the ledger); 0 = no limit.
@@ -89,6 +89,12 @@ struct AggregationSection {
   // strings as written, integers in decimal, booleans as "true"/"false",
   // floats in the shortest form that parses back to the same double.
   std::map<std::string, std::string> params;
+  // The server step (cohort/server_optimizer.h): "sgd" (global += lr *
+  // aggregate), "momentum", "adagrad", "adam" or "yogi", with its
+  // parameters kept as text like `params`; both checked where the
+  // optimizer is made.
+  std::string server_optimizer = "sgd";
+  std::map<std::string, std::string> server_params;
   bool operator==(const AggregationSection&) const = default;
 };
 
