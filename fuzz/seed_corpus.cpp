@@ -346,6 +346,12 @@ void write_checkpoints(CorpusWriter& out) {
   full.carried_momentum = {{bytes32(0x20), bytes32(0x60)}};
   write_seed("full.ck", full);
 
+  // A server optimizer's buffers follow the aggregate.
+  Checkpoint adam = full;
+  adam.server_optimizer = "adam";
+  adam.server_state = {3, {{"m", small_values() * 0.1}, {"v", small_values() * small_values()}}};
+  write_seed("server-optimizer.ck", adam);
+
   // Used to pass the parse and abort a resuming coordinator.
   Checkpoint metrics_not_an_object = bare;
   metrics_not_an_object.metrics_json = "[4, 0.84]";
