@@ -46,6 +46,8 @@ void expect_same(const JobConfig& got, const JobConfig& want) {
   EXPECT_EQ(got.aggregation.root_samples, want.aggregation.root_samples);
   EXPECT_EQ(got.aggregation.max_update_norm, want.aggregation.max_update_norm);
   EXPECT_EQ(got.aggregation.params, want.aggregation.params);
+  EXPECT_EQ(got.aggregation.server_optimizer, want.aggregation.server_optimizer);
+  EXPECT_EQ(got.aggregation.server_params, want.aggregation.server_params);
   EXPECT_EQ(got.round.min_workers, want.round.min_workers);
   EXPECT_EQ(got.round.workers_per_round, want.round.workers_per_round);
   EXPECT_EQ(got.round.min_updates, want.round.min_updates);
@@ -234,6 +236,7 @@ server_learning_rate = 0.5
 f = 2
 root_samples = 500
 max_update_norm = 250.5
+server_optimizer = "adam"
 
 [aggregation.params]
 m = 3
@@ -243,6 +246,9 @@ third = 0.30000000000000004
 sign = "positive"
 normalize = true
 offset = -7
+
+[aggregation.server_params]
+beta1 = 0.5
 
 [round]
 min_workers = 10
@@ -303,6 +309,8 @@ registration_grant = 1000
                              {"clip", "1e+300"}, {"third", "0.30000000000000004"},
                              {"sign", "positive"}, {"normalize", "true"},
                              {"offset", "-7"}};
+  want.aggregation.server_optimizer = "adam";
+  want.aggregation.server_params = {{"beta1", "0.5"}};
   want.round = {10, 8, 6, 30.0, 2.5};
   want.network = {"ipc:///tmp/cohort.sock", 2097152, 4096, 1048576, 10.0, 20, 8, true, "/tmp/keys/workers.txt"};
   want.attack = {"alie", 3, {{"z", "1.5"}}};
