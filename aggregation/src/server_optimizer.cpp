@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <functional>
+#include <span>
 
 #include "cohort/aggregation.h"
 #include "cohort/number_text.h"
@@ -13,6 +14,7 @@
 namespace cohort {
 namespace {
 
+// The names make_server_optimizer knows, for its error message.
 constexpr std::string_view kNames[] = {"sgd", "momentum", "adagrad", "adam", "yogi"};
 
 Status check_same_shape(const at::Tensor& global, const at::Tensor& aggregate) {
@@ -199,8 +201,6 @@ Result<std::unique_ptr<ServerOptimizer>> make_adaptive(std::string_view name, do
 }
 
 }  // namespace
-
-std::span<const std::string_view> server_optimizer_names() { return kNames; }
 
 Result<std::unique_ptr<ServerOptimizer>> make_server_optimizer(std::string_view name, double learning_rate,
                                                                const std::map<std::string, std::string>& given) {

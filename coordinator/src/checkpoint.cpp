@@ -175,7 +175,9 @@ Result<Checkpoint> parse_checkpoint(std::string_view bytes, const std::string& w
   }
   Checkpoint checkpoint;
   std::string stored_digest;
-  // What follows the parameters, in order: (what, its recorded digest).
+  // What follows the parameters, in order: (what, its recorded digest). The
+  // buffers' entries are added once their vector has stopped growing, so
+  // that the pointers stay valid.
   std::vector<std::pair<at::Tensor*, std::string>> trailing;
   std::vector<std::string> buffer_digests;
   try {

@@ -1,4 +1,4 @@
-// The round policy the coordinator and `cohort simulate` share: selection,
+// The coordinator's round policy: selection,
 // the quorum, the pipeline's step and state, and the simulated attack as a
 // decorator.
 #include "cohort/round_policy.h"

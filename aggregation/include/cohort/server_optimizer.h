@@ -28,7 +28,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,9 +62,6 @@ class ServerOptimizer {
   // "adam(lr=1, beta1=0.9, beta2=0.99, tau=0.001)".
   virtual std::string description() const = 0;
 };
-
-// "sgd", "momentum", "adagrad", "adam", "yogi": the only list of them.
-std::span<const std::string_view> server_optimizer_names();
 
 // Errors (InvalidArgument): an unknown name (listing the known ones), a
 // parameter the optimizer does not take, a value out of range or not a

@@ -5,8 +5,9 @@
 // model) -> collect Updates until every participant answered or the round
 // deadline passed -> check each update (round, task, base model, layout,
 // finite values) -> run the configured pre-aggregators and rule on the
-// accepted ones ->
-// global += server_learning_rate * aggregate -> evaluate on the held-out
+// accepted ones -> move the global model by the server step
+// (aggregation.server_optimizer; by default += server_learning_rate *
+// aggregate) -> evaluate on the held-out
 // test set -> checkpoint the model atomically -> append the round's metrics
 // to <output_dir>/metrics.jsonl -> tell each participant the result.
 //

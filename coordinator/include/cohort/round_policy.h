@@ -1,7 +1,7 @@
 // What a round does with its workers and their updates, in the spirit of
 // Flower's Strategy: which workers take part, and how the round's accepted
-// updates move the global model. The coordinator and `cohort simulate` run
-// rounds; a RoundPolicy decides, so that both decide alike.
+// updates move the global model. The coordinator runs the rounds (for
+// `cohort coordinator` and `cohort simulate` alike); a RoundPolicy decides.
 //
 // make_round_policy() builds a job's policy from its config:
 // - select: every candidate, or round.workers_per_round of them drawn by

@@ -76,7 +76,7 @@ struct AggregationSection {
   // Name in the aggregation RuleRegistry, kept exactly as written; non-empty.
   // Whether the registry knows it is checked where the rule is looked up.
   std::string rule = "fedavg";
-  double server_learning_rate = 1.0; // global += lr * aggregate(updates); > 0
+  double server_learning_rate = 1.0; // the server step's rate (sgd: global += lr * aggregate); > 0
   int f = 0;                         // assumed Byzantine workers per round, >= 0
   // Trusted samples (the first ones of the job's training split) on which
   // the coordinator trains its own root update each round, for rules that
