@@ -65,6 +65,8 @@ WorkerOptions worker_options(const JobConfig& config, std::shared_ptr<const Labe
   options.curve = false;
   // Only proof of learning writes there, and it is off.
   options.state_dir = config.job.output_dir / "workers";
+  // The simulated workers train the job's own archive.
+  if (!config.model.path.empty()) options.models_from.push_back(config.model.path);
   return options;
 }
 

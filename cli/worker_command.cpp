@@ -44,6 +44,12 @@ int worker_command(const std::vector<std::string>& args) {
       ("state-dir", po::value<std::string>()->default_value(""),
        "where checkpoints of unsettled tasks and receipts are kept (default: "
        "~/.cache/cohort/worker-<key>)")
+      ("models-from", po::value<std::vector<std::string>>()->composing(),
+       "a TorchScript archive (or a directory of *.pt archives) this worker may train; repeatable. Tasks "
+       "naming any other archive are refused (docs/THREAT_MODEL.md#model-archives)")
+      ("accept-models", "train any TorchScript archive the (pinned) coordinator names in a signed task: it is "
+       "fetched once, checked against the task's digest and cached in the state directory. Loading an "
+       "archive runs its code in this process (docs/THREAT_MODEL.md#model-archives)")
       ("flip-labels", "Byzantine experiments only: train on flipped labels (y -> 9 - y)")
       ("cheat", po::value<std::string>()->default_value("none"),
        ("audit demonstrations and tests only: a dishonest prover (docs/PROOF_OF_LEARNING.md#cheats): " +
@@ -102,6 +108,12 @@ int worker_command(const std::vector<std::string>& args) {
   std::optional<ScriptedMisbehaviour> misbehaviour;
   if (misbehaving.any()) worker.misbehaviour = &misbehaviour.emplace(misbehaving);
   worker.state_dir = (*vm)["state-dir"].as<std::string>();
+  if (vm->count("models-from")) {
+    for (const std::string& path : (*vm)["models-from"].as<std::vector<std::string>>()) {
+      worker.models_from.emplace_back(path);
+    }
+  }
+  worker.accept_models = vm->count("accept-models") > 0;
   worker.curve = vm->count("no-curve") == 0;
   if (vm->count("coordinator-key")) {
     Result<PublicKey> key = read_public_key((*vm)["coordinator-key"].as<std::string>());

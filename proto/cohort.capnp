@@ -16,7 +16,7 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("cohort::proto");
 
-const protocolVersion :UInt32 = 3;
+const protocolVersion :UInt32 = 4;
 
 enum DType {
   float32 @0;
@@ -138,6 +138,7 @@ struct Task {
   model @7 :PayloadHeader;
   proof @8 :ProofSpec;
   signature @9 :Data;      # coordinator's Ed25519 signature (docs/PROTOCOL.md)
+  modelArchive @10 :Data;  # BLAKE2b-256 of the TorchScript archive when modelName = "torchscript"; else empty
 }
 
 # One Merkle leaf of a training trajectory: the state after `index` segments.
@@ -276,6 +277,20 @@ struct Error {
   taskId @3 :UInt64;
 }
 
+# Worker -> coordinator: send me the model archive with this digest (a
+# Task named it and the worker holds no copy).
+struct ModelRequest {
+  archive @0 :Data;        # BLAKE2b-256, 32 bytes
+}
+
+# Coordinator -> worker: the archive's bytes follow as `chunkCount` raw
+# payload frames, in order; their BLAKE2b-256 is `archive`.
+struct ModelArchive {
+  archive @0 :Data;
+  totalBytes @1 :UInt64;
+  chunkCount @2 :UInt32;
+}
+
 # Either side is leaving; the coordinator sends it when the job is done.
 struct Bye {
   reason @0 :Text;
@@ -293,5 +308,7 @@ struct Envelope {
     bye @7 :Bye;
     challenge @8 :Challenge;
     reveal @9 :Reveal;
+    modelRequest @10 :ModelRequest;
+    modelArchive @11 :ModelArchive;
   }
 }

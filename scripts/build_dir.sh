@@ -12,6 +12,7 @@ configure_build_dir() {
   export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
   export CCACHE_BASEDIR=$ROOT
   mkdir -p "$build"
-  cmake -S "$ROOT" -B "$build" -G Ninja -Wno-dev -DCMAKE_PREFIX_PATH="$prefix" "$@" \
+  cmake -S "$ROOT" -B "$build" -G Ninja -Wno-dev -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCOHORT_PYTHON="$CACHE/venv/bin/python" "$@" \
     >"$build/configure.log" 2>&1 || { cat "$build/configure.log"; exit 1; }
 }

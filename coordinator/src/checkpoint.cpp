@@ -9,7 +9,7 @@
 //            "settlement": [{"task", "verdict"}], "metrics": {...},
 //            "momentum": [{"worker", "digest"} (hex)],
 //            "server_optimizer": {"name", "steps", "buffers": [{"name",
-//            "digest" (hex)}]}}
+//            "digest" (hex)}]}, "model_archive" (hex; a TorchScript model)}
 //   N * 4    float32 parameters in canonical order
 //   N * 4    float32 previous round's aggregate (only with its digest)
 //   N * 4    float32 for each server optimizer buffer, in the header's order
@@ -39,6 +39,7 @@ std::string header_json(const Checkpoint& checkpoint) {
                            {"model", checkpoint.model_name},
                            {"digest", to_hex(checkpoint.digest)},
                            {"tensors", tensors}};
+  if (checkpoint.model_archive != Digest{}) header["model_archive"] = to_hex(checkpoint.model_archive);
   if (checkpoint.previous_aggregate.defined()) {
     header["previous_aggregate_digest"] = to_hex(digest_of(checkpoint.layout, checkpoint.previous_aggregate));
   }
@@ -184,6 +185,9 @@ Result<Checkpoint> parse_checkpoint(std::string_view bytes, const std::string& w
     auto header = nlohmann::json::parse(bytes.begin() + 16, bytes.begin() + 16 + header_size);
     checkpoint.round = header.at("round").get<uint32_t>();
     checkpoint.model_name = header.at("model").get<std::string>();
+    if (header.contains("model_archive")) {
+      COHORT_ASSIGN_OR_RETURN(checkpoint.model_archive, parse_digest(header.at("model_archive").get<std::string>()));
+    }
     stored_digest = header.at("digest").get<std::string>();
     COHORT_ASSIGN_OR_RETURN(checkpoint.layout, layout_from_json(header.at("tensors")));
     if (header.contains("previous_aggregate_digest")) {

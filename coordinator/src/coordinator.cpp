@@ -69,10 +69,10 @@ void record(PhaseClock::Lap lap, double PhaseSeconds::*phase, RoundMetrics& metr
 }  // namespace
 
 Status Coordinator::Impl::init(const RuleRegistry& rules, StartMode mode) {
-  COHORT_RETURN_IF_ERROR(init_policy(rules));
-  COHORT_ASSIGN_OR_RETURN(model_, Model::create(config_.model.name, config_.job.seed));
-  global_ = model_->flat_parameters();
   COHORT_ASSIGN_OR_RETURN(test_set_, load_test_set(config_));
+  COHORT_RETURN_IF_ERROR(init_model());
+  COHORT_RETURN_IF_ERROR(init_policy(rules));
+  global_ = model_->flat_parameters();
   std::optional<Checkpoint> resumed;
   if (mode == StartMode::kResume ||
       (mode == StartMode::kAuto && std::filesystem::exists(checkpoint_path()))) {
@@ -206,7 +206,8 @@ Checkpoint Coordinator::Impl::checkpoint_of(uint32_t round, const Digest& digest
                     metrics.test_loss,
                     {carried_momentum_.begin(), carried_momentum_.end()},
                     config_.aggregation.server_optimizer,
-                    std::move(state.server)};
+                    std::move(state.server),
+                    model_source_.archive_digest};
 }
 
 AggregatedWork Coordinator::Impl::settlement_of(const std::vector<const OpenTask*>& ready) const {
@@ -249,6 +250,7 @@ Status Coordinator::Impl::announce(RoundState& state) {
   Task task;
   task.round = state.round;
   task.model_name = config_.model.name;
+  task.model_archive = model_source_.archive_digest;
   task.hyper = hyperparameters_of(config_.training);
   task.deadline_unix_ms = unix_ms_deadline(config_.round.deadline_seconds, clock_->wall());
   task.model = payload.header();

@@ -73,6 +73,9 @@ class Coordinator::Impl {
   Result<JobSummary> run(const RoundCallback& on_round, std::stop_token stop);
 
  private:
+  // Reads and checks the job's model (model.path: the archive runs on a
+  // batch of the test set) and builds the evaluation copy.
+  Status init_model();
   Status init_policy(const RuleRegistry& rules);
 
   std::filesystem::path checkpoint_path() const { return config_.job.output_dir / "model.ckpt"; }
@@ -263,6 +266,9 @@ class Coordinator::Impl {
 
   void handle_worker_error(const std::string& routing_id, const ErrorReply& error, RoundState* state);
 
+  // Sends a registered worker the job's archive it asked for.
+  void send_model_archive(const std::string& routing_id, const ModelRequest& request, RoundState* state);
+
   // The task will not be aggregated. Its ledger submission, if any, gets
   // the verdict.
   void close_task(OpenTask& task, Verdict verdict, std::string outcome);
@@ -295,6 +301,7 @@ class Coordinator::Impl {
   std::unique_ptr<Channel> channel_;
   RateLimiter rate_limiter_;  // [network] messages_per_second, per peer
   std::unique_ptr<RoundPolicy> policy_;  // selection and aggregation
+  ModelSource model_source_;      // what the job trains (model.name or model.path)
   std::unique_ptr<Model> model_;  // evaluation copy of the global model
   at::Tensor global_;             // the global model, flat float32 on CPU
   TensorDataset test_set_;

@@ -55,6 +55,8 @@ void Coordinator::Impl::dispatch(const std::string& routing_id, Message& message
     handle_reveal(routing_id, *reveal, std::move(payload), state);
   } else if (auto* error = std::get_if<ErrorReply>(&message)) {
     handle_worker_error(routing_id, *error, state);
+  } else if (auto* request = std::get_if<ModelRequest>(&message)) {
+    send_model_archive(routing_id, *request, state);
   } else if (std::holds_alternative<Bye>(message)) {
     workers_.mark_gone(routing_id);
     OpenTask* task = state != nullptr ? task_sent_on(*state, routing_id) : nullptr;
@@ -67,6 +69,27 @@ void Coordinator::Impl::dispatch(const std::string& routing_id, Message& message
                       "a worker may not send a " + std::string(message_kind(message)) + " message",
                       0, 0});
   }
+}
+
+void Coordinator::Impl::send_model_archive(const std::string& routing_id, const ModelRequest& request,
+                                           RoundState* state) {
+  const WorkerEntry* worker = workers_.find(routing_id);
+  if (worker == nullptr) {
+    reject(routing_id, state, ErrorReply{ErrorCode::kNotRegistered, "say Hello before asking for the model", 0, 0});
+    return;
+  }
+  if (!model_source_.is_archive() || request.archive != model_source_.archive_digest) {
+    reject(routing_id, state,
+           ErrorReply{ErrorCode::kUnknownTask,
+                      "this job's model is not archive " + to_hex(request.archive).substr(0, 16), 0, 0});
+    return;
+  }
+  ArchiveTransfer transfer = archive_transfer(model_source_, static_cast<size_t>(config_.network.chunk_bytes));
+  log_.info("sending model archive " + to_hex(model_source_.archive_digest).substr(0, 16) + " (" +
+            std::to_string(transfer.message.total_bytes) + " bytes) to worker " +
+            std::to_string(worker->index));
+  const std::optional<size_t> sent = send_to(routing_id, transfer.message, std::move(transfer.frames));
+  if (sent && state != nullptr) state->bytes_out += *sent;
 }
 
 bool Coordinator::Impl::admitted(const std::string& routing_id, RoundState* state) {

@@ -74,8 +74,28 @@ Result<Identity> load_coordinator_identity(const JobConfig& config, Logger& log)
   return read_identity(path);
 }
 
+Status Coordinator::Impl::init_model() {
+  if (config_.model.path.empty()) {
+    model_source_ = builtin_model_source(config_.model.name);
+    COHORT_ASSIGN_OR_RETURN(model_, Model::create(config_.model.name, config_.job.seed));
+    return Status();
+  }
+  const std::string origin = config_.model.path.string();
+  COHORT_ASSIGN_OR_RETURN(model_source_, read_model_archive(config_.model.path));
+  COHORT_ASSIGN_OR_RETURN(model_, Model::load_torchscript(*model_source_.archive, origin));
+  const int64_t probe = std::min<int64_t>(kForwardProbeSamples, test_set_.size());
+  COHORT_RETURN_IF_ERROR(check_forward_fits(*model_, test_set_.images.narrow(0, 0, probe),
+                                            test_set_.labels.narrow(0, 0, probe), origin));
+  log_.info("model: TorchScript archive " + origin + " (" + std::to_string(model_source_.archive->size()) +
+            " bytes, BLAKE2b " + to_hex(model_source_.archive_digest).substr(0, 16) + ", " +
+            std::to_string(model_->parameter_count()) + " values in " +
+            std::to_string(model_->layout().tensors.size()) + " tensors)");
+  return Status();
+}
+
 Status Coordinator::Impl::init_policy(const RuleRegistry& rules) {
   RootSamples root;
+  root.model = model_source_;
   if (config_.aggregation.root_samples > 0) {
     COHORT_ASSIGN_OR_RETURN(root.data, load_root_set(config_, config_.aggregation.root_samples));
   }
@@ -93,6 +113,12 @@ Result<Checkpoint> Coordinator::Impl::resume_from_checkpoint() {
   if (checkpoint.model_name != config_.model.name || checkpoint.layout != model_->layout()) {
     return Status::failed_precondition(checkpoint_path().string() + " holds a '" + checkpoint.model_name +
                                        "' model; this job trains '" + config_.model.name + "'");
+  }
+  if (checkpoint.model_archive != model_source_.archive_digest) {
+    return Status::failed_precondition(checkpoint_path().string() + " was trained from model archive " +
+                                       to_hex(checkpoint.model_archive).substr(0, 16) + ", not from " +
+                                       config_.model.path.string() + " (" +
+                                       to_hex(model_source_.archive_digest).substr(0, 16) + ")");
   }
   if (!checkpoint.job_name.empty() &&
       (checkpoint.job_name != config_.job.name || checkpoint.job_seed != config_.job.seed)) {
@@ -178,7 +204,7 @@ Status Coordinator::Impl::publish_identity() {
 Status Coordinator::Impl::init_audits_and_ledger(bool fresh) {
   COHORT_ASSIGN_OR_RETURN(train_split_, load_train_split(config_));
   AuditOptions audit;
-  audit.model_name = config_.model.name;
+  audit.model = model_source_;
   audit.params.segment_steps = static_cast<uint32_t>(config_.proof.segment_steps);
   audit.params.profile =
       config_.proof.profile == "tolerant" ? DeterminismProfile::kTolerant : DeterminismProfile::kCpuExact;

@@ -23,7 +23,6 @@ class PipelinePolicy final : public RoundPolicy {
         workers_per_round_(job.round.workers_per_round),
         min_updates_(job.round.min_updates),
         plain_server_step_(job.aggregation.server_optimizer == "sgd" && job.aggregation.server_learning_rate == 1.0),
-        model_name_(job.model.name),
         hyper_(hyperparameters_of(job.training)),
         pipeline_(std::move(pipeline)),
         server_(std::move(server)),
@@ -83,7 +82,7 @@ class PipelinePolicy final : public RoundPolicy {
   // with the workers' hyperparameters (FLTrust's g0).
   Result<at::Tensor> root_update(uint64_t seed, const at::Tensor& global) {
     if (!root_model_) {
-      COHORT_ASSIGN_OR_RETURN(root_model_, Model::create(model_name_, seed_));
+      COHORT_ASSIGN_OR_RETURN(root_model_, make_model(root_.model, seed_));
     }
     COHORT_RETURN_IF_ERROR(root_model_->set_flat_parameters(global));
     MomentumBuffers* momentum = hyper_.keep_momentum ? &root_momentum_ : nullptr;
@@ -95,7 +94,6 @@ class PipelinePolicy final : public RoundPolicy {
   int workers_per_round_;
   int min_updates_;
   bool plain_server_step_;  // sgd at rate 1: global += aggregate
-  std::string model_name_;
   Hyperparameters hyper_;
   AggregationPipeline pipeline_;
   std::unique_ptr<ServerOptimizer> server_;

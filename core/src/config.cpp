@@ -41,9 +41,23 @@ Status read_job(TableReader r, JobSection& s) {
   return r.finish();
 }
 
-Status read_model(TableReader r, ModelSection& s) {
-  r.read("name", s.name, TextRule{.one_of = model_names()});
-  return r.finish();
+// model.name (a built-in) or model.path (a TorchScript archive, whose
+// name becomes kTorchScriptModelName), not both.
+Status read_model(TableReader r, ModelSection& s, std::string_view origin) {
+  std::string name;
+  r.read("name", name, TextRule{.one_of = model_names()});
+  r.read("path", s.path);
+  COHORT_RETURN_IF_ERROR(r.finish());
+  if (!s.path.empty() && !name.empty()) {
+    return key_error(origin, "model.path",
+                     "cannot be set together with model.name (a job trains a built-in model or an archive)");
+  }
+  if (!s.path.empty()) {
+    s.name = std::string(kTorchScriptModelName);
+  } else if (!name.empty()) {
+    s.name = name;
+  }
+  return Status();
 }
 
 Status read_data(TableReader r, DataSection& s) {
@@ -194,7 +208,7 @@ Result<JobConfig> read_document(const toml::table& document, std::string_view or
   // order and the root has seen every section name before root.finish().
   const Status sections[] = {
       read_job(root.sub_table("job"), c.job),
-      read_model(root.sub_table("model"), c.model),
+      read_model(root.sub_table("model"), c.model, origin),
       read_data(root.sub_table("data"), c.data),
       read_training(root.sub_table("training"), c.training),
       read_aggregation(root.sub_table("aggregation"), c.aggregation),

@@ -20,6 +20,12 @@ Result<IdxFiles> job_data_files(const DataSection& data, Split split) {
 
 Result<LabeledImages> load_fitting(const IdxFiles& files, const std::string& model_name) {
   COHORT_ASSIGN_OR_RETURN(LabeledImages data, load_idx_pair(files.images, files.labels));
+  if (model_name == kTorchScriptModelName) {
+    // An archive's input shape and classes are checked by running it on a
+    // batch (check_forward_fits); here the data need only hold samples.
+    return data.count > 0 ? Result<LabeledImages>(std::move(data))
+                          : Status::invalid_argument(files.images.string() + ": holds no samples");
+  }
   COHORT_ASSIGN_OR_RETURN(ModelInput input, model_input(model_name));
   COHORT_RETURN_IF_ERROR(check_fits(data, input, "model '" + model_name + "'", files));
   return data;

@@ -2,11 +2,11 @@
 
 #include <torch/torch.h>
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <algorithm>
-#include <cmath>
 #include <map>
+#include <mutex>
+
+#include "model_backend.h"
 
 namespace cohort {
 namespace {
@@ -15,94 +15,50 @@ namespace {
 constexpr double kPixelMean = 0.2860;
 constexpr double kPixelStd = 0.3530;
 
-struct CnnImpl : torch::nn::Module {
-  CnnImpl()
-      : conv1(register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 20, 5)))),
-        conv2(register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(20, 50, 5)))),
-        fc1(register_module("fc1", torch::nn::Linear(800, 500))),
-        fc2(register_module("fc2", torch::nn::Linear(500, 10))) {}
-
-  torch::Tensor forward(torch::Tensor x) {
-    x = torch::max_pool2d(torch::relu(conv1->forward(x)), 2);
-    x = torch::max_pool2d(torch::relu(conv2->forward(x)), 2);
-    x = torch::relu(fc1->forward(x.flatten(1)));
-    return fc2->forward(x);
-  }
-
-  torch::nn::Conv2d conv1, conv2;
-  torch::nn::Linear fc1, fc2;
-};
-
-// 784 -> hidden1 -> hidden2 -> 10 with ReLUs: "mlp" is 512, 256 (535,818
-// parameters); "mlp-wide" 1024, 256 (1,068,810: the 1M-parameter model of
-// the coordinator's load benchmark).
-struct MlpImpl : torch::nn::Module {
-  MlpImpl(int64_t hidden1, int64_t hidden2)
-      : fc1(register_module("fc1", torch::nn::Linear(784, hidden1))),
-        fc2(register_module("fc2", torch::nn::Linear(hidden1, hidden2))),
-        fc3(register_module("fc3", torch::nn::Linear(hidden2, 10))) {}
-
-  torch::Tensor forward(torch::Tensor x) {
-    x = torch::relu(fc1->forward(x.flatten(1)));
-    x = torch::relu(fc2->forward(x));
-    return fc3->forward(x);
-  }
-
-  torch::nn::Linear fc1, fc2, fc3;
-};
-
-// PyTorch's default init for Linear and Conv2d is uniform in
-// +-1/sqrt(fan_in) for weights (kaiming_uniform with a = sqrt(5)) and biases
-// alike; we draw it from a seeded generator of our own.
-void init_uniform_fan_in(torch::nn::Module& module, uint64_t seed) {
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  torch::NoGradGuard no_grad;
-  for (auto& child : module.children()) {
-    auto params = child->named_parameters(/*recurse=*/false);
-    if (!params.contains("weight")) continue;
-    const torch::Tensor& weight = params["weight"];
-    const double fan_in = static_cast<double>(weight.numel() / weight.size(0));
-    const double bound = 1.0 / std::sqrt(fan_in);
-    for (auto& p : params) p.value().uniform_(-bound, bound, gen);
-  }
+// "[8, 1, 28, 28]".
+std::string shape_text(at::IntArrayRef sizes) {
+  std::string out = "[";
+  for (size_t i = 0; i < sizes.size(); ++i) out += (i ? ", " : "") + std::to_string(sizes[i]);
+  return out + "]";
 }
 
-// The list model_names() returns (cohort/model_names.h).
-constexpr std::string_view kModelNames[] = {"cnn", "mlp", "mlp-wide"};
-
-// "unknown model 'resnet' (known: cnn, mlp, mlp-wide)".
-Status unknown_model(std::string_view name) {
-  std::string known;
-  for (std::string_view model : kModelNames) {
-    if (!known.empty()) known += ", ";
-    known += model;
-  }
-  return Status::invalid_argument("unknown model '" + std::string(name) + "' (known: " + known + ")");
-}
-
-Layout layout_of(const std::map<std::string, torch::Tensor>& sorted) {
-  Layout layout;
-  for (const auto& [name, tensor] : sorted) {
-    layout.tensors.push_back(TensorSpec{name, DType::kFloat32, tensor.sizes().vec()});
-  }
-  return layout;
+// The default generators are the process's, shared by every thread that
+// draws without a generator of its own (TorchScript's dropout does).
+std::mutex& default_generator_lock() {
+  static std::mutex lock;
+  return lock;
 }
 
 }  // namespace
 
 struct Model::Impl {
   std::string name;
-  std::shared_ptr<torch::nn::Module> module;
-  std::function<torch::Tensor(const torch::Tensor&)> forward;
-  std::vector<torch::Tensor> params;  // canonical order
+  std::unique_ptr<ModelBackend> backend;
+  std::vector<torch::Tensor> tensors;  // canonical order
+  std::vector<bool> trainable;         // per tensor
   Layout layout;
   torch::Device device = torch::kCPU;
+
+  // Sorts the backend's tensors into canonical order.
+  void refresh() {
+    std::map<std::string, ModelBackend::NamedTensor> sorted;
+    for (auto& entry : backend->named_state()) sorted.emplace(entry.name, entry);
+    tensors.clear();
+    trainable.clear();
+    layout.tensors.clear();
+    for (auto& [name, entry] : sorted) {
+      tensors.push_back(entry.tensor);
+      trainable.push_back(entry.trainable);
+      layout.tensors.push_back(TensorSpec{name, DType::kFloat32, entry.tensor.sizes().vec()});
+    }
+  }
 };
 
-std::span<const std::string_view> model_names() { return kModelNames; }
-
 Result<ModelInput> model_input(std::string_view model_name) {
-  if (std::ranges::find(kModelNames, model_name) == std::end(kModelNames)) return unknown_model(model_name);
+  const auto names = model_names();
+  if (std::ranges::find(names, model_name) == names.end()) {
+    return make_builtin_backend(model_name, 0).status();  // the unknown-model error
+  }
   return kBuiltinModelInput;
 }
 
@@ -125,26 +81,22 @@ Status check_fits(const LabeledImages& data, const ModelInput& input, std::strin
                                   " classes 0-" + std::to_string(input.classes - 1));
 }
 
-Result<std::unique_ptr<Model>> Model::create(std::string_view name, uint64_t seed) {
+std::unique_ptr<Model> Model::wrap(std::string name, std::unique_ptr<ModelBackend> backend) {
   auto impl = std::make_unique<Impl>();
-  impl->name = std::string(name);
-  if (name == "cnn") {
-    auto net = std::make_shared<CnnImpl>();
-    impl->forward = [net](const torch::Tensor& x) { return net->forward(x); };
-    impl->module = net;
-  } else if (name == "mlp" || name == "mlp-wide") {
-    auto net = name == "mlp" ? std::make_shared<MlpImpl>(512, 256) : std::make_shared<MlpImpl>(1024, 256);
-    impl->forward = [net](const torch::Tensor& x) { return net->forward(x); };
-    impl->module = net;
-  } else {
-    return unknown_model(name);
-  }
-  init_uniform_fan_in(*impl->module, seed);
-  std::map<std::string, torch::Tensor> sorted;
-  for (auto& p : impl->module->named_parameters()) sorted.emplace(p.key(), p.value());
-  impl->layout = layout_of(sorted);
-  for (auto& [_, tensor] : sorted) impl->params.push_back(tensor);
+  impl->name = std::move(name);
+  impl->backend = std::move(backend);
+  impl->refresh();
   return std::unique_ptr<Model>(new Model(std::move(impl)));
+}
+
+Result<std::unique_ptr<Model>> Model::create(std::string_view name, uint64_t seed) {
+  COHORT_ASSIGN_OR_RETURN(std::unique_ptr<ModelBackend> backend, make_builtin_backend(name, seed));
+  return wrap(std::string(name), std::move(backend));
+}
+
+Result<std::unique_ptr<Model>> Model::load_torchscript(std::span<const uint8_t> archive, const std::string& origin) {
+  COHORT_ASSIGN_OR_RETURN(std::unique_ptr<ModelBackend> backend, load_torchscript_backend(archive, origin));
+  return wrap(std::string(kTorchScriptModelName), std::move(backend));
 }
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -157,9 +109,9 @@ int64_t Model::parameter_count() const { return impl_->layout.numel(); }
 at::Tensor Model::flat_parameters() const {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> flat;
-  flat.reserve(impl_->params.size());
-  for (const auto& p : impl_->params) flat.push_back(p.detach().reshape({-1}).to(torch::kCPU));
-  return torch::cat(flat).to(torch::kFloat);
+  flat.reserve(impl_->tensors.size());
+  for (const auto& p : impl_->tensors) flat.push_back(p.detach().reshape({-1}).to(torch::kCPU, torch::kFloat));
+  return torch::cat(flat);
 }
 
 Status Model::set_flat_parameters(const at::Tensor& flat) {
@@ -171,18 +123,43 @@ Status Model::set_flat_parameters(const at::Tensor& flat) {
   torch::NoGradGuard no_grad;
   torch::Tensor source = flat.to(impl_->device, torch::kFloat);
   int64_t offset = 0;
-  for (auto& p : impl_->params) {
-    p.copy_(source.narrow(0, offset, p.numel()).view_as(p));
+  for (auto& p : impl_->tensors) {
+    const torch::Tensor values = source.narrow(0, offset, p.numel()).view_as(p);
+    // Integer buffers travel as float32 (an average of counts is not one).
+    p.copy_(p.is_floating_point() ? values : values.round());
     offset += p.numel();
   }
   return Status();
 }
 
-std::vector<at::Tensor> Model::parameters() { return impl_->params; }
+std::vector<at::Tensor> Model::parameters() { return impl_->tensors; }
+const std::vector<bool>& Model::trainable() const { return impl_->trainable; }
 
-at::Tensor Model::forward(const at::Tensor& images) { return impl_->forward(images); }
+at::Tensor Model::forward(const at::Tensor& inputs) { return impl_->backend->forward(inputs); }
 
-void Model::set_training(bool training) { impl_->module->train(training); }
+at::Tensor Model::forward_seeded(const at::Tensor& inputs, uint64_t seed) {
+  if (!impl_->backend->draws_random_numbers()) return forward(inputs);
+  const std::lock_guard<std::mutex> lock(default_generator_lock());
+  at::Generator generator = at::globalContext().defaultGenerator(impl_->device);
+  at::Tensor saved;
+  {
+    const std::lock_guard<std::mutex> generator_lock(generator.mutex());
+    saved = generator.get_state();
+    generator.set_current_seed(seed);
+  }
+  // Restores the generator however forward() ends.
+  struct Restore {
+    at::Generator& generator;
+    const at::Tensor& state;
+    ~Restore() {
+      const std::lock_guard<std::mutex> generator_lock(generator.mutex());
+      generator.set_state(state);
+    }
+  } restore{generator, saved};
+  return forward(inputs);
+}
+
+void Model::set_training(bool training) { impl_->backend->set_training(training); }
 
 Result<at::Device> parse_device(std::string_view device) {
   try {
@@ -210,17 +187,50 @@ Result<at::Device> parse_device(std::string_view device) {
 
 Status Model::to_device(std::string_view device) {
   COHORT_ASSIGN_OR_RETURN(at::Device parsed, parse_device(device));
-  impl_->module->to(parsed);
+  impl_->backend->to(parsed);
   impl_->device = parsed;
-  // Module::to moves parameters in place, but refresh our handles anyway.
-  std::map<std::string, torch::Tensor> sorted;
-  for (auto& p : impl_->module->named_parameters()) sorted.emplace(p.key(), p.value());
-  impl_->params.clear();
-  for (auto& [_, tensor] : sorted) impl_->params.push_back(tensor);
+  impl_->refresh();  // moving may replace the tensors
   return Status();
 }
 
 at::Device Model::device() const { return impl_->device; }
+
+Result<std::unique_ptr<Model>> make_model(const ModelSource& source, uint64_t seed) {
+  if (!source.is_archive()) return Model::create(source.name, seed);
+  return Model::load_torchscript(*source.archive, "model archive " + to_hex(source.archive_digest).substr(0, 16));
+}
+
+Status check_forward_fits(Model& model, const at::Tensor& inputs, const at::Tensor& labels, std::string_view what) {
+  torch::NoGradGuard no_grad;
+  model.set_training(false);
+  at::Tensor out;
+  try {
+    out = model.forward(inputs.to(model.device()));
+  } catch (const std::exception& e) {
+    std::string message = e.what();
+    message = message.substr(0, message.find('\n'));
+    model.set_training(true);
+    return Status::invalid_argument(std::string(what) + ": the forward pass fails on a batch of " +
+                                    std::to_string(inputs.size(0)) + " samples " + shape_text(inputs.sizes()) +
+                                    ": " + message);
+  }
+  model.set_training(true);
+  const int64_t batch = inputs.size(0);
+  if (out.dim() != 2 || out.size(0) != batch) {
+    return Status::invalid_argument(std::string(what) + ": the output for a batch of " + std::to_string(batch) +
+                                    " samples is " + shape_text(out.sizes()) + ", but cross-entropy needs [" +
+                                    std::to_string(batch) + ", classes] logits");
+  }
+  const int64_t needed = labels.numel() == 0 ? 1 : labels.max().item<int64_t>() + 1;
+  if (out.size(1) < needed) {
+    return Status::invalid_argument(std::string(what) + ": the output has " + std::to_string(out.size(1)) +
+                                    " classes, but the data has labels up to " + std::to_string(needed - 1));
+  }
+  if (!out.is_floating_point() || !torch::isfinite(out).all().item<bool>()) {
+    return Status::invalid_argument(std::string(what) + ": the output is not finite floating-point logits");
+  }
+  return Status();
+}
 
 TensorDataset to_tensors(const LabeledImages& data) {
   TensorDataset out;

@@ -63,8 +63,9 @@ std::string_view error_code_name(ErrorCode code) {
 }
 
 std::string_view message_kind(const Message& message) {
-  static constexpr std::string_view kNames[] = {"hello", "welcome", "task",      "update", "round-result",
-                                                "error", "bye",     "challenge", "reveal"};
+  static constexpr std::string_view kNames[] = {"hello",  "welcome",   "task",          "update",
+                                                "round-result", "error", "bye", "challenge",
+                                                "reveal", "model-request", "model-archive"};
   return kNames[message.index()];
 }
 

@@ -172,6 +172,7 @@ Task read(proto::Task::Reader in, const DecodeLimits& limits) {
   out.model = read_payload_header(in.getModel(), limits);
   out.proof = read(in.getProof());
   out.signature = read_fixed<64>(in.getSignature(), "task signature", true);
+  out.model_archive = read_fixed<32>(in.getModelArchive(), "task model archive digest", true);
   return out;
 }
 
@@ -266,6 +267,15 @@ Bye read(proto::Bye::Reader in, const DecodeLimits& limits) {
   return Bye{read_text(in.getReason(), limits, "reason")};
 }
 
+ModelRequest read(proto::ModelRequest::Reader in) {
+  return ModelRequest{read_fixed<32>(in.getArchive(), "model archive digest")};
+}
+
+ModelArchiveMessage read(proto::ModelArchive::Reader in) {
+  return ModelArchiveMessage{read_fixed<32>(in.getArchive(), "model archive digest"), in.getTotalBytes(),
+                             in.getChunkCount()};
+}
+
 Message read_body(proto::Envelope::Body::Reader body, const DecodeLimits& limits) {
   using Which = proto::Envelope::Body::Which;
   switch (body.which()) {
@@ -278,6 +288,8 @@ Message read_body(proto::Envelope::Body::Reader body, const DecodeLimits& limits
     case Which::BYE: return read(body.getBye(), limits);
     case Which::CHALLENGE: return read(body.getChallenge(), limits);
     case Which::REVEAL: return read(body.getReveal(), limits);
+    case Which::MODEL_REQUEST: return read(body.getModelRequest());
+    case Which::MODEL_ARCHIVE: return read(body.getModelArchive());
   }
   fail(Status::corruption("envelope body of unknown kind " +
                           std::to_string(static_cast<int>(body.which()))));

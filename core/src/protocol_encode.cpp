@@ -103,6 +103,7 @@ void write(proto::Task::Builder out, const Task& in) {
   write_payload_header(out.initModel(), in.model);
   write(out.initProof(), in.proof);
   out.setSignature(as_capnp_bytes(in.signature));
+  if (in.model_archive != Digest{}) out.setModelArchive(as_capnp_bytes(in.model_archive));
 }
 
 void write(proto::Update::Builder out, const Update& in) {
@@ -187,6 +188,14 @@ void write(proto::Error::Builder out, const ErrorReply& in) {
 
 void write(proto::Bye::Builder out, const Bye& in) { out.setReason(in.reason); }
 
+void write(proto::ModelRequest::Builder out, const ModelRequest& in) { out.setArchive(as_capnp_bytes(in.archive)); }
+
+void write(proto::ModelArchive::Builder out, const ModelArchiveMessage& in) {
+  out.setArchive(as_capnp_bytes(in.archive));
+  out.setTotalBytes(in.total_bytes);
+  out.setChunkCount(in.chunk_count);
+}
+
 void write_body(proto::Envelope::Body::Builder body, const Message& message) {
   std::visit(
       [&](const auto& m) {
@@ -199,6 +208,8 @@ void write_body(proto::Envelope::Body::Builder body, const Message& message) {
         else if constexpr (std::is_same_v<T, ErrorReply>) write(body.initError(), m);
         else if constexpr (std::is_same_v<T, ChallengeMessage>) write(body.initChallenge(), m);
         else if constexpr (std::is_same_v<T, Reveal>) write(body.initReveal(), m);
+        else if constexpr (std::is_same_v<T, ModelRequest>) write(body.initModelRequest(), m);
+        else if constexpr (std::is_same_v<T, ModelArchiveMessage>) write(body.initModelArchive(), m);
         else write(body.initBye(), m);
       },
       message);

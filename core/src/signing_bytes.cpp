@@ -50,6 +50,7 @@ std::vector<uint8_t> task_signing_bytes(const Task& task, const PublicKey& worke
       .u32(p.total_steps).bytes(p.secret_commitment).f64(p.reveal_seconds).i64(p.min_stake)
       .bytes(p.dataset_digest).f64(p.challenge.audit_probability).u32(p.challenge.segments_per_audit)
       .bytes(p.start_momentum);
+  out.bytes(task.model_archive);
   return out.data();
 }
 

@@ -94,16 +94,34 @@ std::vector<int64_t> batch_indices(int64_t shard_size, uint32_t batch_size, uint
   return {batch.begin(), batch.end()};
 }
 
+// The stream of the task's seed that dropout's draws come from, forked
+// once more per step (Model::forward_seeded): "dropout" in ASCII.
+constexpr uint64_t kDropoutStream = 0x64726f706f7574;
+
+// The tensors the optimizer trains: parameters that require grad. Buffers
+// and frozen parameters are in the state (and its momentum, as zeros) but
+// never stepped.
+std::vector<torch::Tensor> trained_tensors(Model& model) {
+  std::vector<torch::Tensor> out;
+  const std::vector<torch::Tensor> all = model.parameters();
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (model.trainable()[i]) out.push_back(all[i]);
+  }
+  return out;
+}
+
 struct SgdTrainer::Impl {
   Impl(Model& m, const TensorDataset& s, const Hyperparameters& h, uint64_t seed)
       : model(m),
         shard(s),
         hyper(h),
         schedule(s.size(), h.batch_size, seed),
+        dropout_seeds(Rng(seed).fork(kDropoutStream)),
         params(m.parameters()),
-        optimizer(params, torch::optim::SGDOptions(h.learning_rate)
-                              .momentum(h.momentum)
-                              .weight_decay(h.weight_decay)) {
+        trainable(m.trainable()),
+        optimizer(trained_tensors(m), torch::optim::SGDOptions(h.learning_rate)
+                                          .momentum(h.momentum)
+                                          .weight_decay(h.weight_decay)) {
     const auto options = torch::TensorOptions().device(m.device());
     loss_sum = torch::zeros({}, options);
     correct = torch::zeros({}, options.dtype(torch::kLong));
@@ -111,6 +129,7 @@ struct SgdTrainer::Impl {
 
   // The optimizer keys its state by each parameter's TensorImpl.
   torch::optim::SGDParamState* buffer_state(size_t i) const {
+    if (!trainable[i]) return nullptr;
     auto& states = const_cast<torch::optim::SGD&>(optimizer).state();
     auto it = states.find(params[i].unsafeGetTensorImpl());
     return it == states.end() ? nullptr : static_cast<torch::optim::SGDParamState*>(it->second.get());
@@ -118,7 +137,7 @@ struct SgdTrainer::Impl {
 
   bool fresh() const {
     for (size_t i = 0; i < params.size(); ++i) {
-      if (buffer_state(i) == nullptr) return true;
+      if (trainable[i] && buffer_state(i) == nullptr) return true;
     }
     return false;
   }
@@ -132,6 +151,7 @@ struct SgdTrainer::Impl {
     for (const auto& b : buffers) all_zero = all_zero && !b.ne(0).any().item<bool>();
     if (all_zero) return;
     for (size_t i = 0; i < params.size(); ++i) {
+      if (!trainable[i]) continue;
       auto state = std::make_unique<torch::optim::SGDParamState>();
       state->momentum_buffer(buffers[i].detach().to(params[i].device(), params[i].scalar_type()).clone());
       optimizer.state()[params[i].unsafeGetTensorImpl()] = std::move(state);
@@ -142,7 +162,9 @@ struct SgdTrainer::Impl {
   const TensorDataset& shard;
   Hyperparameters hyper;
   BatchSchedule schedule;
+  Rng dropout_seeds;                  // fork(step): the seed of one step's draws
   std::vector<torch::Tensor> params;  // the model's live tensors, canonical order
+  std::vector<bool> trainable;        // per tensor of params
   torch::optim::SGD optimizer;
   uint64_t step = 0;
   // Accumulated on the device so that the loop never waits for a .item().
@@ -201,8 +223,8 @@ TrainingState SgdTrainer::state() const {
     } else {
       torch::NoGradGuard no_grad;
       std::vector<torch::Tensor> flat;
-      for (size_t i = 0; i < impl_->params.size(); ++i) {
-        flat.push_back(impl_->buffer_state(i)->momentum_buffer().detach().reshape({-1}).to(torch::kCPU));
+      for (const torch::Tensor& buffer : momentum_buffers()) {
+        flat.push_back(buffer.detach().reshape({-1}).to(torch::kCPU));
       }
       out.momentum = torch::cat(flat).to(torch::kFloat);
     }
@@ -232,7 +254,11 @@ Status SgdTrainer::set_momentum_buffers(const MomentumBuffers& buffers) {
 MomentumBuffers SgdTrainer::momentum_buffers() const {
   if (impl_->fresh()) return {};
   MomentumBuffers out;
-  for (size_t i = 0; i < impl_->params.size(); ++i) out.push_back(impl_->buffer_state(i)->momentum_buffer());
+  for (size_t i = 0; i < impl_->params.size(); ++i) {
+    // Tensors the optimizer does not step keep zero momentum.
+    out.push_back(impl_->trainable[i] ? impl_->buffer_state(i)->momentum_buffer()
+                                      : torch::zeros(impl_->params[i].sizes(), impl_->params[i].options().dtype(torch::kFloat)));
+  }
   return out;
 }
 
@@ -252,7 +278,7 @@ Status SgdTrainer::run(uint64_t steps) {
     torch::Tensor images = s.shard.images.index_select(0, index);
     torch::Tensor labels = s.shard.labels.index_select(0, index);
     s.optimizer.zero_grad();
-    torch::Tensor logits = s.model.forward(images);
+    torch::Tensor logits = s.model.forward_seeded(images, s.dropout_seeds.fork(s.step).next_u64());
     torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels);
     loss.backward();
     s.optimizer.step();

@@ -9,7 +9,11 @@
 //
 // BM_Paired runs the two loops alternately, epoch by epoch, and reports both
 // rates and their ratio: on a shared machine this is the fairer comparison,
-// because both loops see the same background load.
+// because both loops see the same background load. BM_TorchScriptPaired
+// does the same for train_locally on the built-in "cnn" and on a TorchScript
+// archive of the same architecture, which tests/benchmarks/python_cnn.py
+// exports (COHORT_BENCH_CNN_ARCHIVE names it; the benchmark skips with an
+// error without it); the same script times the plain PyTorch loop.
 //
 // Needs the Fashion-MNIST files in cohort::kDefaultFashionMnistDir (Debian
 // package dataset-fashion-mnist); the benchmarks skip with an error if they
@@ -20,6 +24,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -207,9 +212,58 @@ void BM_Paired(benchmark::State& state) {
   state.counters["threads"] = static_cast<double>(at::get_num_threads());
 }
 
+// One train_locally epoch on each model in turn: the archive's and the
+// built-in's, same architecture, batch size, optimizer and data.
+void BM_TorchScriptPaired(benchmark::State& state) {
+  if (!prepare(state)) return;
+  const char* archive_path = std::getenv("COHORT_BENCH_CNN_ARCHIVE");
+  if (archive_path == nullptr) {
+    state.SkipWithError("set COHORT_BENCH_CNN_ARCHIVE (tests/benchmarks/python_cnn.py export writes it)");
+    return;
+  }
+  auto source = cohort::read_model_archive(archive_path);
+  auto archive = source.ok() ? cohort::make_model(*source, 0) : source.status();
+  if (!archive.ok()) {
+    state.SkipWithError(archive.status().to_string().c_str());
+    return;
+  }
+  const cohort::TensorDataset& shard = data().shard;
+  auto native = make_model();
+  cohort::Hyperparameters warmup = epoch_hyper();
+  warmup.local_steps = kWarmupSteps;
+  cohort_epoch(**archive, shard, warmup, 0);
+  cohort_epoch(*native, shard, warmup, 0);
+
+  const cohort::Hyperparameters hyper = epoch_hyper();
+  double archive_seconds = 0.0, native_seconds = 0.0;
+  int64_t archive_samples = 0, native_samples = 0;
+  uint64_t seed = 1;
+  for (auto _ : state) {
+    const bool archive_first = (seed % 2) == 1;
+    for (int turn = 0; turn < 2; ++turn) {
+      const auto start = std::chrono::steady_clock::now();
+      if ((turn == 0) == archive_first) {
+        archive_samples += cohort_epoch(**archive, shard, hyper, seed);
+        archive_seconds += seconds_since(start);
+      } else {
+        native_samples += cohort_epoch(*native, shard, hyper, seed);
+        native_seconds += seconds_since(start);
+      }
+    }
+    ++seed;
+  }
+  const double archive_rate = static_cast<double>(archive_samples) / archive_seconds;
+  const double native_rate = static_cast<double>(native_samples) / native_seconds;
+  state.counters["torchscript_samples_per_s"] = archive_rate;
+  state.counters["native_samples_per_s"] = native_rate;
+  state.counters["ratio"] = archive_rate / native_rate;
+  state.counters["threads"] = static_cast<double>(at::get_num_threads());
+}
+
 BENCHMARK(BM_TrainLocally)->ArgName("threads")->Arg(1)->Arg(2)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_BareLibTorch)->ArgName("threads")->Arg(1)->Arg(2)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Paired)->ArgName("threads")->Arg(1)->Arg(2)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TorchScriptPaired)->ArgName("threads")->Arg(1)->Arg(2)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

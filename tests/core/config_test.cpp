@@ -195,6 +195,13 @@ TEST(ConfigTest, EmptyConfigGivesDefaults) {
   expect_same(parse_ok("# only a comment\n[job]\n[training]\n"), JobConfig{});
 }
 
+TEST(ConfigTest, AModelPathTrainsATorchScriptArchive) {
+  const JobConfig config = parse_ok("[model]\npath = \"examples/byom/model.pt\"\n");
+  EXPECT_EQ(config.model.path, "examples/byom/model.pt");
+  EXPECT_EQ(config.model.name, "torchscript");
+  EXPECT_TRUE(parse_ok("").model.path.empty());
+}
+
 TEST(ConfigTest, FullConfigRoundTripsEveryField) {
   // Every value differs from its default, so a key that is not parsed fails.
   const JobConfig config = parse_ok(R"(
@@ -451,6 +458,9 @@ TEST(ConfigTest, BadStringsAreErrors) {
        "job.toml: data.partition: must be one of \"iid\", \"dirichlet\", \"gamma\", \"none\"; "
        "got \"shards\""},
       {"[aggregation]\nrule = \"\"\n", "job.toml: aggregation.rule: must not be empty"},
+      {"[model]\nname = \"cnn\"\npath = \"model.pt\"\n",
+       "job.toml: model.path: cannot be set together with model.name (a job trains a built-in model or an "
+       "archive)"},
       {"[network]\nlisten = \"\"\n", "job.toml: network.listen: must not be empty"},
       {"[network]\nlisten = \"localhost:5555\"\n",
        "job.toml: network.listen: 'localhost:5555' has no transport (tcp://, ipc:// or inproc://): expected "

@@ -45,6 +45,23 @@ TEST(ProtocolRoundTripTest, WelcomeWithTheWorkersReceipts) {
   EXPECT_EQ(round_trip(m), m);
 }
 
+TEST(ProtocolRoundTripTest, TaskNamingAModelArchive) {
+  Task t = sample_task();
+  t.model_name = "torchscript";
+  t.model_archive = bytes32(0x44);
+  Message m = t;
+  EXPECT_EQ(round_trip(m), m);
+}
+
+TEST(ProtocolRoundTripTest, ModelRequestAndModelArchive) {
+  Message request = ModelRequest{bytes32(0x45)};
+  EXPECT_EQ(round_trip(request), request);
+  Message archive = ModelArchiveMessage{bytes32(0x46), uint64_t{5} << 30, 321};
+  EXPECT_EQ(round_trip(archive), archive);
+  EXPECT_EQ(message_kind(request), "model-request");
+  EXPECT_EQ(message_kind(archive), "model-archive");
+}
+
 TEST(ProtocolRoundTripTest, TaskWithSeveralTensors) {
   Message m = sample_task();
   Message back = round_trip(m);
@@ -122,6 +139,7 @@ TEST(ProtocolSigningTest, EveryFieldOfATaskIsCovered) {
       [](Task& t) { t.proof.challenge.audit_probability = 1.0; },
       [](Task& t) { t.proof.challenge.segments_per_audit++; },
       [](Task& t) { t.proof.start_momentum[31] ^= 1; },
+      [](Task& t) { t.model_archive[0] ^= 1; },
   };
   for (size_t i = 0; i < edits.size(); ++i) {
     Task t = sample_task();

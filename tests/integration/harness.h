@@ -1,7 +1,8 @@
 // Helpers for tests that run real `cohort` processes: a child process with
 // its output in a file (alone or leading a process group), a command run to
-// its end, a scratch directory, a job file writer, a free port, and the
-// coordinator's published key.
+// its end, a scratch directory, a job file writer, a free port, the
+// coordinator's published key, and an environment variable set for the
+// processes a test starts.
 #pragma once
 
 #include <arpa/inet.h>
@@ -175,6 +176,28 @@ inline bool wait_for_stderr(CohortProcess& process, std::string_view text, std::
   }
   return true;
 }
+
+// Sets an environment variable for the processes started while it lives.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    ::setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
 
 // The public key (hex) a coordinator with job.output_dir = `output_dir`
 // publishes in coordinator.pub when it starts, which workers need to

@@ -12,8 +12,6 @@
 
 #include <ATen/ATen.h>
 
-#include <cstdlib>
-#include <optional>
 
 #include "cohort/coordinator.h"
 #include "harness.h"
@@ -62,28 +60,6 @@ std::vector<nlohmann::json> metrics_of(const std::filesystem::path& out) {
   for (const auto& line : read_lines(out / "metrics.jsonl")) rounds.push_back(nlohmann::json::parse(line));
   return rounds;
 }
-
-// Sets an environment variable for the processes started while it lives.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    ::setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      ::setenv(name_, old_->c_str(), 1);
-    } else {
-      ::unsetenv(name_);
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 void run_distributed(const ScratchDir& dir, int rounds) {
   const ScopedEnv avx2("ATEN_CPU_CAPABILITY", "avx2");

@@ -4,7 +4,8 @@
 // catch rate is the chance of drawing one of them.
 //
 // A small "mlp" on a 96-sample synthetic shard, batches of 8, 12 steps in
-// segments of 2: 6 segments.
+// segments of 2: 6 segments; and the same for a TorchScript archive with
+// BatchNorm and dropout (tests/support/make_torchscript_fixtures.py).
 #include "cohort/cheats.h"
 
 #include <gtest/gtest.h>
@@ -16,6 +17,7 @@
 
 #include "../synthetic_task.h"
 #include "cohort/crypto.h"
+#include "support/torchscript_fixtures.h"
 
 namespace cohort {
 namespace {
@@ -36,7 +38,18 @@ constexpr uint32_t kSegments = 6;
 
 Hyperparameters task_hyper() { return synthetic_hyper(12); }
 
-class CheatsTest : public ::testing::Test {
+// The model under test (the parameter), its start drawn from `seed`: the
+// built-in's initialisation, or the archive's weights moved by seeded noise.
+std::unique_ptr<Model> fresh_model(const std::string& kind, uint64_t seed) {
+  if (kind != kTorchScriptModelName) return std::move(Model::create(kind, seed)).value();
+  std::unique_ptr<Model> model = testing::torchscript_model();
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  const at::Tensor flat = model->flat_parameters();
+  EXPECT_TRUE(model->set_flat_parameters(flat + 0.01 * at::randn(flat.sizes(), gen)).ok());
+  return model;
+}
+
+class CheatsTest : public ::testing::TestWithParam<std::string> {
  protected:
   // Runs `cheat` on task `task_id` from the model's current parameters and
   // returns the segments whose audit fails.
@@ -78,8 +91,8 @@ class CheatsTest : public ::testing::Test {
 
   std::filesystem::path root_ = std::filesystem::temp_directory_path() /
                                 ("cohort-cheats-test-" + std::to_string(::getpid()));
-  std::unique_ptr<Model> model_ = std::move(Model::create("mlp", 3)).value();
-  std::unique_ptr<Model> scratch_ = std::move(Model::create("mlp", 0)).value();
+  std::unique_ptr<Model> model_ = fresh_model(GetParam(), 3);
+  std::unique_ptr<Model> scratch_ = fresh_model(GetParam(), 0);
   TensorDataset shard_ = synthetic_shard();
   Hyperparameters hyper_ = task_hyper();
   ProofParams params_{2, DeterminismProfile::kCpuExact, 0.0};
@@ -90,7 +103,7 @@ class CheatsTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(root_); }
 };
 
-TEST_F(CheatsTest, NamesRoundTripAndBadOnesAreExplained) {
+TEST(Cheats, NamesRoundTripAndBadOnesAreExplained) {
   for (const char* name : {"none", "skip-half", "fake-segments:0.25", "short-segments", "lr-0.99", "batch-order",
                            "bf16-states", "forged-momentum", "no-training", "random-update", "replay-update",
                            "non-finite"}) {
@@ -109,7 +122,7 @@ TEST_F(CheatsTest, NamesRoundTripAndBadOnesAreExplained) {
   EXPECT_NE(unknown.status().message().find("skip-half"), std::string::npos) << unknown.status().message();
 }
 
-TEST_F(CheatsTest, FakedSegmentsAreTheFractionOfAllButTheLast) {
+TEST(Cheats, FakedSegmentsAreTheFractionOfAllButTheLast) {
   for (double q : {0.05, 0.1, 0.25, 0.5, 1.0}) {
     const std::vector<uint32_t> faked = faked_segments(q, 41, 7);
     EXPECT_EQ(faked.size(), std::max<size_t>(1, static_cast<size_t>(std::lround(q * 40)))) << q;
@@ -123,34 +136,34 @@ TEST_F(CheatsTest, FakedSegmentsAreTheFractionOfAllButTheLast) {
   EXPECT_TRUE(faked_segments(0.5, 1, 7).empty());  // a single segment is the last one
 }
 
-TEST_F(CheatsTest, HonestProverPassesEverySegment) {
+TEST_P(CheatsTest, HonestProverPassesEverySegment) {
   EXPECT_TRUE(failing_segments(Cheat{}, 1).empty());
 }
 
 // The bar for false positives: 100 honest tasks, each from another
 // model, trained at 1 thread and every segment re-executed at 2 (as a
 // coordinator does), and not one segment fails.
-TEST_F(CheatsTest, HundredHonestAuditedTasksHaveNoFalsePositive) {
+TEST_P(CheatsTest, HundredHonestAuditedTasksHaveNoFalsePositive) {
   hyper_.local_steps = 4;
   params_.segment_steps = 2;
   train_threads_ = 1;
   verify_threads_ = 2;
   int false_positives = 0;
   for (uint64_t task = 100; task < 200; ++task) {
-    model_ = std::move(Model::create("mlp", task)).value();
+    model_ = fresh_model(GetParam(), task);
     false_positives += static_cast<int>(failing_segments(Cheat{}, task).size());
   }
   EXPECT_EQ(false_positives, 0);
 }
 
-TEST_F(CheatsTest, FakedSegmentsFailAndOnlyThey) {
+TEST_P(CheatsTest, FakedSegmentsFailAndOnlyThey) {
   const Cheat cheat{CheatKind::kFakeSegments, 0.4};
   const std::vector<uint32_t> faked = faked_segments(0.4, kSegments, kSeed ^ 2);
   ASSERT_EQ(faked.size(), 2u);
   EXPECT_EQ(failing_segments(cheat, 2), std::set<uint32_t>(faked.begin(), faked.end()));
 }
 
-TEST_F(CheatsTest, CheatsOnEveryStepFailEverySegment) {
+TEST_P(CheatsTest, CheatsOnEveryStepFailEverySegment) {
   for (CheatKind kind : {CheatKind::kSkipHalf, CheatKind::kShortSegments, CheatKind::kLearningRate,
                          CheatKind::kBatchOrder, CheatKind::kBf16States, CheatKind::kForgedMomentum,
                          CheatKind::kNoTraining, CheatKind::kRandomUpdate}) {
@@ -160,7 +173,7 @@ TEST_F(CheatsTest, CheatsOnEveryStepFailEverySegment) {
   }
 }
 
-TEST_F(CheatsTest, ReplayIsHonestOnceThenFails) {
+TEST_P(CheatsTest, ReplayIsHonestOnceThenFails) {
   const Cheat cheat{CheatKind::kReplayUpdate, 0.5};
   at::Tensor first, second;
   EXPECT_TRUE(failing_segments(cheat, 4, &first).empty());
@@ -168,12 +181,15 @@ TEST_F(CheatsTest, ReplayIsHonestOnceThenFails) {
   EXPECT_TRUE(first.equal(second));
 }
 
-TEST_F(CheatsTest, NonFiniteUpdateCarriesNaN) {
+TEST_P(CheatsTest, NonFiniteUpdateCarriesNaN) {
   at::Tensor delta;
   const std::set<uint32_t> failing = failing_segments(Cheat{CheatKind::kNonFinite, 0.5}, 6, &delta);
   EXPECT_EQ(failing, std::set<uint32_t>{kSegments});  // only the update check of the last segment sees it
   EXPECT_FALSE(all_finite(delta));
 }
+
+INSTANTIATE_TEST_SUITE_P(Models, CheatsTest, ::testing::Values("mlp", std::string(kTorchScriptModelName)),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 }  // namespace
 }  // namespace cohort

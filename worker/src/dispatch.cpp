@@ -4,6 +4,7 @@
 #include <utility>
 #include <variant>
 
+#include "cohort/job_data.h"
 #include "cohort/partition.h"
 #include "cohort/tensor_codec.h"
 
@@ -15,10 +16,19 @@ int64_t unix_ms_now() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+bool trains_archive(const Task& task) { return task.model_name == kTorchScriptModelName; }
+
+// What models_, momentum_ and the momentum store are keyed by: the built-in's
+// name, or "torchscript-<digest>" for an archive.
+std::string model_key(const Task& task) {
+  return trains_archive(task) ? task.model_name + "-" + to_hex(task.model_archive) : task.model_name;
+}
+
 }  // namespace
 
 Dispatcher::Dispatcher(CoordinatorSession& session, const WorkerOptions& options, const Identity& identity,
-                       WorkerData data, at::Device device, ReceiptStore receipts, Logger& log)
+                       WorkerData data, at::Device device, ReceiptStore receipts, ModelArchives archives,
+                       Logger& log)
     : session_(session),
       options_(options),
       identity_(identity),
@@ -27,7 +37,8 @@ Dispatcher::Dispatcher(CoordinatorSession& session, const WorkerOptions& options
       log_(log),
       prover_(identity, options.state_dir, options.misbehaviour),
       momentum_store_(options.state_dir / "momentum"),
-      receipts_(std::move(receipts)) {}
+      receipts_(std::move(receipts)),
+      archives_(std::move(archives)) {}
 
 // ------------------------------------------------------------ the loop
 
@@ -68,7 +79,11 @@ Result<bool> Dispatcher::dispatch(Incoming& incoming, const std::stop_token& sto
       decline(*task, "the worker is stopping");
       return false;
     }
+    if (park_until_archive_arrives(*task, incoming.payload)) return false;
     bool ok = serve(*task, std::move(incoming.payload)).ok();
+    ++(ok ? summary_.tasks_completed : summary_.tasks_failed);
+  } else if (auto* archive = std::get_if<ModelArchiveMessage>(&message)) {
+    COHORT_ASSIGN_OR_RETURN(const bool ok, serve_parked(*archive, std::move(incoming.payload)));
     ++(ok ? summary_.tasks_completed : summary_.tasks_failed);
   } else if (auto* challenge = std::get_if<ChallengeMessage>(&message)) {
     if (Status s = answer(*challenge); !s.ok()) {
@@ -190,6 +205,48 @@ Status Dispatcher::serve(const Task& task, Frames payload) {
   return status.ok() ? status : refuse(task, error_code_for(status), status);
 }
 
+bool Dispatcher::park_until_archive_arrives(const Task& task, Frames& payload) {
+  // Unsigned or forbidden: refused when served. Held: served at once.
+  if (!trains_archive(task) || !signed_by_coordinator(task) || !archives_.permit(task.model_archive).ok()) {
+    return false;
+  }
+  if (models_.contains(model_key(task))) return false;
+  Result<std::optional<ModelSource>> held = archives_.find(task.model_archive);
+  if (!held.ok() || held->has_value()) return false;
+  if (parked_) {
+    // A newer task replaces one still waiting (the coordinator moved on).
+    decline(parked_->task, "a newer task arrived while its model archive was on its way");
+  }
+  log_.info("task " + std::to_string(task.task_id) + " trains model archive " +
+            to_hex(task.model_archive).substr(0, 16) + ", which this worker does not hold: fetching it");
+  if (Status sent = session_.send({ModelRequest{task.model_archive}}); !sent.ok()) {
+    log_.warn("cannot ask for the model archive: " + sent.to_string());
+    return false;
+  }
+  parked_ = ParkedTask{task, std::move(payload)};
+  return true;
+}
+
+Result<bool> Dispatcher::serve_parked(const ModelArchiveMessage& archive, Frames payload) {
+  if (!parked_) {
+    log_.warn("ignoring a model archive no task is waiting for");
+    return false;
+  }
+  ParkedTask parked = std::move(*parked_);
+  parked_.reset();
+  Result<ModelSource> received = received_archive(archive, payload, parked.task.model_archive);
+  if (!received.ok()) {
+    (void)refuse(parked.task, error_code_for(received.status()), received.status());
+    return false;
+  }
+  if (Status kept = archives_.keep(*received); !kept.ok()) {
+    log_.warn("cannot cache the model archive (it will be fetched again): " + kept.to_string());
+  }
+  log_.info("received model archive " + to_hex(archive.archive).substr(0, 16) + " (" +
+            std::to_string(archive.total_bytes) + " bytes)");
+  return serve(parked.task, std::move(parked.payload)).ok();
+}
+
 void Dispatcher::decline(const Task& task, std::string why) {
   (void)refuse(task, ErrorCode::kUnavailable, Status::unavailable(std::move(why)));
 }
@@ -207,7 +264,8 @@ Status Dispatcher::refuse(const Task& task, ErrorCode code, Status status) {
 }
 
 Status Dispatcher::check_data(const Task& task) {
-  if (!fitting_models_.contains(task.model_name)) {
+  // An archive's model is checked against the data by running it (model_for).
+  if (!trains_archive(task) && !fitting_models_.contains(task.model_name)) {
     COHORT_ASSIGN_OR_RETURN(ModelInput input, model_input(task.model_name));
     COHORT_RETURN_IF_ERROR(check_fits(*data_.data, input, "model '" + task.model_name + "'", data_.files));
     fitting_models_.insert(task.model_name);
@@ -226,13 +284,13 @@ Status Dispatcher::try_serve(const Task& task, Frames payload) {
     return Status::deadline_exceeded("the task's deadline passed before training started");
   }
   COHORT_RETURN_IF_ERROR(check_data(task));
-  COHORT_ASSIGN_OR_RETURN(Model * model, model_for(task.model_name));
+  COHORT_ASSIGN_OR_RETURN(Model * model, model_for(task));
   COHORT_ASSIGN_OR_RETURN(DecodedPayload start,
                           decode_payload(task.model, std::move(payload), PayloadLimits{}, &model->layout()));
   COHORT_RETURN_IF_ERROR(model->set_flat_parameters(start.flat));
   COHORT_ASSIGN_OR_RETURN(const TensorDataset* shard, shard_for(task.data));
 
-  MomentumBuffers* momentum = task.hyper.keep_momentum ? &momentum_[task.model_name] : nullptr;
+  MomentumBuffers* momentum = task.hyper.keep_momentum ? &momentum_[model_key(task)] : nullptr;
   if (momentum != nullptr && task.proof.start_momentum != Digest{}) {
     *momentum = momentum_named_by(task, *model);
   }
@@ -243,7 +301,7 @@ Status Dispatcher::try_serve(const Task& task, Frames payload) {
     trained = std::move(proven.training);
     commitment = std::move(proven.commitment);
     if (momentum != nullptr) {
-      COHORT_RETURN_IF_ERROR(momentum_store_.keep(task.model_name, commitment->last.leaf.momentum, *momentum));
+      COHORT_RETURN_IF_ERROR(momentum_store_.keep(model_key(task), commitment->last.leaf.momentum, *momentum));
     }
   } else {
     COHORT_ASSIGN_OR_RETURN(trained, train_locally(*model, *shard, task.hyper, task.seed, momentum));
@@ -275,7 +333,7 @@ Status Dispatcher::try_serve(const Task& task, Frames payload) {
 
 MomentumBuffers Dispatcher::momentum_named_by(const Task& task, const Model& model) {
   Result<MomentumBuffers> found =
-      momentum_store_.find(task.model_name, model.layout(), task.proof.start_momentum, device_);
+      momentum_store_.find(model_key(task), model.layout(), task.proof.start_momentum, device_);
   if (found.ok()) return std::move(*found);
   log_.warn("task " + std::to_string(task.task_id) + " continues momentum " +
             to_hex(task.proof.start_momentum).substr(0, 12) + ", which is not kept here (" +
@@ -283,13 +341,30 @@ MomentumBuffers Dispatcher::momentum_named_by(const Task& task, const Model& mod
   return {};
 }
 
-Result<Model*> Dispatcher::model_for(const std::string& name) {
-  auto it = models_.find(name);
+Result<Model*> Dispatcher::model_for(const Task& task) {
+  const std::string key = model_key(task);
+  auto it = models_.find(key);
   if (it != models_.end()) return it->second.get();
+  ModelSource source = builtin_model_source(task.model_name);
+  if (trains_archive(task)) {
+    COHORT_RETURN_IF_ERROR(archives_.permit(task.model_archive));
+    COHORT_ASSIGN_OR_RETURN(std::optional<ModelSource> held, archives_.find(task.model_archive));
+    if (!held) {
+      return Status::unavailable("model archive " + to_hex(task.model_archive).substr(0, 16) +
+                                 " has not arrived");
+    }
+    source = std::move(*held);
+  }
   // The seed does not matter: every task overwrites the parameters.
-  COHORT_ASSIGN_OR_RETURN(auto model, Model::create(name, /*seed=*/0));
+  COHORT_ASSIGN_OR_RETURN(auto model, make_model(source, /*seed=*/0));
   COHORT_RETURN_IF_ERROR(model->to_device(device_.str()));
-  return models_.emplace(name, std::move(model)).first->second.get();
+  if (source.is_archive()) {
+    const TensorDataset probe = to_tensors(first_samples(*data_.data, kForwardProbeSamples));
+    COHORT_RETURN_IF_ERROR(check_forward_fits(*model, probe.images, probe.labels,
+                                              "model archive " + to_hex(task.model_archive).substr(0, 16) +
+                                                  " on " + data_.files.images.string()));
+  }
+  return models_.emplace(key, std::move(model)).first->second.get();
 }
 
 Result<const TensorDataset*> Dispatcher::shard_for(const DataSelection& selection) {

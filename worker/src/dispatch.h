@@ -22,6 +22,7 @@
 #include "cohort/training.h"
 #include "cohort/worker.h"
 #include "coordinator_session.h"
+#include "model_archives.h"
 #include "momentum_store.h"
 #include "prover.h"
 #include "receipt_store.h"
@@ -40,7 +41,7 @@ class Dispatcher {
   // `session`, `options`, `identity` and `log` are borrowed and must
   // outlive the dispatcher.
   Dispatcher(CoordinatorSession& session, const WorkerOptions& options, const Identity& identity,
-             WorkerData data, at::Device device, ReceiptStore receipts, Logger& log);
+             WorkerData data, at::Device device, ReceiptStore receipts, ModelArchives archives, Logger& log);
 
   // Serves messages until the job ends for this worker; as run_worker
   // (worker.h) from its Hello on.
@@ -61,6 +62,13 @@ class Dispatcher {
   // Trains on one task and sends the update. Errors are reported to the
   // coordinator and returned.
   Status serve(const Task& task, Frames payload);
+  // A task whose model archive this worker may train but does not hold:
+  // asks the coordinator for it and keeps the task until it arrives.
+  // Returns false when the task can be served (or refused) now.
+  bool park_until_archive_arrives(const Task& task, Frames& payload);
+  // The archive for the parked task arrived: checks and caches it, then
+  // serves the task. Returns whether the task was served.
+  Result<bool> serve_parked(const ModelArchiveMessage& archive, Frames payload);
   // Refuses a task without training it (the worker is stopping).
   void decline(const Task& task, std::string why);
 
@@ -92,7 +100,9 @@ class Dispatcher {
   // they are not kept (this worker restarted without its state directory):
   // the coordinator accepts a restart from fresh momentum.
   MomentumBuffers momentum_named_by(const Task& task, const Model& model);
-  Result<Model*> model_for(const std::string& name);
+  // One model per built-in name or archive digest (model_key), first
+  // run on a batch of the local data.
+  Result<Model*> model_for(const Task& task);
   Result<const TensorDataset*> shard_for(const DataSelection& selection);
 
   CoordinatorSession& session_;
@@ -104,6 +114,12 @@ class Dispatcher {
   Prover prover_;
   MomentumStore momentum_store_;
   ReceiptStore receipts_;
+  ModelArchives archives_;
+  struct ParkedTask {
+    Task task;
+    Frames payload;
+  };
+  std::optional<ParkedTask> parked_;  // waiting for its model archive
   WorkerSummary summary_;
   std::optional<PublicKey> coordinator_key_;
   std::optional<uint32_t> awaiting_round_;  // round of the update sent last, until it closes

@@ -83,13 +83,16 @@ Result<WorkerSummary> run_worker(const CoordinatorConnector& connect, const Work
   COHORT_ASSIGN_OR_RETURN(data.data, load_worker_data(options, &data.digest));
   COHORT_ASSIGN_OR_RETURN(data.files, worker_data_files(options));
   COHORT_ASSIGN_OR_RETURN(ReceiptStore receipts, ReceiptStore::open(options.state_dir));
+  COHORT_ASSIGN_OR_RETURN(ModelArchives archives,
+                          ModelArchives::open(options.models_from, options.accept_models, options.state_dir / "models"));
 
   COHORT_ASSIGN_OR_RETURN(
       std::unique_ptr<CoordinatorSession> session,
       CoordinatorSession::open(connect, options, hello_of(identity, device, options, *data.data), log));
   log.info("connecting to " + options.coordinator + " with " + std::to_string(data.data->count) +
            " local samples on " + device.str());
-  Dispatcher dispatcher(*session, options, identity, std::move(data), device, std::move(receipts), log);
+  Dispatcher dispatcher(*session, options, identity, std::move(data), device, std::move(receipts),
+                        std::move(archives), log);
   return dispatcher.run(std::move(stop));
 }
 

@@ -256,6 +256,9 @@ struct Checkpoint {
   // stepped with plain "sgd".
   std::string server_optimizer;
   ServerOptimizerState server_state;
+  // The TorchScript archive the model came from (model.path); zero for a
+  // built-in: a resumed job must train the same archive.
+  Digest model_archive{};
 };
 
 // Writes atomically: a temporary file, fsync, rename over `path`, fsync of

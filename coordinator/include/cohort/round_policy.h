@@ -85,6 +85,7 @@ class RoundPolicy {
 // empty when the job has none.
 struct RootSamples {
   TensorDataset data;
+  ModelSource model;  // what the job trains
 };
 
 // The job's policy. Errors: an unknown rule, pre-aggregator, attack or

@@ -28,7 +28,9 @@ struct JobSection {
 };
 
 struct ModelSection {
-  std::string name = "cnn";  // "cnn" | "mlp" | "mlp-wide"
+  std::string name = "cnn";  // "cnn" | "mlp" | "mlp-wide"; "torchscript" when path is set
+  // A TorchScript archive (docs/MODELS.md) instead of a built-in; "" = none.
+  std::filesystem::path path;
   bool operator==(const ModelSection&) const = default;
 };
 

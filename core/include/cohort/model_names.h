@@ -12,4 +12,8 @@ namespace cohort {
 // Model::create accepts exactly these. The span refers to static storage.
 std::span<const std::string_view> model_names();
 
+// The name a job, a task and a model carry when the model is a TorchScript
+// archive ([model] path): never a built-in's name.
+inline constexpr std::string_view kTorchScriptModelName = "torchscript";
+
 }  // namespace cohort

@@ -1,14 +1,29 @@
-// The models Cohort trains, chosen by name, and their evaluation.
+// The models Cohort trains, and their evaluation. A model is either one of
+// the built-ins, chosen by name,
 //
 //   "cnn": conv 1->20 5x5, pool, conv 20->50 5x5, pool, fc 800->500->10
 //          (431,080 parameters; ByzFL's cnn_mnist, so robustness numbers are
 //          comparable with its benchmark)
 //   "mlp": fc 784->512->256->10 with ReLU (535,818 parameters)
-// Both take [B, 1, 28, 28] float images and return [B, 10] logits.
+//   "mlp-wide": fc 784->1024->256->10 (1,068,810 parameters)
 //
-// Initialisation draws from a generator seeded by the caller (PyTorch's
-// default uniform(+-1/sqrt(fan_in)) scheme), never from the process-global
-// one, so two processes given the same seed build the same model.
+// (each takes [B, 1, 28, 28] float images and returns [B, 10] logits), or a
+// researcher's TorchScript archive (torch.jit.script(model).save(path);
+// docs/MODELS.md), which is loaded with torch::jit::load and trained from
+// C++ exactly like a built-in.
+//
+// The state a model exchanges (its layout) is its parameters and its
+// buffers (BatchNorm's running statistics and num_batches_tracked), as
+// float32, sorted by name, so that training is a function of the exchanged
+// state alone. Buffers are not trained by the optimizer; they change in the
+// forward passes of training and travel in updates like parameters, so the
+// job's aggregation rule merges them too (FedAvg: the sample-weighted
+// mean). Integer buffers are rounded to the nearest integer when set.
+//
+// Built-in initialisation draws from a generator seeded by the caller
+// (PyTorch's default uniform(+-1/sqrt(fan_in)) scheme), never from the
+// process-global one, so two processes given the same seed build the same
+// model; a TorchScript model starts from the weights in its archive.
 //
 // A Model is a resource type: not copyable, not thread-safe.
 #pragma once
@@ -16,12 +31,14 @@
 #include <ATen/core/Tensor.h>
 
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "cohort/dataset.h"
 #include "cohort/model_names.h"
+#include "cohort/model_source.h"
 #include "cohort/status.h"
 #include "cohort/tensor_codec.h"
 
@@ -53,31 +70,50 @@ Result<ModelInput> model_input(std::string_view model_name);
 // 'mlp''s classes 0-9".
 Status check_fits(const LabeledImages& data, const ModelInput& input, std::string_view model, const IdxFiles& files);
 
+class ModelBackend;
+
 class Model {
  public:
-  // Errors: unknown name (InvalidArgument, listing the known ones).
+  // A built-in model. Errors: unknown name (InvalidArgument, listing the
+  // known ones).
   static Result<std::unique_ptr<Model>> create(std::string_view name, uint64_t seed);
+  // A TorchScript archive's model, named kTorchScriptModelName. `origin`
+  // (a path) names it in errors (InvalidArgument): not a TorchScript
+  // archive, no trainable parameters, a parameter or floating buffer that
+  // is not float32.
+  static Result<std::unique_ptr<Model>> load_torchscript(std::span<const uint8_t> archive,
+                                                         const std::string& origin);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
   const std::string& name() const;
-  // Canonical (name-sorted) layout of the parameters.
+  // Canonical (name-sorted) layout of the exchanged state.
   const Layout& layout() const;
+  // Values in the layout (parameters and buffers).
   int64_t parameter_count() const;
 
-  // A CPU float32 copy of the parameters in canonical order.
+  // A CPU float32 copy of the exchanged state in canonical order.
   at::Tensor flat_parameters() const;
-  // Overwrites the parameters; flat must be 1-D with parameter_count() values.
+  // Overwrites the exchanged state (flat must be 1-D with
+  // parameter_count() values; integer buffers take the rounded values).
   Status set_flat_parameters(const at::Tensor& flat);
 
-  // The live parameter tensors (in canonical order), e.g. for an optimizer.
+  // The live tensors of the layout, in canonical order, and whether each
+  // is trained by the optimizer (a parameter that requires grad) or not
+  // (a buffer, a frozen parameter).
   std::vector<at::Tensor> parameters();
+  const std::vector<bool>& trainable() const;
 
-  at::Tensor forward(const at::Tensor& images);
+  at::Tensor forward(const at::Tensor& inputs);
+  // As forward(), with any random numbers it draws (dropout) taken from the
+  // device's default generator seeded with `seed`. The generator's state
+  // is restored afterwards, and a process-wide lock keeps two models from
+  // drawing from it at once, so training stays a function of the seed.
+  at::Tensor forward_seeded(const at::Tensor& inputs, uint64_t seed);
   void set_training(bool training);
 
-  // Moves the parameters to "cpu", "cuda" or "cuda:N". Errors: a malformed
+  // Moves the model to "cpu", "cuda" or "cuda:N". Errors: a malformed
   // name, or CUDA requested where it is not available (Unavailable).
   Status to_device(std::string_view device);
   at::Device device() const;
@@ -85,8 +121,25 @@ class Model {
  private:
   struct Impl;
   explicit Model(std::unique_ptr<Impl> impl);
+  static std::unique_ptr<Model> wrap(std::string name, std::unique_ptr<ModelBackend> backend);
   std::unique_ptr<Impl> impl_;
 };
+
+// A new model from `source`: Model::create(name, seed) for a built-in, the
+// archive's model (its own initial weights; `seed` unused) otherwise.
+Result<std::unique_ptr<Model>> make_model(const ModelSource& source, uint64_t seed);
+
+// The batch check_forward_fits is given when a model first meets data.
+inline constexpr int64_t kForwardProbeSamples = 8;
+
+// Runs one batch through `model` (in eval mode, without gradients) and
+// checks that its output is [batch, classes'] logits with classes' >= one
+// more than the batch's largest label. `what` names the model and data in
+// errors (InvalidArgument): a forward that throws ("<what>: the forward
+// pass fails on a batch of 8 samples [8, 1, 28, 28]: <torch's message>"),
+// an output of another shape, too few classes.
+Status check_forward_fits(Model& model, const at::Tensor& inputs, const at::Tensor& labels,
+                          std::string_view what);
 
 // Parses "cpu", "cuda", "cuda:N" and checks that the device exists.
 Result<at::Device> parse_device(std::string_view device);

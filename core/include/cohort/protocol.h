@@ -27,7 +27,7 @@
 namespace cohort {
 
 // Bumped on any breaking change to proto/cohort.capnp.
-inline constexpr uint32_t kProtocolVersion = 3;
+inline constexpr uint32_t kProtocolVersion = 4;
 
 // Values match proto DType; never renumber.
 enum class DType : uint8_t { kFloat32 = 0, kFloat64 = 1, kFloat16 = 2, kBFloat16 = 3 };
@@ -141,6 +141,9 @@ struct Task {
   PayloadHeader model;
   ProofSpec proof;
   Signature signature{};  // the coordinator's, over task_signing_bytes()
+  // BLAKE2b-256 of the TorchScript archive the task trains, when model_name
+  // is kTorchScriptModelName (model_names.h); zero for a built-in.
+  Digest model_archive{};
   bool operator==(const Task&) const = default;
 };
 
@@ -252,8 +255,22 @@ struct Bye {
   bool operator==(const Bye&) const = default;
 };
 
+// A worker asks for the archive a Task named (it holds no copy).
+struct ModelRequest {
+  Digest archive{};
+  bool operator==(const ModelRequest&) const = default;
+};
+
+// The archive's bytes travel as chunk_count payload frames, in order.
+struct ModelArchiveMessage {
+  Digest archive{};
+  uint64_t total_bytes = 0;
+  uint32_t chunk_count = 0;
+  bool operator==(const ModelArchiveMessage&) const = default;
+};
+
 using Message = std::variant<Hello, Welcome, Task, Update, RoundResult, ErrorReply, Bye,
-                             ChallengeMessage, Reveal>;
+                             ChallengeMessage, Reveal, ModelRequest, ModelArchiveMessage>;
 
 // The bytes each signature covers: a domain tag naming the message kind and
 // protocol version, the signer's counterpart key (the worker a task is for,

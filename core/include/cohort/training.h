@@ -31,13 +31,15 @@ Hyperparameters hyperparameters_of(const TrainingSection& training);
 // Number of SGD steps a task asks for on a shard of `shard_size` samples.
 uint32_t planned_steps(const Hyperparameters& hyper, int64_t shard_size);
 
-// SGD momentum buffers carried from one task to the next (one per
-// parameter, canonical order); empty before the first task.
+// SGD momentum buffers carried from one task to the next (one per tensor
+// of the model's layout, canonical order; zeros for the tensors the
+// optimizer does not step: buffers, frozen parameters); empty before the
+// first task.
 using MomentumBuffers = std::vector<at::Tensor>;
 
 // Everything SGD carries from one step to the next.
 struct TrainingState {
-  at::Tensor parameters;  // flat float32 on CPU, canonical (name-sorted) order
+  at::Tensor parameters;  // flat float32 on CPU, the model's layout (parameters and float buffers)
   at::Tensor momentum;    // flat float32 on CPU, same length; undefined when hyper.momentum == 0
   uint64_t step = 0;      // SGD steps taken so far in this task
 };
@@ -81,8 +83,10 @@ void set_single_threaded_blas(bool on);
 bool single_threaded_blas();
 
 // SGD (torch::optim::SGD: momentum without dampening or Nesterov, weight
-// decay added to the gradient) on `model` in place, one batch of the
-// schedule per step. Starts at step 0 from the model's current parameters
+// decay added to the gradient) on `model`'s trainable tensors in place, one
+// batch of the schedule per step. The forward pass of step s draws its
+// random numbers (dropout) from Rng(seed).fork("dropout").fork(s)
+// (Model::forward_seeded), so a re-execution of any step draws the same. Starts at step 0 from the model's current parameters
 // with fresh momentum; load_state() moves it anywhere.
 //
 // Fresh momentum and an all-zero buffer are the same state: torch's first

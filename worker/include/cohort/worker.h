@@ -91,6 +91,11 @@ struct WorkerOptions {
   // Checkpoints of tasks awaiting settlement, and receipts; empty = the
   // key's own directory, $XDG_CACHE_HOME (or ~/.cache)/cohort/worker-<key>.
   std::filesystem::path state_dir;
+  // The TorchScript archives this worker may train (files, or directories
+  // of *.pt), and whether it trains any archive its coordinator names
+  // (fetched and cached in state_dir/models): docs/THREAT_MODEL.md.
+  std::vector<std::filesystem::path> models_from;
+  bool accept_models = false;
   // The coordinator's public key. Required with `curve`: it authenticates
   // the server in the CURVE handshake. Without CURVE it may be left out,
   // and the key in the coordinator's Welcome is trusted for the session
