@@ -1,4 +1,4 @@
-// Fuzzes decode_message: every envelope a peer sends (all nine message kinds
+// Fuzzes decode_message: every envelope a peer sends (all eleven message kinds
 // go through it, under the default DecodeLimits the coordinator and the
 // worker use).
 //

@@ -154,8 +154,14 @@ void write_messages(CorpusWriter& out) {
               DatasetInfo{"fashion-mnist", 60000, 10}, "cohort 0.1.0"};
   ChallengeMessage challenge{3, 99, bytes32(0x77), Challenge{true, {2, 7, 10}}, {}};
   challenge.signature.fill(0x7c);
+  Task torchscript = sample_task(model);
+  torchscript.model_name = "torchscript";
+  torchscript.model_archive = bytes32(0x44);
   const std::vector<std::pair<std::string, Message>> messages = {
       {"hello", hello},
+      {"task-torchscript", torchscript},
+      {"model-request", ModelRequest{bytes32(0x44)}},
+      {"model-archive", ModelArchiveMessage{bytes32(0x44), 61383, 4}},
       {"welcome", Welcome{3, "fashion-fedavg", 50, bytes32(0x21), {}}},
       {"task", sample_task(model)},
       {"update", sample_update(model, true)},
@@ -351,6 +357,12 @@ void write_checkpoints(CorpusWriter& out) {
   adam.server_optimizer = "adam";
   adam.server_state = {3, {{"m", small_values() * 0.1}, {"v", small_values() * small_values()}}};
   write_seed("server-optimizer.ck", adam);
+
+  // Trained from a TorchScript archive.
+  Checkpoint torchscript = full;
+  torchscript.model_name = "torchscript";
+  torchscript.model_archive = bytes32(0x44);
+  write_seed("torchscript.ck", torchscript);
 
   // Used to pass the parse and abort a resuming coordinator.
   Checkpoint metrics_not_an_object = bare;

@@ -4,7 +4,6 @@
 
 #include <chrono>
 
-#include "cohort/job_data.h"
 #include "cohort/partition.h"
 #include "cohort/training.h"
 
@@ -123,22 +122,9 @@ size_t Auditor::running() const {
   return busy_;
 }
 
-// The verifier's own copy of the model. An archive's model first runs one
-// batch on this thread, as the worker's does before it trains (Dispatcher::
-// model_for): a TorchScript module's first training step on a thread that
-// never ran it differed in the last bits from later ones, and the
-// re-execution must take the steps the worker took.
-Result<std::unique_ptr<Model>> Auditor::scratch_model() const {
-  COHORT_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, make_model(options_.model, /*seed=*/0));
-  if (!options_.model.is_archive()) return model;
-  const TensorDataset probe = to_tensors(first_samples(train_split_, kForwardProbeSamples));
-  COHORT_RETURN_IF_ERROR(check_forward_fits(*model, probe.images, probe.labels, "the job's model"));
-  return model;
-}
-
 void Auditor::serve_jobs() {
   // Each verifier re-executes on its own copy of the model.
-  Result<std::unique_ptr<Model>> scratch = scratch_model();
+  Result<std::unique_ptr<Model>> scratch = make_model(options_.model, /*seed=*/0);
   while (true) {
     Job job;
     {

@@ -59,7 +59,6 @@ class Auditor {
   // The shard a data selection names, cut from the training split as the
   // worker cuts it (cached per selection).
   Result<std::shared_ptr<const TensorDataset>> shard_for(const DataSelection& selection);
-  Result<std::unique_ptr<Model>> scratch_model() const;
 
   // Fills task.proof for a task whose shard has `shard_size` samples, with a
   // new challenge secret that stays here until the commitment is in.

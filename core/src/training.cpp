@@ -26,10 +26,18 @@ SetLocalThreads mkl_set_local_threads() {
   return fn;
 }
 
+// ATen sets up a thread's thread counts on its first parallel region
+// (at::init_num_threads), and that sets MKL's thread-local count too. On a
+// thread that never ran one (a verifier's), the first step's first
+// parallel region would undo the count set here, and MKL would run the
+// rest of the task multi-threaded, moving the last bits. at::get_num_threads
+// does ATen's set-up for the calling thread, so it comes first.
 class SingleThreadedBlas {
  public:
   SingleThreadedBlas() : set_(g_single_threaded_blas.load() ? mkl_set_local_threads() : nullptr) {
-    if (set_ != nullptr) previous_ = set_(1);
+    if (set_ == nullptr) return;
+    (void)at::get_num_threads();
+    previous_ = set_(1);
   }
   ~SingleThreadedBlas() {
     if (set_ != nullptr) set_(previous_);

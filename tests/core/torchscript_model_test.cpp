@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 #include "cohort/models.h"
 #include "cohort/proof_of_learning.h"
@@ -160,6 +161,29 @@ TEST(TorchScriptModel, ReExecutionFromASavedStateIsBitwiseAtOneAndTwoThreads) {
   EXPECT_TRUE(at::equal(replay.state().parameters, end.parameters));
   EXPECT_TRUE(at::equal(replay.state().momentum, end.momentum));
   EXPECT_EQ(replay.state().step, end.step);
+}
+
+// A verifier trains on a thread of its own that ran nothing before; it must
+// take the steps a worker takes on a thread that did (training.cpp,
+// SingleThreadedBlas: ATen's per-thread set-up used to undo MKL's count).
+TEST(TorchScriptModel, AFreshThreadTrainsBitForBitLikeAWarmOne) {
+  ASSERT_TRUE(use_deterministic_cpu_training().ok());
+  const int threads = at::get_num_threads();
+  at::set_num_threads(2);
+  const TensorDataset data = shard();
+  auto warm = torchscript_model();
+  SgdTrainer here(*warm, data, hyper(8), 4);
+  ASSERT_TRUE(here.run(8).ok());
+  auto fresh = torchscript_model();
+  TrainingState there;
+  std::thread([&] {
+    SgdTrainer trainer(*fresh, data, hyper(8), 4);
+    EXPECT_TRUE(trainer.run(8).ok());
+    there = trainer.state();
+  }).join();
+  at::set_num_threads(threads);
+  EXPECT_TRUE(at::equal(here.state().parameters, there.parameters))
+      << "max difference " << (here.state().parameters - there.parameters).abs().max().item<double>();
 }
 
 TEST(TorchScriptModel, ASourceReadsTheArchiveAndNamesItsDigest) {

@@ -2,7 +2,8 @@
 
     python make_torchscript_fixtures.py OUT_DIR
 
-small.pt          a conv net with BatchNorm and dropout: [B,1,28,28] -> [B,10];
+small.pt          a conv net with BatchNorm, elementwise activations and
+                  dropout: [B,1,28,28] -> [B,10];
                   its BatchNorm keeps a cumulative average (momentum=None),
                   so num_batches_tracked changes what training computes
 five_classes.pt   the same with 5 outputs (too few for Fashion-MNIST's labels)
@@ -31,7 +32,11 @@ class Small(nn.Module):
         self.fc = nn.Linear(8 * 12 * 12, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.norm(self.conv(x)))
+        x = self.norm(self.conv(x))
+        # A chain of elementwise ops: the graph executor's optimiser would
+        # differentiate it symbolically from the third call on (other bits
+        # than autograd's), which Cohort must keep it from doing.
+        x = x * torch.sigmoid(x) + torch.tanh(x) * x * 0.5
         return self.fc(self.drop(x.flatten(1)))
 
 
