@@ -130,6 +130,7 @@ Status Dispatcher::set_coordinator(const PublicKey& key) {
 Result<std::vector<Receipt>> Dispatcher::welcome(const Welcome& welcome) {
   COHORT_RETURN_IF_ERROR(set_coordinator(welcome.coordinator_key));
   awaiting_round_.reset();
+  parked_.reset();  // its archive will not come: that session is gone
   std::vector<Receipt> kept;
   for (const Receipt& receipt : welcome.receipts) {
     if (std::optional<Receipt> new_one = keep(receipt)) kept.push_back(std::move(*new_one));
