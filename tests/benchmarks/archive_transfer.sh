@@ -5,7 +5,7 @@
 #
 #   bash tests/benchmarks/archive_transfer.sh [BUILD_DIR] [HIDDEN]
 #
-# A 784-HIDDEN-HIDDEN/2-10 MLP (HIDDEN 2560: 10.1M parameters, a 40 MB
+# A 784-HIDDEN-HIDDEN/2-10 MLP (HIDDEN 3800: 10.2M parameters, a 41 MB
 # archive) trained by one worker for one step per round over CurveZMQ on
 # loopback (tcp), 3 rounds; then the same worker, restarted with its state
 # directory, in a second job of 2 rounds. Prints each round's collect time
@@ -13,7 +13,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${1:-$ROOT/build}
-HIDDEN=${2:-2560}
+HIDDEN=${2:-3800}
 PYTHON=${COHORT_PYTHON:-$HOME/.cache/cohort/venv/bin/python}
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
