@@ -19,5 +19,6 @@ int demo_command(const std::vector<std::string>& args);
 int aggregate_command(const std::vector<std::string>& args);
 int keygen_command(const std::vector<std::string>& args);
 int ledger_command(const std::vector<std::string>& args);
+int privacy_command(const std::vector<std::string>& args);
 
 }  // namespace cohort::cli

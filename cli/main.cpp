@@ -23,6 +23,7 @@ commands:
   aggregate     run a robust aggregation rule on saved updates (.npy)
   keygen        make an Ed25519 identity (a worker's account, a coordinator's key)
   ledger        verify a payout ledger, show balances and history, deposit stake
+  privacy       the epsilon a differentially private job spends, or the noise it needs
   version       print the version
 
 Run `cohort <command> --help` for a command's options.
@@ -49,6 +50,7 @@ int run_command(std::string_view command, const std::vector<std::string>& args) 
   if (command == "aggregate") return aggregate_command(args);
   if (command == "keygen") return keygen_command(args);
   if (command == "ledger") return ledger_command(args);
+  if (command == "privacy") return privacy_command(args);
   if (command == "version" || command == "--version") {
     std::cout << cohort::kSoftwareVersion << "\n";
     return kExitOk;

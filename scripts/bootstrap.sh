@@ -70,6 +70,13 @@ install_python_env() {
     log "Python environment: installing torch $want (was: ${have:-none}); this downloads ~4 GB once"
     PIP_CACHE_DIR=$CACHE/pip "$VENV/bin/pip" install --quiet --progress-bar off "torch==$want" numpy
   fi
+  # The privacy accountant's oracles (tests/privacy/test_accountant.py).
+  if "$VENV/bin/python" -c 'import opacus, dp_accounting' 2>/dev/null; then
+    log "Python environment: opacus and dp-accounting present"
+  else
+    log "Python environment: installing opacus and dp-accounting (the accountant's test oracles)"
+    PIP_CACHE_DIR=$CACHE/pip "$VENV/bin/pip" install --quiet --progress-bar off opacus==1.6.0 dp-accounting==0.6.0
+  fi
 }
 
 configure_and_build() {
