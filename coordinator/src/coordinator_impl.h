@@ -266,7 +266,11 @@ class Coordinator::Impl {
 
   void handle_worker_error(const std::string& routing_id, const ErrorReply& error, RoundState* state);
 
-  // Sends a registered worker the job's archive it asked for.
+  // Sends a registered worker the job's archive it asked for, at most
+  // kMaxArchiveSends times per worker key: a worker fetches it once, and
+  // again only after a transfer failed or its cache was lost, so that a
+  // few bytes of request cannot make the coordinator send gigabytes.
+  static constexpr int kMaxArchiveSends = 3;
   void send_model_archive(const std::string& routing_id, const ModelRequest& request, RoundState* state);
 
   // The task will not be aggregated. Its ledger submission, if any, gets
@@ -302,6 +306,7 @@ class Coordinator::Impl {
   RateLimiter rate_limiter_;  // [network] messages_per_second, per peer
   std::unique_ptr<RoundPolicy> policy_;  // selection and aggregation
   ModelSource model_source_;      // what the job trains (model.name or model.path)
+  std::map<PublicKey, int> archive_sends_;  // by worker key, for the limit above
   std::unique_ptr<Model> model_;  // evaluation copy of the global model
   at::Tensor global_;             // the global model, flat float32 on CPU
   TensorDataset test_set_;

@@ -84,6 +84,16 @@ void Coordinator::Impl::send_model_archive(const std::string& routing_id, const 
                       "this job's model is not archive " + to_hex(request.archive).substr(0, 16), 0, 0});
     return;
   }
+  int& sends = archive_sends_[worker->hello.worker_key];
+  if (sends == kMaxArchiveSends) {
+    reject(routing_id, state,
+           ErrorReply{ErrorCode::kRateLimited,
+                      "the model archive was sent to this worker " + std::to_string(kMaxArchiveSends) +
+                          " times already; keep it in the state directory (docs/MODELS.md)",
+                      0, 0});
+    return;
+  }
+  ++sends;
   ArchiveTransfer transfer = archive_transfer(model_source_, static_cast<size_t>(config_.network.chunk_bytes));
   log_.info("sending model archive " + to_hex(model_source_.archive_digest).substr(0, 16) + " (" +
             std::to_string(transfer.message.total_bytes) + " bytes) to worker " +

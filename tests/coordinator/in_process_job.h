@@ -45,6 +45,7 @@ struct JobShape {
   double deadline_seconds = 30;
   double registration_timeout_seconds = 60;
   std::string more_toml;  // more tables ([proof], [ledger])
+  std::string model = "name = \"mlp\"";  // the [model] table's body
   std::shared_ptr<const Clock> clock = std::make_shared<const SystemClock>();
   std::filesystem::path output_dir;  // "" = a scratch directory of the job's own
   StartMode mode = StartMode::kFresh;
@@ -59,7 +60,7 @@ name = "in-process"
 rounds = )" + std::to_string(shape.rounds) + R"(
 output_dir = ")" + output_dir.string() + R"("
 [model]
-name = "mlp"
+)" + shape.model + R"(
 [data]
 eval_samples = 200
 [training]
