@@ -267,7 +267,8 @@ class Coordinator::Impl {
   void handle_worker_error(const std::string& routing_id, const ErrorReply& error, RoundState* state);
 
   // Sends a registered worker the job's archive it asked for, at most
-  // kMaxArchiveSends times per worker key: a worker fetches it once, and
+  // kMaxArchiveSends times per worker key while this process runs (not
+  // checkpointed: a restart allows as many again): a worker fetches it once, and
   // again only after a transfer failed or its cache was lost, so that a
   // few bytes of request cannot make the coordinator send gigabytes.
   static constexpr int kMaxArchiveSends = 3;
