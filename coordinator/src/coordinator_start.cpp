@@ -1,5 +1,7 @@
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "cohort/dataset.h"
 #include "cohort/duration.h"
 #include "cohort/durable_file.h"
@@ -74,6 +76,22 @@ Result<Identity> load_coordinator_identity(const JobConfig& config, Logger& log)
   return read_identity(path);
 }
 
+namespace {
+
+// True at each coordinate of `model`'s layout that the optimizer does not
+// train (buffers, frozen parameters); undefined when there is none.
+at::Tensor buffer_coordinates(const Model& model) {
+  const std::vector<bool>& trainable = model.trainable();
+  if (std::all_of(trainable.begin(), trainable.end(), [](bool t) { return t; })) return {};
+  std::vector<at::Tensor> parts;
+  for (size_t i = 0; i < trainable.size(); ++i) {
+    parts.push_back(at::full({model.layout().tensors[i].numel()}, !trainable[i], at::kBool));
+  }
+  return at::cat(parts);
+}
+
+}  // namespace
+
 Status Coordinator::Impl::init_model() {
   if (config_.model.path.empty()) {
     model_source_ = builtin_model_source(config_.model.name);
@@ -99,7 +117,7 @@ Status Coordinator::Impl::init_policy(const RuleRegistry& rules) {
   if (config_.aggregation.root_samples > 0) {
     COHORT_ASSIGN_OR_RETURN(root.data, load_root_set(config_, config_.aggregation.root_samples));
   }
-  COHORT_ASSIGN_OR_RETURN(policy_, make_round_policy(config_, rules, std::move(root)));
+  COHORT_ASSIGN_OR_RETURN(policy_, make_round_policy(config_, rules, std::move(root), buffer_coordinates(*model_)));
   log_.info("aggregation: " + policy_->description() + " (f = " + std::to_string(config_.aggregation.f) + ")");
   if (config_.attack.byzantine > 0) {
     log_.warn("simulating " + std::to_string(config_.attack.byzantine) + " Byzantine update(s) per round (" +

@@ -18,7 +18,7 @@ namespace {
 class PipelinePolicy final : public RoundPolicy {
  public:
   PipelinePolicy(const JobConfig& job, AggregationPipeline pipeline, std::unique_ptr<ServerOptimizer> server,
-                 RootSamples root)
+                 RootSamples root, at::Tensor buffers)
       : seed_(job.job.seed),
         workers_per_round_(job.round.workers_per_round),
         min_updates_(job.round.min_updates),
@@ -26,7 +26,8 @@ class PipelinePolicy final : public RoundPolicy {
         hyper_(hyperparameters_of(job.training)),
         pipeline_(std::move(pipeline)),
         server_(std::move(server)),
-        root_(std::move(root)) {}
+        root_(std::move(root)),
+        buffers_(std::move(buffers)) {}
 
   std::vector<uint32_t> select(uint32_t round, std::vector<uint32_t> candidates) const override {
     const auto wanted = static_cast<size_t>(workers_per_round_);
@@ -55,7 +56,7 @@ class PipelinePolicy final : public RoundPolicy {
     // sending it, or (inproc) a worker in this process may still be reading it.
     Result<at::Tensor> moved = server_->step(global, result->aggregate);
     if (!moved.ok()) return moved.status().with_context("the server step failed");
-    global = std::move(moved).value();
+    global = buffers_.defined() ? at::where(buffers_, global + result->aggregate, *moved) : std::move(moved).value();
     previous_ = result->aggregate;
     RoundStep step;
     step.model_updated = true;
@@ -98,6 +99,7 @@ class PipelinePolicy final : public RoundPolicy {
   AggregationPipeline pipeline_;
   std::unique_ptr<ServerOptimizer> server_;
   RootSamples root_;
+  at::Tensor buffers_;  // coordinates the server step leaves to the aggregate; undefined: none
   std::unique_ptr<Model> root_model_;  // made on the first root update
   MomentumBuffers root_momentum_;
   at::Tensor previous_;  // last round's aggregate (centered clipping starts there)
@@ -149,12 +151,13 @@ class AttackedPolicy final : public RoundPolicy {
 }  // namespace
 
 Result<std::unique_ptr<RoundPolicy>> make_round_policy(const JobConfig& job, const RuleRegistry& rules,
-                                                       RootSamples root) {
+                                                       RootSamples root, at::Tensor buffers) {
   const AggregationSection& a = job.aggregation;
   COHORT_ASSIGN_OR_RETURN(AggregationPipeline pipeline, rules.create_pipeline(a.pre, a.rule, RuleParams(a.f, a.params)));
   COHORT_ASSIGN_OR_RETURN(std::unique_ptr<ServerOptimizer> server,
                           make_server_optimizer(a.server_optimizer, a.server_learning_rate, a.server_params));
-  auto policy = std::make_unique<PipelinePolicy>(job, std::move(pipeline), std::move(server), std::move(root));
+  auto policy =
+      std::make_unique<PipelinePolicy>(job, std::move(pipeline), std::move(server), std::move(root), std::move(buffers));
   if (job.attack.byzantine == 0) return std::unique_ptr<RoundPolicy>(std::move(policy));
   COHORT_ASSIGN_OR_RETURN(std::unique_ptr<Attack> attack,
                           make_attack(job.attack.name, RuleParams(job.attack.byzantine, job.attack.params),

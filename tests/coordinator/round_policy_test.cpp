@@ -53,6 +53,22 @@ TEST(RoundPolicyTest, EveryCandidateTakesPartUnlessWorkersPerRoundIsSet) {
   EXPECT_GT(seen.size(), 1u) << "rounds draw different workers";
 }
 
+// A model's buffers (BatchNorm statistics) take the aggregate as it is; the
+// server optimizer steps only the trained coordinates.
+TEST(RoundPolicyTest, BuffersTakeTheAggregateWhateverTheServerOptimizer) {
+  JobConfig job = job_with();
+  job.aggregation.server_optimizer = "adam";
+  RuleRegistry rules;
+  register_builtin_rules(rules);
+  const at::Tensor buffers = at::tensor(std::vector<int64_t>{0, 1}).to(at::kBool);
+  Result<std::unique_ptr<RoundPolicy>> policy = make_round_policy(job, rules, RootSamples{}, buffers);
+  ASSERT_TRUE(policy.ok()) << policy.status().to_string();
+  at::Tensor global = at::tensor(std::vector<float>{1.0f, 1.0f});
+  ASSERT_TRUE((*policy)->aggregate(updates_of(1, {{0.002f, -0.002f}, {0.004f, -0.004f}}), global).ok());
+  EXPECT_FLOAT_EQ(global[1].item<float>(), 1.0f - 0.003f);     // the mean, as FedAvg
+  EXPECT_GT(std::abs(global[0].item<float>() - 1.003f), 0.1f);  // Adam's step, of about the learning rate
+}
+
 TEST(RoundPolicyTest, TooFewUpdatesKeepTheModel) {
   auto policy = policy_of(job_with(0, 3));
   at::Tensor global = at::zeros({2});

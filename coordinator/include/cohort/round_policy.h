@@ -88,10 +88,15 @@ struct RootSamples {
   ModelSource model;  // what the job trains
 };
 
-// The job's policy. Errors: an unknown rule, pre-aggregator, attack or
-// server optimizer, or a bad parameter (as the rule registry, make_attack
-// and make_server_optimizer report them).
+// The job's policy. `buffers` (bool, one per coordinate of the model, or
+// undefined when it has none) marks the coordinates that are not trained
+// (a TorchScript model's BatchNorm statistics, docs/MODELS.md): they take
+// the aggregate as it is, whatever the server optimizer, so that an
+// adaptive server step never drives a running variance below zero.
+// Errors: an unknown rule, pre-aggregator, attack or server optimizer, or
+// a bad parameter (as the rule registry, make_attack and
+// make_server_optimizer report them).
 Result<std::unique_ptr<RoundPolicy>> make_round_policy(const JobConfig& job, const RuleRegistry& rules,
-                                                       RootSamples root);
+                                                       RootSamples root, at::Tensor buffers = {});
 
 }  // namespace cohort
