@@ -84,6 +84,14 @@ struct Hyperparameters {
   momentum @4 :Float64;
   weightDecay @5 :Float64;
   keepMomentum @6 :Bool;   # keep SGD momentum buffers from the worker's previous task
+  loss @7 :Loss;           # what each step minimises (docs/CONFIG.md, [training] loss)
+}
+
+enum Loss {
+  crossEntropy @0;
+  nll @1;
+  mse @2;
+  bceWithLogits @3;
 }
 
 enum PartitionScheme {

@@ -183,7 +183,7 @@ Result<std::optional<Evaluation>> Coordinator::Impl::evaluate_global(uint32_t ro
   if (!due) return std::optional<Evaluation>();
   return catching_exceptions("evaluating round " + std::to_string(round), [&]() -> Result<std::optional<Evaluation>> {
     COHORT_RETURN_IF_ERROR(model_->set_flat_parameters(global_));
-    return std::optional<Evaluation>(evaluate(*model_, test_set_));
+    return std::optional<Evaluation>(evaluate(*model_, test_set_, hyperparameters_of(config_.training).loss));
   });
 }
 

@@ -105,7 +105,7 @@ Status Coordinator::Impl::init_model() {
   COHORT_RETURN_IF_ERROR(check_forward_fits(*model_, test_set_.images.narrow(0, 0, probe),
                                             test_set_.labels.narrow(0, 0, probe), origin));
   log_.info("model: TorchScript archive " + origin + " (" + std::to_string(model_source_.archive->size()) +
-            " bytes, BLAKE2b " + to_hex(model_source_.archive_digest).substr(0, 16) + ", " +
+            " bytes, BLAKE2b-256 " + to_hex(model_source_.archive_digest) + ", " +
             std::to_string(model_->parameter_count()) + " values in " +
             std::to_string(model_->layout().tensors.size()) + " tensors)");
   return Status();

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "cohort/loss.h"
 #include "cohort/model_names.h"
 #include "cohort/number_text.h"
 #include "cohort/partition.h"
@@ -83,6 +84,7 @@ Status read_training(TableReader r, TrainingSection& s) {
   r.read("momentum", s.momentum, DoubleRange{.min = 0, .max = 1, .max_open = true});
   r.read("weight_decay", s.weight_decay, DoubleRange{.min = 0});
   r.read("keep_momentum", s.keep_momentum);
+  r.read("loss", s.loss, TextRule{.one_of = loss_names()});
   return r.finish();
 }
 

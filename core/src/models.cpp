@@ -218,8 +218,8 @@ Status check_forward_fits(Model& model, const at::Tensor& inputs, const at::Tens
   const int64_t batch = inputs.size(0);
   if (out.dim() != 2 || out.size(0) != batch) {
     return Status::invalid_argument(std::string(what) + ": the output for a batch of " + std::to_string(batch) +
-                                    " samples is " + shape_text(out.sizes()) + ", but cross-entropy needs [" +
-                                    std::to_string(batch) + ", classes] logits");
+                                    " samples is " + shape_text(out.sizes()) + ", but training needs [" +
+                                    std::to_string(batch) + ", classes] outputs");
   }
   const int64_t needed = labels.numel() == 0 ? 1 : labels.max().item<int64_t>() + 1;
   if (out.size(1) < needed) {
@@ -243,7 +243,19 @@ TensorDataset to_tensors(const LabeledImages& data) {
   return out;
 }
 
-Evaluation evaluate(Model& model, const TensorDataset& data, int64_t batch_size) {
+at::Tensor loss_of(const at::Tensor& outputs, const at::Tensor& labels, LossKind kind) {
+  namespace F = torch::nn::functional;
+  switch (kind) {
+    case LossKind::kCrossEntropy: return F::cross_entropy(outputs, labels);
+    case LossKind::kNll: return F::nll_loss(outputs, labels);
+    case LossKind::kMse: return F::mse_loss(outputs, F::one_hot(labels, outputs.size(1)).to(outputs.dtype()));
+    case LossKind::kBceWithLogits:
+      return F::binary_cross_entropy_with_logits(outputs, F::one_hot(labels, outputs.size(1)).to(outputs.dtype()));
+  }
+  return F::cross_entropy(outputs, labels);
+}
+
+Evaluation evaluate(Model& model, const TensorDataset& data, LossKind loss, int64_t batch_size) {
   torch::NoGradGuard no_grad;
   model.set_training(false);
   Evaluation out;
@@ -254,10 +266,11 @@ Evaluation evaluate(Model& model, const TensorDataset& data, int64_t batch_size)
     auto images = data.images.narrow(0, start, n).to(model.device());
     auto labels = data.labels.narrow(0, start, n).to(model.device());
     auto logits = model.forward(images);
-    loss_sum += torch::nn::functional::cross_entropy(
-                    logits, labels,
-                    torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                    .item<double>();
+    loss_sum += loss == LossKind::kCrossEntropy
+                    ? torch::nn::functional::cross_entropy(
+                          logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                          .item<double>()
+                    : loss_of(logits, labels, loss).item<double>() * static_cast<double>(n);
     correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
   }
   out.samples = data.size();

@@ -158,7 +158,8 @@ Task read(proto::Task::Reader in, const DecodeLimits& limits) {
   out.hyper = Hyperparameters{hyper.getLocalSteps(),   hyper.getLocalEpochs(),
                               hyper.getBatchSize(),    hyper.getLearningRate(),
                               hyper.getMomentum(),     hyper.getWeightDecay(),
-                              hyper.getKeepMomentum()};
+                              hyper.getKeepMomentum(),
+                              read_enum<LossKind>(static_cast<uint16_t>(hyper.getLoss()), 3, "loss")};
   auto data = in.getData();
   out.data.scheme =
       read_enum<PartitionScheme>(static_cast<uint16_t>(data.getScheme()), 3, "partition scheme");

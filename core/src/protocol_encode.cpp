@@ -91,6 +91,7 @@ void write(proto::Task::Builder out, const Task& in) {
   hyper.setMomentum(in.hyper.momentum);
   hyper.setWeightDecay(in.hyper.weight_decay);
   hyper.setKeepMomentum(in.hyper.keep_momentum);
+  hyper.setLoss(static_cast<proto::Loss>(in.hyper.loss));
   auto data = out.initData();
   data.setScheme(static_cast<proto::PartitionScheme>(in.data.scheme));
   data.setNumParts(in.data.num_parts);

@@ -39,7 +39,7 @@ std::vector<uint8_t> task_signing_bytes(const Task& task, const PublicKey& worke
   out.bytes(worker).u32(task.round).u64(task.task_id).text(task.model_name);
   const Hyperparameters& h = task.hyper;
   out.u32(h.local_steps).f64(h.local_epochs).u32(h.batch_size).f64(h.learning_rate).f64(h.momentum)
-      .f64(h.weight_decay).u32(h.keep_momentum ? 1 : 0);
+      .f64(h.weight_decay).u32(h.keep_momentum ? 1 : 0).u32(static_cast<uint32_t>(h.loss));
   const DataSelection& d = task.data;
   out.u32(static_cast<uint32_t>(d.scheme)).u32(d.num_parts).u32(d.part_index).f64(d.alpha).f64(d.gamma)
       .u64(d.seed);

@@ -64,6 +64,8 @@ Hyperparameters hyperparameters_of(const TrainingSection& training) {
   hyper.momentum = training.momentum;
   hyper.weight_decay = training.weight_decay;
   hyper.keep_momentum = training.keep_momentum;
+  // The config's reader accepts only known names.
+  hyper.loss = parse_loss(training.loss).value();
   return hyper;
 }
 
@@ -287,7 +289,7 @@ Status SgdTrainer::run(uint64_t steps) {
     torch::Tensor labels = s.shard.labels.index_select(0, index);
     s.optimizer.zero_grad();
     torch::Tensor logits = s.model.forward_seeded(images, s.dropout_seeds.fork(s.step).next_u64());
-    torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels);
+    torch::Tensor loss = loss_of(logits, labels, s.hyper.loss);
     loss.backward();
     s.optimizer.step();
     torch::NoGradGuard no_grad;

@@ -39,6 +39,7 @@ void expect_same(const JobConfig& got, const JobConfig& want) {
   EXPECT_EQ(got.training.momentum, want.training.momentum);
   EXPECT_EQ(got.training.weight_decay, want.training.weight_decay);
   EXPECT_EQ(got.training.keep_momentum, want.training.keep_momentum);
+  EXPECT_EQ(got.training.loss, want.training.loss);
   EXPECT_EQ(got.aggregation.pre, want.aggregation.pre);
   EXPECT_EQ(got.aggregation.rule, want.aggregation.rule);
   EXPECT_EQ(got.aggregation.server_learning_rate, want.aggregation.server_learning_rate);
@@ -149,6 +150,7 @@ TEST(ConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(d.training.momentum, 0.9);
   EXPECT_EQ(d.training.weight_decay, 0.0);
   EXPECT_FALSE(d.training.keep_momentum);
+  EXPECT_EQ(d.training.loss, "cross-entropy");
   EXPECT_TRUE(d.aggregation.pre.empty());
   EXPECT_EQ(d.aggregation.rule, "fedavg");
   EXPECT_EQ(d.aggregation.server_learning_rate, 1.0);
@@ -235,6 +237,7 @@ learning_rate = 0.01
 momentum = 0.0
 weight_decay = 5e-4
 keep_momentum = true
+loss = "mse"
 
 [aggregation]
 pre = ["clip", "nnm"]
@@ -305,7 +308,7 @@ registration_grant = 1000
   want.data = {"idx", "/data/unused", "/data/t10k-images-idx3-ubyte",
                "/data/t10k-labels-idx1-ubyte", "/data/train-images-idx3-ubyte",
                "/data/train-labels-idx1-ubyte", "dirichlet", 0.1, 0.25, 2000, 5};
-  want.training = {50, 0.0, 64, 0.01, 0.0, 5e-4, true};
+  want.training = {50, 0.0, 64, 0.01, 0.0, 5e-4, true, "mse"};
   want.aggregation.pre = {"clip", "nnm"};
   want.aggregation.rule = "multi-krum";
   want.aggregation.server_learning_rate = 0.5;
@@ -359,11 +362,11 @@ TEST(ConfigTest, UnknownTablesAndKeysAreErrors) {
       {"[training]\nbach_size = 64\n",
        "job.toml: training.bach_size: unknown key 'training.bach_size'; valid keys in "
        "[training]: local_steps, local_epochs, batch_size, learning_rate, momentum, weight_decay, "
-       "keep_momentum"},
+       "keep_momentum, loss"},
       {"[training.extra]\nx = 1\n",
        "job.toml: training.extra: unknown key 'training.extra'; valid keys in [training]: "
        "local_steps, local_epochs, batch_size, learning_rate, momentum, weight_decay, "
-       "keep_momentum"},
+       "keep_momentum, loss"},
       {"[aggregation.other]\n",
        "job.toml: aggregation.other: unknown key 'aggregation.other'; valid keys in "
        "[aggregation]: pre, rule, server_learning_rate, f, root_samples, max_update_norm, params, "
@@ -458,6 +461,8 @@ TEST(ConfigTest, BadStringsAreErrors) {
        "job.toml: data.partition: must be one of \"iid\", \"dirichlet\", \"gamma\", \"none\"; "
        "got \"shards\""},
       {"[aggregation]\nrule = \"\"\n", "job.toml: aggregation.rule: must not be empty"},
+      {"[training]\nloss = \"hinge\"\n",
+       "job.toml: training.loss: must be one of \"cross-entropy\", \"nll\", \"mse\", \"bce-with-logits\"; got \"hinge\""},
       {"[model]\nname = \"cnn\"\npath = \"model.pt\"\n",
        "job.toml: model.path: cannot be set together with model.name (a job trains a built-in model or an "
        "archive)"},

@@ -249,7 +249,7 @@ std::unique_ptr<Model> always_three() {
 TEST(ModelsTest, EvaluateAccuracyIsShareOfPredictedClass) {
   auto model = always_three();
   TensorDataset data = to_tensors(tiny_images({0, 10, 20, 30, 40}, {3, 1, 3, 0, 3}, 28));
-  Evaluation e = evaluate(*model, data, /*batch_size=*/2);  // batches of 2, 2, 1
+  Evaluation e = evaluate(*model, data, LossKind::kCrossEntropy, /*batch_size=*/2);  // batches of 2, 2, 1
   EXPECT_EQ(e.samples, 5);
   EXPECT_DOUBLE_EQ(e.accuracy, 3.0 / 5.0);
   // Cross-entropy: log(9 + e) - 1 for label 3, log(9 + e) otherwise; mean over
@@ -260,8 +260,8 @@ TEST(ModelsTest, EvaluateAccuracyIsShareOfPredictedClass) {
 TEST(ModelsTest, EvaluateDoesNotDependOnBatchSize) {
   auto model = create_or_die("cnn", 3);
   TensorDataset data = to_tensors(tiny_images({0, 60, 120, 180, 240}, {0, 1, 2, 3, 4}, 28));
-  Evaluation whole = evaluate(*model, data, 1000);
-  Evaluation ones = evaluate(*model, data, 1);
+  Evaluation whole = evaluate(*model, data, LossKind::kCrossEntropy, 1000);
+  Evaluation ones = evaluate(*model, data, LossKind::kCrossEntropy, 1);
   EXPECT_DOUBLE_EQ(whole.accuracy, ones.accuracy);
   EXPECT_NEAR(whole.loss, ones.loss, 1e-5);
 }

@@ -49,6 +49,7 @@ TEST(ProtocolRoundTripTest, TaskNamingAModelArchive) {
   Task t = sample_task();
   t.model_name = "torchscript";
   t.model_archive = bytes32(0x44);
+  t.hyper.loss = LossKind::kNll;
   Message m = t;
   EXPECT_EQ(round_trip(m), m);
 }
@@ -127,6 +128,7 @@ TEST(ProtocolSigningTest, EveryFieldOfATaskIsCovered) {
       [](Task& t) { t.hyper.learning_rate *= 0.99; },
       [](Task& t) { t.hyper.batch_size++; },
       [](Task& t) { t.hyper.keep_momentum = !t.hyper.keep_momentum; },
+      [](Task& t) { t.hyper.loss = LossKind::kBceWithLogits; },
       [](Task& t) { t.data.part_index++; },
       [](Task& t) { t.seed++; },
       [](Task& t) { t.deadline_unix_ms++; },

@@ -255,5 +255,50 @@ TEST(SgdTrainerTest, NonFiniteLossIsAnError) {
   EXPECT_EQ(status.code(), Status::Code::kInternal) << status.to_string();
 }
 
+// Each loss is its formula: cross-entropy of logits, nll of
+// log-probabilities (equal to cross-entropy of their logits), mse and
+// bce-with-logits against the one-hot label, averaged over the elements.
+TEST(LossTest, EachLossIsItsFormula) {
+  const at::Tensor outputs = at::tensor(std::vector<float>{2.0f, 0.0f, -1.0f, 0.5f, 1.5f, 0.0f}).view({2, 3});
+  const at::Tensor labels = at::tensor(std::vector<int64_t>{0, 1});
+  const at::Tensor one_hot = at::tensor(std::vector<float>{1, 0, 0, 0, 1, 0}).view({2, 3});
+  const at::Tensor cross_entropy = -at::log_softmax(outputs, 1).gather(1, labels.view({2, 1})).mean();
+  EXPECT_NEAR(loss_of(outputs, labels, LossKind::kCrossEntropy).item<double>(), cross_entropy.item<double>(), 1e-6);
+  EXPECT_NEAR(loss_of(at::log_softmax(outputs, 1), labels, LossKind::kNll).item<double>(),
+              cross_entropy.item<double>(), 1e-6);
+  EXPECT_NEAR(loss_of(outputs, labels, LossKind::kMse).item<double>(), (outputs - one_hot).pow(2).mean().item<double>(),
+              1e-6);
+  const at::Tensor p = at::sigmoid(outputs);
+  const at::Tensor bce = -(one_hot * at::log(p) + (1 - one_hot) * at::log(1 - p)).mean();
+  EXPECT_NEAR(loss_of(outputs, labels, LossKind::kBceWithLogits).item<double>(), bce.item<double>(), 1e-6);
+  EXPECT_EQ(parse_loss("bce-with-logits").value(), LossKind::kBceWithLogits);
+  EXPECT_EQ(loss_name(LossKind::kNll), "nll");
+  EXPECT_NE(parse_loss("hinge").status().message().find("unknown loss 'hinge' (known: cross-entropy, nll, mse, "
+                                                         "bce-with-logits)"),
+            std::string::npos);
+}
+
+// A task trains with the loss it names: its steps lower that loss and
+// differ from another loss's.
+TEST(LossTest, TheTrainerMinimisesTheTasksLoss) {
+  const TensorDataset shard = synthetic_shard();
+  at::Tensor ends[3];
+  int i = 0;
+  for (LossKind kind : {LossKind::kCrossEntropy, LossKind::kMse, LossKind::kBceWithLogits}) {
+    SCOPED_TRACE(std::string(loss_name(kind)));
+    Hyperparameters hyper = sgd(40);
+    hyper.loss = kind;
+    auto model = fresh_model();
+    const double before = loss_of(model->forward(shard.images), shard.labels, kind).item<double>();
+    SgdTrainer trainer(*model, shard, hyper, 2);
+    ASSERT_TRUE(trainer.run(40).ok());
+    const double after = loss_of(model->forward(shard.images), shard.labels, kind).item<double>();
+    EXPECT_LT(after, 0.8 * before);
+    ends[i++] = model->flat_parameters();
+  }
+  EXPECT_FALSE(at::equal(ends[0], ends[1]));
+  EXPECT_FALSE(at::equal(ends[1], ends[2]));
+}
+
 }  // namespace
 }  // namespace cohort

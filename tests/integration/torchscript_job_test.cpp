@@ -20,7 +20,7 @@ namespace cohort::testing {
 namespace {
 
 std::string job_text(const std::filesystem::path& out, const std::filesystem::path& model, const std::string& listen,
-                     int rounds, int min_updates) {
+                     int rounds, int min_updates, const std::string& loss = "cross-entropy") {
   return R"(
 [job]
 rounds = )" + std::to_string(rounds) + R"(
@@ -32,6 +32,7 @@ path = ")" + model.string() + R"("
 eval_samples = 1000
 [training]
 local_steps = 30
+loss = ")" + loss + R"("
 [round]
 min_workers = 2
 min_updates = )" + std::to_string(min_updates) + R"(
@@ -58,10 +59,12 @@ struct JobRun {
 // A job on small.pt with two worker processes, each given `flags[i]`,
 // their state in dir/w<i>.
 JobRun run_job(const ScratchDir& dir, const std::string& name, int rounds,
-               const std::vector<std::vector<std::string>>& flags, int min_updates = 2) {
+               const std::vector<std::vector<std::string>>& flags, int min_updates = 2,
+               const std::string& model = "small.pt", const std::string& loss = "cross-entropy") {
   const std::string socket = "ipc://" + (dir.path() / (name + ".sock")).string();
   const std::filesystem::path out = dir.path() / name;
-  write_file(dir.path() / (name + ".toml"), job_text(out, torchscript_fixture("small.pt"), socket, rounds, min_updates));
+  write_file(dir.path() / (name + ".toml"),
+             job_text(out, torchscript_fixture(model), socket, rounds, min_updates, loss));
   CohortProcess coordinator({"coordinator", "--config", (dir.path() / (name + ".toml")).string()},
                             dir.path() / (name + ".c.out"), dir.path() / (name + ".c.err"));
   const std::string key = coordinator_key(out);
@@ -146,6 +149,21 @@ TEST(TorchScriptJob, ACheaterIsCaughtOnATorchScriptModel) {
   EXPECT_GT(run.rounds[0]["slashed"].get<int64_t>(), 0);
 }
 
+// [training] loss reaches the workers in the signed task and the verifier's
+// re-execution: a log_softmax model trained on nll passes its audits.
+TEST(TorchScriptJob, AnNllJobOnLogProbabilitiesIsTrainedAndAudited) {
+  ScratchDir dir;
+  const JobRun run = run_job(dir, "nll", 2, {{"--accept-models"}, {"--accept-models"}}, 2, "log_probs.pt", "nll");
+  ASSERT_EQ(run.coordinator_exit, 0) << run.coordinator_log;
+  ASSERT_EQ(run.rounds.size(), 2u);
+  for (const auto& round : run.rounds) {
+    EXPECT_EQ(round["accepted"], 2);
+    EXPECT_EQ(round["audits_failed"], 0) << run.coordinator_log;
+  }
+  EXPECT_GT(run.rounds[1]["test_accuracy"].get<double>(), 0.7);
+  EXPECT_GT(run.rounds[1]["test_loss"].get<double>(), 0.0);  // nll of log-probabilities is positive
+}
+
 TEST(TorchScriptJob, SimulateEndsWithTheModelTheProcessesTrain) {
   ScratchDir dir;
   const JobRun run = [&] {
@@ -216,7 +234,7 @@ TEST(TorchScriptJob, TheCoordinatorRefusesEachBadArchiveAtStart) {
       {torchscript_fixture("float64.pt"), "parameter 'conv.weight' is Double, but Cohort trains float32 parameters"},
       {torchscript_fixture("wrong_input.pt"), "the forward pass fails on a batch of 8 samples [8, 1, 28, 28]"},
       {torchscript_fixture("wrong_shape.pt"),
-       "the output for a batch of 8 samples is [8, 10, 2], but cross-entropy needs [8, classes] logits"},
+       "the output for a batch of 8 samples is [8, 10, 2], but training needs [8, classes] outputs"},
       {torchscript_fixture("five_classes.pt"), "the output has 5 classes, but the data has labels up to 9"},
   };
   for (const auto& [model, problem] : cases) {

@@ -7,6 +7,7 @@ small.pt          a conv net with BatchNorm, elementwise activations and
                   its BatchNorm keeps a cumulative average (momentum=None),
                   so num_batches_tracked changes what training computes
 five_classes.pt   the same with 5 outputs (too few for Fashion-MNIST's labels)
+log_probs.pt      the same ending in log_softmax, for [training] loss = "nll"
 wrong_input.pt    expects 3-channel images: the forward fails on 1 channel
 wrong_shape.pt    returns [B,10,2]: not logits
 frozen.pt         every parameter has requires_grad = False
@@ -40,6 +41,15 @@ class Small(nn.Module):
         return self.fc(self.drop(x.flatten(1)))
 
 
+class LogProbs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = Small()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.inner(x), dim=1)
+
+
 class WrongShape(nn.Module):
     def __init__(self):
         super().__init__()
@@ -61,6 +71,7 @@ def main() -> None:
     torch.manual_seed(7)
     save(Small(), out / "small.pt")
     save(Small(classes=5), out / "five_classes.pt")
+    save(LogProbs(), out / "log_probs.pt")
     save(Small(in_channels=3), out / "wrong_input.pt")
     save(WrongShape(), out / "wrong_shape.pt")
     frozen = Small()

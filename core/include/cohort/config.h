@@ -69,6 +69,7 @@ struct TrainingSection {
   // (distributed SGD as in the robustness literature) instead of starting
   // every task with fresh momentum (FedAvg).
   bool keep_momentum = false;
+  std::string loss = "cross-entropy";  // cohort/loss.h: "cross-entropy" | "nll" | "mse" | "bce-with-logits"
   bool operator==(const TrainingSection&) const = default;
 };
 

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "cohort/dataset.h"
+#include "cohort/loss.h"
 #include "cohort/model_names.h"
 #include "cohort/model_source.h"
 #include "cohort/status.h"
@@ -137,7 +138,8 @@ inline constexpr int64_t kForwardProbeSamples = 8;
 // more than the batch's largest label. `what` names the model and data in
 // errors (InvalidArgument): a forward that throws ("<what>: the forward
 // pass fails on a batch of 8 samples [8, 1, 28, 28]: <torch's message>"),
-// an output of another shape, too few classes.
+// an output of another shape, too few classes. Every loss (loss.h) takes
+// such outputs.
 Status check_forward_fits(Model& model, const at::Tensor& inputs, const at::Tensor& labels,
                           std::string_view what);
 
@@ -153,13 +155,19 @@ struct TensorDataset {
 };
 TensorDataset to_tensors(const LabeledImages& data);
 
+// `kind`'s loss of [B, classes] `outputs` against class `labels` [B]:
+// the mean over the batch (over its elements for mse and bce-with-logits,
+// whose target is the one-hot label), as a training step minimises it.
+at::Tensor loss_of(const at::Tensor& outputs, const at::Tensor& labels, LossKind kind);
+
 struct Evaluation {
-  double accuracy = 0.0;  // fraction correct
-  double loss = 0.0;      // mean cross-entropy
+  double accuracy = 0.0;  // fraction correct (the argmax of the outputs)
+  double loss = 0.0;      // the job's loss, mean per sample
   int64_t samples = 0;
 };
 
 // Evaluates without gradients, in batches, on the model's device.
-Evaluation evaluate(Model& model, const TensorDataset& data, int64_t batch_size = 1000);
+Evaluation evaluate(Model& model, const TensorDataset& data, LossKind loss = LossKind::kCrossEntropy,
+                    int64_t batch_size = 1000);
 
 }  // namespace cohort

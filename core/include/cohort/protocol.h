@@ -20,6 +20,7 @@
 
 #include "cohort/commitment.h"
 #include "cohort/crypto.h"
+#include "cohort/loss.h"
 #include "cohort/partition.h"
 #include "cohort/receipt.h"
 #include "cohort/status.h"
@@ -98,6 +99,7 @@ struct Hyperparameters {
   double momentum = 0.0;
   double weight_decay = 0.0;
   bool keep_momentum = false;
+  LossKind loss = LossKind::kCrossEntropy;
   bool operator==(const Hyperparameters&) const = default;
 };
 
