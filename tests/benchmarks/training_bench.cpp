@@ -130,6 +130,34 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Runs `first` and `second` (each: one epoch with the given seed, returning
+// the samples trained on) once per iteration, swapping which goes first so
+// that neither always runs on a warm cache, and reports both rates
+// (samples/s) as `first_name` and `second_name` and their ratio.
+template <typename First, typename Second>
+void alternate_epochs(benchmark::State& state, const char* first_name, First first, const char* second_name,
+                      Second second) {
+  double seconds[2] = {0.0, 0.0};
+  int64_t samples[2] = {0, 0};
+  uint64_t seed = 1;
+  for (auto _ : state) {
+    const bool first_leads = (seed % 2) == 1;
+    for (int turn = 0; turn < 2; ++turn) {
+      const int which = (turn == 0) == first_leads ? 0 : 1;
+      const auto start = std::chrono::steady_clock::now();
+      samples[which] += which == 0 ? first(seed) : second(seed);
+      seconds[which] += seconds_since(start);
+    }
+    ++seed;
+  }
+  const double first_rate = static_cast<double>(samples[0]) / seconds[0];
+  const double second_rate = static_cast<double>(samples[1]) / seconds[1];
+  state.counters[first_name] = first_rate;
+  state.counters[second_name] = second_rate;
+  state.counters["ratio"] = first_rate / second_rate;
+  state.counters["threads"] = static_cast<double>(at::get_num_threads());
+}
+
 // Sets the torch thread count from the benchmark argument; false (and the
 // benchmark skipped) when the data set is missing.
 bool prepare(benchmark::State& state) {
@@ -186,30 +214,9 @@ void BM_Paired(benchmark::State& state) {
   loop.run(shard, kWarmupSteps);
 
   const cohort::Hyperparameters hyper = epoch_hyper();
-  double cohort_seconds = 0.0, bare_seconds = 0.0;
-  int64_t cohort_samples = 0, bare_samples = 0;
-  uint64_t seed = 1;
-  for (auto _ : state) {
-    // Alternate which loop goes first so neither always runs on a warm cache.
-    const bool cohort_first = (seed % 2) == 1;
-    for (int turn = 0; turn < 2; ++turn) {
-      const auto start = std::chrono::steady_clock::now();
-      if ((turn == 0) == cohort_first) {
-        cohort_samples += cohort_epoch(*cohort_model, shard, hyper, seed);
-        cohort_seconds += seconds_since(start);
-      } else {
-        bare_samples += loop.run(shard);
-        bare_seconds += seconds_since(start);
-      }
-    }
-    ++seed;
-  }
-  const double cohort_rate = static_cast<double>(cohort_samples) / cohort_seconds;
-  const double bare_rate = static_cast<double>(bare_samples) / bare_seconds;
-  state.counters["cohort_samples_per_s"] = cohort_rate;
-  state.counters["bare_samples_per_s"] = bare_rate;
-  state.counters["ratio"] = cohort_rate / bare_rate;
-  state.counters["threads"] = static_cast<double>(at::get_num_threads());
+  alternate_epochs(
+      state, "cohort_samples_per_s", [&](uint64_t seed) { return cohort_epoch(*cohort_model, shard, hyper, seed); },
+      "bare_samples_per_s", [&](uint64_t) { return loop.run(shard); });
 }
 
 // One train_locally epoch on each model in turn: the archive's and the
@@ -235,29 +242,9 @@ void BM_TorchScriptPaired(benchmark::State& state) {
   cohort_epoch(*native, shard, warmup, 0);
 
   const cohort::Hyperparameters hyper = epoch_hyper();
-  double archive_seconds = 0.0, native_seconds = 0.0;
-  int64_t archive_samples = 0, native_samples = 0;
-  uint64_t seed = 1;
-  for (auto _ : state) {
-    const bool archive_first = (seed % 2) == 1;
-    for (int turn = 0; turn < 2; ++turn) {
-      const auto start = std::chrono::steady_clock::now();
-      if ((turn == 0) == archive_first) {
-        archive_samples += cohort_epoch(**archive, shard, hyper, seed);
-        archive_seconds += seconds_since(start);
-      } else {
-        native_samples += cohort_epoch(*native, shard, hyper, seed);
-        native_seconds += seconds_since(start);
-      }
-    }
-    ++seed;
-  }
-  const double archive_rate = static_cast<double>(archive_samples) / archive_seconds;
-  const double native_rate = static_cast<double>(native_samples) / native_seconds;
-  state.counters["torchscript_samples_per_s"] = archive_rate;
-  state.counters["native_samples_per_s"] = native_rate;
-  state.counters["ratio"] = archive_rate / native_rate;
-  state.counters["threads"] = static_cast<double>(at::get_num_threads());
+  alternate_epochs(
+      state, "torchscript_samples_per_s", [&](uint64_t seed) { return cohort_epoch(**archive, shard, hyper, seed); },
+      "native_samples_per_s", [&](uint64_t seed) { return cohort_epoch(*native, shard, hyper, seed); });
 }
 
 BENCHMARK(BM_TrainLocally)->ArgName("threads")->Arg(1)->Arg(2)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);

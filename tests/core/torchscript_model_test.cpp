@@ -14,6 +14,7 @@
 #include "cohort/proof_of_learning.h"
 #include "cohort/training.h"
 #include "support/torchscript_fixtures.h"
+#include "synthetic_task.h"
 
 namespace cohort {
 namespace {
@@ -29,21 +30,10 @@ bool layout_has(const Model& model, std::string_view name) {
   return std::any_of(tensors.begin(), tensors.end(), [&](const TensorSpec& spec) { return spec.name == name; });
 }
 
+// The first `n` samples of the shared synthetic shard (96 samples).
 TensorDataset shard(int64_t n = 64) {
-  at::Generator gen = at::detail::createCPUGenerator(5);
-  at::Tensor labels = at::arange(n, at::kLong).remainder(10);
-  at::Tensor images = at::randn({n, 1, 28, 28}, gen) * 0.5 + labels.to(at::kFloat).view({n, 1, 1, 1}) * 0.2;
-  return TensorDataset{images, labels};
-}
-
-Hyperparameters hyper(uint32_t steps) {
-  Hyperparameters h;
-  h.local_steps = steps;
-  h.batch_size = 8;
-  h.learning_rate = 0.05;
-  h.momentum = 0.9;
-  h.weight_decay = 1e-4;
-  return h;
+  const TensorDataset all = synthetic_shard();
+  return TensorDataset{all.images.narrow(0, 0, n), all.labels.narrow(0, 0, n)};
 }
 
 Status load_error(std::span<const uint8_t> bytes) {
@@ -125,7 +115,7 @@ TEST(TorchScriptModel, TrainingMovesTheBatchNormStatisticsAndKeepsTheirMomentumZ
   auto model = torchscript_model();
   const at::Tensor start = model->flat_parameters();
   const TensorDataset data = shard();
-  SgdTrainer trainer(*model, data, hyper(6), 3);
+  SgdTrainer trainer(*model, data, synthetic_hyper(6), 3);
   ASSERT_TRUE(trainer.run(6).ok());
   const TrainingState state = trainer.state();
   int64_t offset = 0;
@@ -146,7 +136,7 @@ TEST(TorchScriptModel, ReExecutionFromASavedStateIsBitwiseAtOneAndTwoThreads) {
   const TensorDataset data = shard();
   auto worker = torchscript_model();
   at::set_num_threads(1);
-  SgdTrainer training(*worker, data, hyper(12), 9);
+  SgdTrainer training(*worker, data, synthetic_hyper(12), 9);
   ASSERT_TRUE(training.run(5).ok());
   const TrainingState midway = training.state();
   ASSERT_TRUE(training.run(7).ok());
@@ -154,7 +144,7 @@ TEST(TorchScriptModel, ReExecutionFromASavedStateIsBitwiseAtOneAndTwoThreads) {
 
   auto verifier = torchscript_model();
   at::set_num_threads(2);
-  SgdTrainer replay(*verifier, data, hyper(12), 9);
+  SgdTrainer replay(*verifier, data, synthetic_hyper(12), 9);
   ASSERT_TRUE(replay.load_state(midway).ok());
   ASSERT_TRUE(replay.run(7).ok());
   at::set_num_threads(1);
@@ -172,12 +162,12 @@ TEST(TorchScriptModel, AFreshThreadTrainsBitForBitLikeAWarmOne) {
   at::set_num_threads(2);
   const TensorDataset data = shard();
   auto warm = torchscript_model();
-  SgdTrainer here(*warm, data, hyper(8), 4);
+  SgdTrainer here(*warm, data, synthetic_hyper(8), 4);
   ASSERT_TRUE(here.run(8).ok());
   auto fresh = torchscript_model();
   TrainingState there;
   std::thread([&] {
-    SgdTrainer trainer(*fresh, data, hyper(8), 4);
+    SgdTrainer trainer(*fresh, data, synthetic_hyper(8), 4);
     EXPECT_TRUE(trainer.run(8).ok());
     there = trainer.state();
   }).join();
