@@ -22,6 +22,8 @@ TEST(ModelArchives, OnlyGivenArchivesArePermittedUnlessAnyIsAccepted) {
   auto given = ModelArchives::open({torchscript_fixture("small.pt")}, false, dir.path() / "models");
   ASSERT_TRUE(given.ok()) << given.status().to_string();
   EXPECT_TRUE(given->permit(small.archive_digest).ok());
+  EXPECT_TRUE(given->holds(small.archive_digest));
+  EXPECT_FALSE(given->holds(other.archive_digest));
   const Status refused = given->permit(other.archive_digest);
   EXPECT_EQ(refused.code(), Status::Code::kFailedPrecondition);
   EXPECT_NE(refused.message().find("is not among --models-from (1 archive(s) given)"), std::string::npos)
@@ -50,7 +52,9 @@ TEST(ModelArchives, AKeptArchiveIsFoundAgainAndADamagedCopyIsDropped) {
   ASSERT_TRUE(archives.ok());
   ASSERT_TRUE(archives->find(small.archive_digest).ok());
   EXPECT_FALSE(archives->find(small.archive_digest)->has_value());  // not fetched yet
+  EXPECT_FALSE(archives->holds(small.archive_digest));
   ASSERT_TRUE(archives->keep(small).ok());
+  EXPECT_TRUE(archives->holds(small.archive_digest));
   const std::filesystem::path cached = dir.path() / "models" / (to_hex(small.archive_digest) + ".pt");
   ASSERT_TRUE(std::filesystem::exists(cached));
   // A restarted worker (a new store on the same directory) finds it.

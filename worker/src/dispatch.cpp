@@ -211,9 +211,7 @@ bool Dispatcher::park_until_archive_arrives(const Task& task, Frames& payload) {
   if (!trains_archive(task) || !signed_by_coordinator(task) || !archives_.permit(task.model_archive).ok()) {
     return false;
   }
-  if (models_.contains(model_key(task))) return false;
-  Result<std::optional<ModelSource>> held = archives_.find(task.model_archive);
-  if (!held.ok() || held->has_value()) return false;
+  if (models_.contains(model_key(task)) || archives_.holds(task.model_archive)) return false;
   if (parked_) {
     // A newer task replaces one still waiting (the coordinator moved on).
     decline(parked_->task, "a newer task arrived while its model archive was on its way");
@@ -245,6 +243,11 @@ Result<bool> Dispatcher::serve_parked(const ModelArchiveMessage& archive, Frames
   }
   log_.info("received model archive " + to_hex(archive.archive).substr(0, 16) + " (" +
             std::to_string(archive.total_bytes) + " bytes)");
+  // Built from the bytes at hand: serve() then finds it without reading the cache.
+  if (Result<Model*> model = add_model(parked.task, *received); !model.ok()) {
+    (void)refuse(parked.task, error_code_for(model.status()), model.status());
+    return false;
+  }
   return serve(parked.task, std::move(parked.payload)).ok();
 }
 
@@ -343,19 +346,18 @@ MomentumBuffers Dispatcher::momentum_named_by(const Task& task, const Model& mod
 }
 
 Result<Model*> Dispatcher::model_for(const Task& task) {
-  const std::string key = model_key(task);
-  auto it = models_.find(key);
+  auto it = models_.find(model_key(task));
   if (it != models_.end()) return it->second.get();
-  ModelSource source = builtin_model_source(task.model_name);
-  if (trains_archive(task)) {
-    COHORT_RETURN_IF_ERROR(archives_.permit(task.model_archive));
-    COHORT_ASSIGN_OR_RETURN(std::optional<ModelSource> held, archives_.find(task.model_archive));
-    if (!held) {
-      return Status::unavailable("model archive " + to_hex(task.model_archive).substr(0, 16) +
-                                 " has not arrived");
-    }
-    source = std::move(*held);
+  if (!trains_archive(task)) return add_model(task, builtin_model_source(task.model_name));
+  COHORT_RETURN_IF_ERROR(archives_.permit(task.model_archive));
+  COHORT_ASSIGN_OR_RETURN(std::optional<ModelSource> held, archives_.find(task.model_archive));
+  if (!held) {
+    return Status::unavailable("model archive " + to_hex(task.model_archive).substr(0, 16) + " has not arrived");
   }
+  return add_model(task, *held);
+}
+
+Result<Model*> Dispatcher::add_model(const Task& task, const ModelSource& source) {
   // The seed does not matter: every task overwrites the parameters.
   COHORT_ASSIGN_OR_RETURN(auto model, make_model(source, /*seed=*/0));
   COHORT_RETURN_IF_ERROR(model->to_device(device_.str()));
@@ -365,7 +367,7 @@ Result<Model*> Dispatcher::model_for(const Task& task) {
                                               "model archive " + to_hex(task.model_archive).substr(0, 16) +
                                                   " on " + data_.files.images.string()));
   }
-  return models_.emplace(key, std::move(model)).first->second.get();
+  return models_.emplace(model_key(task), std::move(model)).first->second.get();
 }
 
 Result<const TensorDataset*> Dispatcher::shard_for(const DataSelection& selection) {

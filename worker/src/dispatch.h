@@ -100,9 +100,11 @@ class Dispatcher {
   // they are not kept (this worker restarted without its state directory):
   // the coordinator accepts a restart from fresh momentum.
   MomentumBuffers momentum_named_by(const Task& task, const Model& model);
-  // One model per built-in name or archive digest (model_key), first
-  // run on a batch of the local data.
+  // One model per built-in name or archive digest (model_key).
   Result<Model*> model_for(const Task& task);
+  // Builds the task's model from `source` (an archive's first runs on a
+  // batch of the local data) and keeps it under the task's model_key.
+  Result<Model*> add_model(const Task& task, const ModelSource& source);
   Result<const TensorDataset*> shard_for(const DataSelection& selection);
 
   CoordinatorSession& session_;

@@ -49,6 +49,11 @@ std::filesystem::path ModelArchives::cache_path(const Digest& digest) const {
   return cache_dir_ / (to_hex(digest) + ".pt");
 }
 
+bool ModelArchives::holds(const Digest& digest) const {
+  std::error_code error;
+  return given_.contains(digest) || std::filesystem::exists(cache_path(digest), error);
+}
+
 Result<std::optional<ModelSource>> ModelArchives::find(const Digest& digest) const {
   if (auto it = given_.find(digest); it != given_.end()) {
     COHORT_ASSIGN_OR_RETURN(ModelSource source, read_model_archive(it->second));

@@ -31,6 +31,10 @@ class ModelArchives {
   // FailedPrecondition naming the digest and what would allow it.
   Status permit(const Digest& digest) const;
 
+  // Whether the archive is at hand (given, or a file in the cache), without
+  // reading it: find() reads and checks it.
+  bool holds(const Digest& digest) const;
+
   // The archive, from --models-from or the cache (a cached copy whose bytes
   // no longer hash to its name is deleted and reported as absent), or
   // nullopt when it must be fetched. Errors: an unreadable file.
